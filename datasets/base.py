@@ -1,0 +1,156 @@
+"""Binned event datasets in memory, and their versioned HDF5 cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from spikelfp.events import EventBatch
+from spikelfp.io import atomic_path
+
+
+@dataclass
+class EventDataset:
+    """Binned binary events of many samples, concatenated.
+
+    Sample k occupies ``steps/channels[sample_ptr[k] : sample_ptr[k+1]]``, sorted by (step,
+    channel) without repeats. ``n_steps`` (T) and ``n_in`` are shared by all samples.
+    """
+
+    steps: np.ndarray
+    channels: np.ndarray
+    sample_ptr: np.ndarray
+    labels: np.ndarray
+    n_steps: int
+    n_in: int
+    n_classes: int
+    name: str = ""
+    classes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.steps = np.ascontiguousarray(self.steps, dtype=np.int32)
+        self.channels = np.ascontiguousarray(self.channels, dtype=np.int32)
+        self.sample_ptr = np.ascontiguousarray(self.sample_ptr, dtype=np.int64)
+        self.labels = np.ascontiguousarray(self.labels, dtype=np.int64)
+        n = self.labels.size
+        if self.sample_ptr.shape != (n + 1,) or self.sample_ptr[0] != 0:
+            raise ValueError(f"{self.name}: sample_ptr must have {n + 1} entries starting at 0")
+        if np.any(np.diff(self.sample_ptr) < 0) or self.sample_ptr[-1] != self.steps.size:
+            raise ValueError(f"{self.name}: sample_ptr is not a valid offset array")
+        if self.steps.size != self.channels.size:
+            raise ValueError(f"{self.name}: steps and channels differ in length")
+        if self.steps.size and (self.steps.min() < 0 or self.steps.max() >= self.n_steps):
+            raise ValueError(f"{self.name}: time steps outside [0, {self.n_steps})")
+        if self.channels.size and (self.channels.min() < 0 or self.channels.max() >= self.n_in):
+            raise ValueError(f"{self.name}: channels outside [0, {self.n_in})")
+        if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
+            raise ValueError(f"{self.name}: labels outside [0, {self.n_classes})")
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    @property
+    def events_per_sample(self) -> float:
+        return self.steps.size / max(1, len(self))
+
+    def batch(self, idx) -> EventBatch:
+        """Gather samples ``idx`` into an :class:`EventBatch`."""
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            raise ValueError("empty batch")
+        ptr, ch = _gather(self.steps, self.channels, self.sample_ptr, idx, self.n_steps)
+        return EventBatch(ptr, ch, idx.size, self.n_steps, self.n_in)
+
+    def subset(self, idx) -> EventDataset:
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        lens = np.diff(self.sample_ptr)[idx]
+        ptr = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        sel = np.concatenate([np.arange(self.sample_ptr[k], self.sample_ptr[k + 1]) for k in idx]) \
+            if idx.size else np.zeros(0, np.int64)
+        return EventDataset(self.steps[sel], self.channels[sel], ptr, self.labels[idx], self.n_steps,
+                            self.n_in, self.n_classes, self.name, list(self.classes))
+
+    @classmethod
+    def from_samples(cls, samples, labels, n_steps, n_in, n_classes, name="", classes=()):
+        """From a list of (steps, channels) pairs (each sorted by (step, channel), unique)."""
+        lens = np.array([len(s) for s, _ in samples], dtype=np.int64)
+        ptr = np.zeros(len(samples) + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        steps = np.concatenate([s for s, _ in samples]) if samples else np.zeros(0, np.int32)
+        chans = np.concatenate([c for _, c in samples]) if samples else np.zeros(0, np.int32)
+        return cls(steps, chans, ptr, np.asarray(labels), n_steps, n_in, n_classes, name, list(classes))
+
+
+@njit(cache=True)
+def _gather(steps, channels, sample_ptr, idx, T):
+    B = idx.size
+    n = 0
+    for k in range(B):
+        n += sample_ptr[idx[k] + 1] - sample_ptr[idx[k]]
+    ptr = np.zeros(B * T + 1, dtype=np.int64)
+    ch = np.empty(n, dtype=np.int32)
+    e = 0
+    for k in range(B):
+        for q in range(sample_ptr[idx[k]], sample_ptr[idx[k] + 1]):
+            ptr[k * T + steps[q] + 1] += 1
+            ch[e] = channels[q]
+            e += 1
+    for r in range(B * T):
+        ptr[r + 1] += ptr[r]
+    return ptr, ch
+
+
+# ----------------------------------------------------------------------------- HDF5 cache
+
+CACHE_FORMAT = 1
+
+
+def write_cache(path, splits: dict, key: dict) -> None:
+    """Write {split: EventDataset} to ``path`` atomically, tagged with ``key`` (a JSON-able dict)."""
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["kind"] = "spikelfp-binned-events"
+            f.attrs["cache_format"] = CACHE_FORMAT
+            f.attrs["key"] = json.dumps(key, sort_keys=True)
+            for split, ds in splits.items():
+                g = f.create_group(split)
+                for name in ("steps", "channels", "sample_ptr", "labels"):
+                    g.create_dataset(name, data=getattr(ds, name), compression="gzip",
+                                     compression_opts=1, shuffle=True)
+                g.attrs["n_steps"] = ds.n_steps
+                g.attrs["n_in"] = ds.n_in
+                g.attrs["n_classes"] = ds.n_classes
+                g.attrs["name"] = ds.name
+                g.attrs["classes"] = json.dumps(list(ds.classes))
+            f.attrs["complete"] = 1
+
+
+def read_cache(path, key: dict) -> dict | None:
+    """Load a cache written by :func:`write_cache`; None if absent, stale (other key) or corrupt."""
+    import h5py
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            if (f.attrs.get("kind") != "spikelfp-binned-events" or int(f.attrs.get("complete", 0)) != 1
+                    or int(f.attrs.get("cache_format", -1)) != CACHE_FORMAT
+                    or json.loads(f.attrs["key"]) != json.loads(json.dumps(key, sort_keys=True))):
+                return None
+            out = {}
+            for split in f:
+                g = f[split]
+                out[split] = EventDataset(
+                    g["steps"][()], g["channels"][()], g["sample_ptr"][()], g["labels"][()],
+                    int(g.attrs["n_steps"]), int(g.attrs["n_in"]), int(g.attrs["n_classes"]),
+                    str(g.attrs["name"]), json.loads(g.attrs["classes"]))
+            return out
+    except Exception:  # truncated/corrupt file, bad arrays: the caller rebuilds it
+        return None

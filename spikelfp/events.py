@@ -1,0 +1,119 @@
+"""Sparse spike input: a batch of binary (time step, channel) events in CSR form.
+
+``EventBatch`` stores, for B samples of T steps over ``n_in`` channels, the active channels of
+sample b at step t in ``indices[indptr[b*T + t] : indptr[b*T + t + 1]]`` (sorted ascending, no
+repeats). This is the simulator's native input: its cost is proportional to the number of events.
+
+Example
+-------
+>>> import numpy as np
+>>> from spikelfp.events import EventBatch
+>>> x = np.zeros((1, 3, 4), dtype=np.uint8); x[0, 1, 2] = 1
+>>> eb = EventBatch.from_dense(x)
+>>> eb.indptr.tolist(), eb.indices.tolist()
+([0, 0, 1, 1], [2])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Binary spike input for a batch, CSR over (sample, step).
+
+    Attributes
+    ----------
+    indptr : int64 array (B*T + 1,)
+    indices : int32 array (n_events,)
+        Channels, ascending within each (sample, step) row.
+    batch_size, n_steps, n_in : int
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    batch_size: int
+    n_steps: int
+    n_in: int
+
+    def __post_init__(self):
+        B, T, n = int(self.batch_size), int(self.n_steps), int(self.n_in)
+        if B < 1 or T < 1 or n < 1:
+            raise ValueError(f"batch_size, n_steps and n_in must be >= 1 (got {B}, {T}, {n})")
+        ptr = np.ascontiguousarray(self.indptr, dtype=np.int64)
+        idx = np.ascontiguousarray(self.indices, dtype=np.int32)
+        if ptr.shape != (B * T + 1,):
+            raise ValueError(f"indptr must have shape ({B * T + 1},) for B={B}, T={T}; got {ptr.shape}")
+        if ptr[0] != 0 or ptr[-1] != idx.size or np.any(np.diff(ptr) < 0):
+            raise ValueError("indptr must start at 0, be non-decreasing and end at len(indices)")
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"event channels must lie in [0, {n}); got {idx.min()}..{idx.max()}")
+        if not _rows_strictly_sorted(ptr, idx):
+            raise ValueError("channels within each (sample, step) must be strictly ascending (no repeats)")
+        object.__setattr__(self, "indptr", ptr)
+        object.__setattr__(self, "indices", idx)
+        object.__setattr__(self, "batch_size", B)
+        object.__setattr__(self, "n_steps", T)
+        object.__setattr__(self, "n_in", n)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def density(self) -> float:
+        """Fraction of active (sample, step, channel) bins."""
+        return self.n_events / (self.batch_size * self.n_steps * self.n_in)
+
+    @classmethod
+    def from_dense(cls, x) -> EventBatch:
+        """From a dense 0/1 array of shape (B, T, n_in); any value other than 0 or 1 is an error."""
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"dense input must have shape (batch, T, n_in); got {x.shape}")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise ValueError("input contains NaN or inf")
+        if not np.all((x == 0) | (x == 1)):
+            raise ValueError("dense input must be binary spikes (0 or 1)")
+        B, T, n = x.shape
+        flat = x.reshape(B * T, n) != 0
+        counts = flat.sum(axis=1)
+        indptr = np.zeros(B * T + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        indices = np.nonzero(flat)[1].astype(np.int32)
+        return cls(indptr, indices, B, T, n)
+
+    def to_dense(self, dtype=np.uint8) -> np.ndarray:
+        """Dense (B, T, n_in) 0/1 array."""
+        out = np.zeros((self.batch_size * self.n_steps, self.n_in), dtype=dtype)
+        rows = np.repeat(np.arange(self.batch_size * self.n_steps), np.diff(self.indptr))
+        out[rows, self.indices] = 1
+        return out.reshape(self.batch_size, self.n_steps, self.n_in)
+
+    def counts(self) -> np.ndarray:
+        """Events per (sample, channel): (B, n_in) float64, the input "spike counts" a_0."""
+        out = np.zeros((self.batch_size, self.n_in), dtype=np.float64)
+        rows = np.repeat(np.arange(self.batch_size), np.diff(self.indptr[:: self.n_steps]))
+        np.add.at(out, (rows, self.indices), 1.0)
+        return out
+
+
+@njit(cache=True)
+def _rows_strictly_sorted(ptr, idx):
+    for r in range(ptr.size - 1):
+        for e in range(ptr[r] + 1, ptr[r + 1]):
+            if idx[e] <= idx[e - 1]:
+                return False
+    return True
+
+
+def as_event_batch(x, n_in: int | None = None) -> EventBatch:
+    """Accept an :class:`EventBatch` or a dense (B, T, n_in) 0/1 array; check n_in if given."""
+    eb = x if isinstance(x, EventBatch) else EventBatch.from_dense(x)
+    if n_in is not None and eb.n_in != n_in:
+        raise ValueError(f"input has {eb.n_in} channels but the network expects {n_in}")
+    return eb

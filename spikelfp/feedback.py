@@ -1,0 +1,249 @@
+"""LFP feedback: rewards and rules as small named objects over jitted kernels (DESIGN §5).
+
+A *reward* says how good the output spikes were; a *rule* propagates it from the output down
+through the layers and returns per-connection feedback ``F`` (an ascent direction; the trainer
+steps along ``-F / batch_size`` with its optimizer). No derivative of the Heaviside is used.
+
+* :class:`Temporal` (Rule B, default) -- the paper's temporal membrane rule.
+* :class:`SpikeCount` (Rule A) -- the window as a rate network, one matmul per layer.
+
+Example
+-------
+>>> import numpy as np, spikelfp
+>>> net = spikelfp.Network.random([4, 3, 2], seed=0, gain=3.0)
+>>> x = (np.random.default_rng(0).random((2, 5, 4)) < 0.5).astype(np.uint8)
+>>> fb = spikelfp.Temporal().feedback(net, x, np.array([0, 1]))
+>>> [w.shape for w in fb.weight]
+[(3, 4), (2, 3)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .events import EventBatch, as_event_batch
+from .kernels.feedback import (REWARD_RATE, REWARD_SOFTMAX, spike_count_feedback,
+                               temporal_feedback)
+from .network import Network
+from .packed import Packed, layer_view, pack
+
+
+@dataclass(frozen=True)
+class RateReward:
+    """The paper's rate-coded SNN reward (N = output spike count, T steps).
+
+    Temporal rule: true class ``g[t] = 1 - sigmoid(N - T//2)`` at every step; wrong class
+    ``g[t] = -s[t] (1 - sigmoid((T - N) - T//2))``. Spike-count rule: its time average.
+    """
+
+    name = "rate"
+    kind = REWARD_RATE
+    tau: float = 1.0  # unused; keeps one kernel signature
+
+
+@dataclass(frozen=True)
+class SoftmaxReward:
+    """SoftmaxLoss-style reward on counts: ``onehot(y) - softmax(N / tau)``.
+
+    Temporal rule: true class gets ``1 - p_y`` at every step, a wrong class ``-p_k`` at its spikes.
+    """
+
+    tau: float = 2.0
+    name = "softmax"
+    kind = REWARD_SOFTMAX
+
+    def __post_init__(self):
+        if not self.tau > 0:
+            raise ValueError(f"softmax reward needs tau > 0 (got {self.tau})")
+
+
+REWARDS = {"rate": RateReward, "softmax": SoftmaxReward}
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Per-layer feedback of one batch (summed over samples), and diagnostics.
+
+    Attributes
+    ----------
+    weight_flat, bias_flat : arrays in packed layout (see :mod:`spikelfp.packed`)
+        F_W = |W| * sum(rho x) and F_b = |b| * sum(rho) (without |.| when weight_scaling is off).
+    counts : int32 array (B, sum n_l)
+        Spike counts of every layer (the forward pass the feedback was computed on).
+    received, passed : float arrays (sum n_l,)
+        Per neuron, summed |reward received| and |reward passed on| (conservation check).
+    packed : Packed
+        The network the feedback belongs to.
+    """
+
+    weight_flat: np.ndarray
+    bias_flat: np.ndarray
+    counts: np.ndarray
+    received: np.ndarray
+    passed: np.ndarray
+    packed: Packed
+
+    @property
+    def weight(self) -> list[np.ndarray]:
+        """F_W per layer, (n_out, n_in) views."""
+        return [layer_view(self.packed, self.weight_flat, l) for l in range(len(self.packed.sizes) - 1)]
+
+    @property
+    def bias(self) -> list[np.ndarray]:
+        p = self.packed
+        return [self.bias_flat[p.n_off[l]: p.n_off[l + 1]] for l in range(len(p.sizes) - 1)]
+
+    @property
+    def output_counts(self) -> np.ndarray:
+        return self.counts[:, self.packed.n_off[-2]:]
+
+
+class ConservationError(AssertionError):
+    pass
+
+
+def check_conservation(fb: Feedback, rtol: float = 1e-9) -> None:
+    """Raise :class:`ConservationError` if any neuron passed on more reward than it received.
+
+    Both rules are non-expansive per neuron: temporal, ``sum_t |I rho| <= sum_t |g|``; spike-count,
+    ``|z rho| = |R| |z| / |z + eps sign z| <= |R|``.
+    """
+    bad = fb.passed > fb.received * (1 + rtol) + 1e-300
+    if np.any(bad):
+        k = int(np.argmax(fb.passed - fb.received))
+        raise ConservationError(
+            f"{int(bad.sum())} neurons pass on more reward than they receive "
+            f"(worst: neuron {k}, passed {fb.passed[k]:.6g} > received {fb.received[k]:.6g})")
+
+
+class Rule:
+    """Base of the feedback rules: ``feedback(network, x, labels) -> Feedback``."""
+
+    name = "rule"
+    eps: float
+    reward: RateReward | SoftmaxReward
+    weight_scaling: bool
+
+    def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
+        if self.weight_scaling:
+            GT = np.abs(p.WT) * GT
+            Gb = np.abs(p.bias) * Gb
+        return Feedback(GT, Gb, counts, recv, passed, p)
+
+    @staticmethod
+    def _inputs(network, x, labels):
+        p = network if isinstance(network, Packed) else pack(network)
+        eb = as_event_batch(x, int(p.sizes[0]))
+        y = np.ascontiguousarray(labels, dtype=np.int64)
+        if y.shape != (eb.batch_size,):
+            raise ValueError(f"labels must have shape ({eb.batch_size},); got {y.shape}")
+        n_cls = int(p.sizes[-1])
+        if y.size and (y.min() < 0 or y.max() >= n_cls):
+            raise ValueError(f"labels must lie in [0, {n_cls}) for a network with {n_cls} outputs")
+        return p, eb, y
+
+
+@dataclass(frozen=True)
+class Temporal(Rule):
+    """Rule B, the temporal membrane rule (the paper's SNN rule; the default).
+
+    Per layer, for t = T..1 (c = carry actually added at t, I = W x + b)::
+
+        A[t] = g[t] + C[t+1];  rho[t] = A[t] / (|c[t]| + |I[t]| + eps);  C[t] = c[t] rho[t]
+        F_W += |W| * (rho[t] outer x[t]);  F_b += |b| rho[t];  g_below[t] = x[t] * (W^T rho[t])
+
+    Parameters
+    ----------
+    eps : float
+        Stabiliser of the unsigned denominator.
+    reward : RateReward or SoftmaxReward
+    weight_scaling : bool
+        Multiply by |W| (the paper's implicit weight scaling).
+    n_chunks : int
+        Fixed split of each batch for parallel accumulation (bit-reproducible for a fixed value).
+    """
+
+    eps: float = 1e-6
+    reward: RateReward | SoftmaxReward = RateReward()
+    weight_scaling: bool = True
+    n_chunks: int = 8
+    name = "temporal"
+
+    def feedback(self, network, x: EventBatch, labels) -> Feedback:
+        p, eb, y = self._inputs(network, x, labels)
+        B, T = eb.batch_size, eb.n_steps
+        n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
+        nc = max(1, min(self.n_chunks, B))
+        counts = np.zeros((B, n_tot), dtype=np.int32)
+        GT = np.zeros((nc, n_w))
+        Gb = np.zeros((nc, n_tot))
+        recv = np.zeros((nc, n_tot))
+        passed = np.zeros((nc, n_tot))
+        temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
+                          p.has_bias, p.beta, p.theta, p.reset, self.eps, self.reward.kind,
+                          float(self.reward.tau), nc, counts, GT, Gb, recv, passed)
+        # reduce the chunks in a fixed order (reproducible bits)
+        return self._finish(p, _sum_rows(GT), _sum_rows(Gb), counts, _sum_rows(recv), _sum_rows(passed))
+
+
+@dataclass(frozen=True)
+class SpikeCount(Rule):
+    """Rule A, the spike-count rule: the window as a rate network (DESIGN §5).
+
+    ``z = a W^T + T b`` (a = presynaptic counts); ``rho_out = reward(N_out)``; per layer
+    ``F_W = |W| * (rho^T a)``, ``R_below = a * (rho W)``, ``rho_below = R_below / (z + eps sign z)``.
+    """
+
+    eps: float = 1e-6
+    reward: RateReward | SoftmaxReward = SoftmaxReward(tau=2.0)
+    weight_scaling: bool = True
+    name = "spike-count"
+
+    def feedback(self, network, x: EventBatch, labels, record=None) -> Feedback:
+        from .simulate import simulate
+
+        p, eb, y = self._inputs(network, x, labels)
+        rec = record if record is not None else simulate(p, eb)
+        counts = np.concatenate(rec.counts, axis=1)
+        n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
+        GT = np.zeros(n_w)
+        Gb = np.zeros(n_tot)
+        recv = np.zeros(n_tot)
+        passed = np.zeros(n_tot)
+        spike_count_feedback(eb.counts(), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
+                             p.bias, p.has_bias, self.eps, self.reward.kind, float(self.reward.tau),
+                             GT, Gb, recv, passed)
+        return self._finish(p, GT, Gb, counts, recv, passed)
+
+
+def _sum_rows(a: np.ndarray) -> np.ndarray:
+    out = a[0].copy()
+    for k in range(1, a.shape[0]):
+        out += a[k]
+    return out
+
+
+RULES = {"temporal": Temporal, "spike-count": SpikeCount}
+
+
+def get_rule(name: str, **kwargs) -> Rule:
+    """Build a rule by its registry name (``temporal`` or ``spike-count``)."""
+    try:
+        cls = RULES[name]
+    except KeyError:
+        raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}") from None
+    return cls(**kwargs)
+
+
+def get_reward(name: str, **kwargs):
+    try:
+        cls = REWARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown reward {name!r}; choose one of {', '.join(REWARDS)}") from None
+    return cls(**kwargs)
+
+
+__all__ = ["Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "Feedback", "RULES", "REWARDS",
+           "check_conservation", "get_rule", "get_reward", "Network"]

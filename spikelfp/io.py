@@ -1,0 +1,207 @@
+"""Versioned HDF5 checkpoints (h5py), written atomically.
+
+Layout of ``format_version`` 1::
+
+    /                 attrs: kind="spikelfp-model", format_version, library_version, created,
+                             seed, dataset, config (JSON), history (JSON), binning (JSON),
+                             rng_state (JSON)
+    /network          attrs: n_layers, dt [s]
+    /network/layer_0  datasets: weight (n_out, n_in), bias (n_out,) [optional]
+                      attrs: beta, threshold, reset
+    /optimizer        [optional] attrs: state (JSON scalars); datasets: the optimizer's buffers
+
+Every field but ``/network`` is optional on read and gets a default, so old files keep loading.
+A file from a newer format is refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import LIFLayer, Network
+
+FORMAT_VERSION = 1
+KIND = "spikelfp-model"
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable spikelfp model (missing, corrupt, foreign, or too new)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
+        fh.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@dataclass
+class Checkpoint:
+    """Everything a run saves: the network plus how it was made."""
+
+    network: Network
+    config: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    binning: dict | None = None
+    dataset: str | None = None
+    seed: int | None = None
+    optimizer: dict | None = None     # {"state": {json scalars}, "arrays": {name: ndarray}}
+    rng_state: dict | None = None
+    format_version: int = FORMAT_VERSION
+    library_version: str = ""
+
+
+def save_checkpoint(path, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` (HDF5) atomically: an existing file survives any failure."""
+    import h5py
+
+    from . import __version__
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["kind"] = KIND
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["library_version"] = __version__
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            if ckpt.seed is not None:
+                f.attrs["seed"] = int(ckpt.seed)
+            if ckpt.dataset is not None:
+                f.attrs["dataset"] = str(ckpt.dataset)
+            f.attrs["config"] = json.dumps(ckpt.config, default=_json_default)
+            f.attrs["history"] = json.dumps(ckpt.history, default=_json_default)
+            if ckpt.binning is not None:
+                f.attrs["binning"] = json.dumps(ckpt.binning, default=_json_default)
+            if ckpt.rng_state is not None:
+                f.attrs["rng_state"] = json.dumps(ckpt.rng_state, default=_json_default)
+            g = f.create_group("network")
+            g.attrs["n_layers"] = len(ckpt.network)
+            g.attrs["dt"] = float(ckpt.network.dt)
+            for l, layer in enumerate(ckpt.network.layers):
+                gl = g.create_group(f"layer_{l}")
+                gl.create_dataset("weight", data=layer.weight)
+                if layer.bias is not None:
+                    gl.create_dataset("bias", data=layer.bias)
+                gl.attrs["beta"] = float(layer.beta)
+                gl.attrs["threshold"] = float(layer.threshold)
+                gl.attrs["reset"] = layer.reset
+            if ckpt.optimizer is not None:
+                go = f.create_group("optimizer")
+                go.attrs["state"] = json.dumps(ckpt.optimizer.get("state", {}), default=_json_default)
+                for name, arr in ckpt.optimizer.get("arrays", {}).items():
+                    go.create_dataset(name, data=arr)
+
+
+def _attr_json(f, name, default):
+    if name not in f.attrs:
+        return default
+    try:
+        return json.loads(f.attrs[name])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"attribute {name!r} is not valid JSON: {e}") from None
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a checkpoint; raises :class:`ModelFileError` with the reason for any unusable file."""
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ModelFileError(f"{path}: not a readable HDF5 file (truncated or not a spikelfp model?): {e}") from None
+    with f:
+        try:
+            if f.attrs.get("kind") != KIND or "network" not in f:
+                raise ModelFileError(f"{path}: not a spikelfp model (no kind={KIND!r} / network group)")
+            version = int(f.attrs.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{path}: written in format_version {version} by spikelfp "
+                    f"{f.attrs.get('library_version', '?')}; this spikelfp reads up to "
+                    f"{FORMAT_VERSION}. Upgrade spikelfp to read it.")
+            g = f["network"]
+            n_layers = int(g.attrs.get("n_layers", len([k for k in g if k.startswith("layer_")])))
+            layers = []
+            for l in range(n_layers):
+                if f"layer_{l}" not in g:
+                    raise ModelFileError(f"{path}: network/layer_{l} is missing")
+                gl = g[f"layer_{l}"]
+                if "weight" not in gl:
+                    raise ModelFileError(f"{path}: network/layer_{l}/weight is missing")
+                bias = gl["bias"][()] if "bias" in gl else None
+                reset = gl.attrs.get("reset", "zero")
+                reset = reset.decode() if isinstance(reset, bytes) else str(reset)
+                layers.append(LIFLayer(gl["weight"][()], bias, float(gl.attrs.get("beta", 0.9)),
+                                       float(gl.attrs.get("threshold", 1.0)), reset))
+            net = Network(layers, dt=float(g.attrs.get("dt", 1e-3)))
+            opt = None
+            if "optimizer" in f:
+                go = f["optimizer"]
+                opt = {"state": _attr_json(go, "state", {}), "arrays": {k: go[k][()] for k in go}}
+            seed = f.attrs.get("seed")
+            ds = f.attrs.get("dataset")
+            return Checkpoint(
+                network=net,
+                config=_attr_json(f, "config", {}),
+                history=_attr_json(f, "history", []),
+                binning=_attr_json(f, "binning", None),
+                dataset=None if ds is None else str(ds),
+                seed=None if seed is None else int(seed),
+                optimizer=opt,
+                rng_state=_attr_json(f, "rng_state", None),
+                format_version=version,
+                library_version=str(f.attrs.get("library_version", "")),
+            )
+        except ModelFileError:
+            raise
+        except (KeyError, OSError, ValueError, TypeError) as e:
+            raise ModelFileError(f"{path}: corrupt spikelfp model: {e}") from None
+
+
+def save_network(path, network: Network, **kwargs) -> None:
+    save_checkpoint(path, Checkpoint(network=network, **kwargs))
+
+
+def load_network(path) -> Network:
+    return load_checkpoint(path).network

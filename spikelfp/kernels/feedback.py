@@ -1,0 +1,262 @@
+"""Pure numba kernels: LFP rewards and the two feedback rules (DESIGN §5).
+
+Feedback is returned in the packed weight layout (``GT[w_off[l] + i*n_out + j]`` is the summed
+``rho_j * x_i`` of connection i -> j) *before* the |W| factor; the caller forms
+``F_W = |W| * GT`` and ``F_b = |b| * Gb``.
+
+Per neuron, both kernels also return ``recv`` (sum of |reward received|) and ``passed`` (sum of
+|reward passed on as input current|) so that a debug check can verify that the rules never pass on
+more than they received (see :func:`spikelfp.feedback.check_conservation`).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .lif import run_layer
+
+REWARD_RATE = 0      # the paper's rate-coded SNN reward
+REWARD_SOFTMAX = 1   # onehot - softmax(N / tau)
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True)
+def count_reward(N, y, T, kind, tau, out):
+    """Count-level reward rho_out for one sample (Rule A), into ``out`` (n_out,).
+
+    softmax: ``out = onehot(y) - softmax(N / tau)``
+    rate:    true class ``1 - sigmoid(N_y - T//2)``; wrong class k
+             ``-(N_k / T) * (1 - sigmoid((T - N_k) - T//2))`` (the time-average of the paper's reward)
+    """
+    n = N.size
+    half = T // 2
+    if kind == REWARD_SOFTMAX:
+        m = -1e300
+        for k in range(n):
+            m = max(m, N[k] / tau)
+        z = 0.0
+        for k in range(n):
+            out[k] = math.exp(N[k] / tau - m)
+            z += out[k]
+        for k in range(n):
+            out[k] = -out[k] / z
+        out[y] += 1.0
+    else:
+        for k in range(n):
+            if k == y:
+                out[k] = 1.0 - _sigmoid(N[k] - half)
+            else:
+                out[k] = -(N[k] / T) * (1.0 - _sigmoid((T - N[k]) - half))
+
+
+@njit(cache=True)
+def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
+    """Per-step reward g[t, k] on the output spikes of one sample (Rule B), into ``g`` (T, n_out).
+
+    rate (the paper's): true class ``g[t, y] = 1 - sigmoid(N_y - T//2)`` at every t; wrong class
+    ``g[t, k] = -s_k[t] * (1 - sigmoid((T - N_k) - T//2))``.
+    softmax: true class ``1 - p_y`` at every t, wrong class ``-s_k[t] * p_k``, p = softmax(N / tau).
+    Output spikes of the sample are given as CSR ``oidx[optr[t] : optr[t+1]]``.
+    """
+    n = N.size
+    half = T // 2
+    w = np.empty(n)
+    if kind == REWARD_SOFTMAX:
+        count_reward(N, y, T, kind, tau, w)   # w = onehot - p
+        gy = w[y]
+    else:
+        gy = 1.0 - _sigmoid(N[y] - half)
+        for k in range(n):
+            w[k] = -(1.0 - _sigmoid((T - N[k]) - half))
+    for t in range(T):
+        for k in range(n):
+            g[t, k] = 0.0
+        g[t, y] = gy
+        for e in range(optr[t], optr[t + 1]):
+            k = oidx[e]
+            if k != y:
+                g[t, k] = w[k]
+
+
+@njit(cache=True, parallel=True)
+def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
+                      beta, theta, reset, eps, reward_kind, tau, n_chunks,
+                      counts, GT, Gb, recv, passed):
+    """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
+
+    For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
+    g[t]; then per layer from the top, for t = T..1::
+
+        A = g[t] + C[t+1];  rho = A / (|c[t]| + |I[t]| + eps);  C[t] = c[t] * rho
+        GT[i, :] += rho  and  g_below[t, i] = W[:, i] . rho   for every input spike i at t
+        Gb += rho
+
+    Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]``
+    (summed by the caller in chunk order: bit-reproducible for a fixed ``n_chunks``).
+    ``counts`` (B, sum n_l) receives the spike counts.
+    """
+    L = sizes.size - 1
+    n_tot = n_off[L]
+    nmax = 1
+    for l in range(1, L + 1):
+        nmax = max(nmax, sizes[l])
+    nin0 = sizes[0]
+    for c in prange(n_chunks):
+        lo = c * B // n_chunks
+        hi = (c + 1) * B // n_chunks
+        v = np.empty(nmax, dtype=WT.dtype)
+        s = np.zeros(nmax, dtype=np.uint8)
+        I = np.empty(nmax, dtype=WT.dtype)
+        optr = np.zeros((L, T + 1), dtype=np.int64)
+        oidx = np.empty(T * n_tot, dtype=np.int32)
+        cbuf = np.empty((T, n_tot), dtype=np.float64)
+        Ibuf = np.empty((T, n_tot), dtype=np.float64)
+        g = np.empty((T, max(nmax, nin0)), dtype=np.float64)
+        gbelow = np.empty((T, max(nmax, nin0)), dtype=np.float64)
+        rho = np.empty(nmax, dtype=np.float64)
+        Cn = np.empty(nmax, dtype=np.float64)
+        Nout = np.empty(sizes[L], dtype=np.float64)
+        dummy3 = np.empty((1, 1, 1), dtype=np.uint8)
+        dummyf = np.empty((1, 1, 1), dtype=WT.dtype)
+        gt = GT[c]
+        gb = Gb[c]
+        rc = recv[c]
+        ps = passed[c]
+        for b in range(lo, hi):
+            # ---- forward, storing c[t] and I[t] of every layer
+            for l in range(L):
+                n_out = sizes[l + 1]
+                if l == 0:
+                    ip, pb, ix = in_ptr, b * T, in_idx
+                else:
+                    ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
+                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
+                          beta[l], theta[l], reset[l], v, s, I, optr[l],
+                          oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
+                          True, cbuf, Ibuf, False, dummy3, False, dummyf, b, n_off[l])
+            # ---- output reward
+            for k in range(sizes[L]):
+                Nout[k] = counts[b, n_off[L - 1] + k]
+            temporal_reward(Nout, optr[L - 1], oidx[T * n_off[L - 1]: T * n_off[L]], T,
+                            labels[b], reward_kind, tau, g)
+            # ---- feedback, top layer first
+            for l in range(L - 1, -1, -1):
+                n_out = sizes[l + 1]
+                n_in = sizes[l]
+                col = n_off[l]
+                w0 = w_off[l]
+                if l == 0:
+                    ip, pb, ix = in_ptr, b * T, in_idx
+                else:
+                    ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
+                    for t in range(T):
+                        for i in range(n_in):
+                            gbelow[t, i] = 0.0
+                for j in range(n_out):
+                    Cn[j] = 0.0
+                for t in range(T - 1, -1, -1):
+                    for j in range(n_out):
+                        gj = g[t, j]
+                        a = gj + Cn[j]
+                        cc = cbuf[t, col + j]
+                        ii = Ibuf[t, col + j]
+                        r = a / (abs(cc) + abs(ii) + eps)
+                        rho[j] = r
+                        Cn[j] = cc * r
+                        rc[col + j] += abs(gj)
+                        ps[col + j] += abs(ii * r)
+                    if has_bias[l]:
+                        for j in range(n_out):
+                            gb[col + j] += rho[j]
+                    for e in range(ip[pb + t], ip[pb + t + 1]):
+                        base = w0 + ix[e] * n_out
+                        if l > 0:
+                            acc = 0.0
+                            for j in range(n_out):
+                                gt[base + j] += rho[j]
+                                acc += WT[base + j] * rho[j]
+                            gbelow[t, ix[e]] = acc
+                        else:
+                            for j in range(n_out):
+                                gt[base + j] += rho[j]
+                if l > 0:
+                    for t in range(T):
+                        for i in range(n_in):
+                            g[t, i] = gbelow[t, i]
+
+
+@njit(cache=True)
+def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, eps,
+                         reward_kind, tau, GT, Gb, recv, passed):
+    """Rule A (spike-count rule) for a batch: the window as a rate network.
+
+    a_0 = input counts (B, n_in), a_l = spike counts of layer l, ``z_l = a_{l-1} W_l^T + T b_l``.
+    Output: ``rho_L = reward(N_L)`` (:func:`count_reward`), ``R_L = z_L * rho_L``. Per layer from
+    the top::
+
+        GT_l = a_{l-1}^T rho_l        (-> F_W = |W| * GT)       Gb_l = T * sum_batch rho_l
+        R_{l-1} = a_{l-1} * (rho_l W_l)   rho_{l-1} = R_{l-1} / (z + eps * sign(z)), sign(0) = +1
+
+    Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
+    """
+    L = sizes.size - 1
+    B = a_in.shape[0]
+    acts = []
+    zs = []
+    prev = a_in
+    for l in range(L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out)).astype(np.float64)
+        z = np.dot(prev, W_T)
+        if has_bias[l]:
+            for b in range(B):
+                for j in range(n_out):
+                    z[b, j] += T * bias[n_off[l] + j]
+        acts.append(prev)
+        zs.append(z)
+        nxt = np.empty((B, n_out), dtype=np.float64)
+        for b in range(B):
+            for j in range(n_out):
+                nxt[b, j] = counts[b, n_off[l] + j]
+        prev = nxt
+    nL = sizes[L]
+    rho = np.empty((B, nL), dtype=np.float64)
+    Nrow = np.empty(nL, dtype=np.float64)
+    for b in range(B):
+        for k in range(nL):
+            Nrow[k] = prev[b, k]
+        count_reward(Nrow, labels[b], T, reward_kind, tau, rho[b])
+    R = zs[L - 1] * rho
+    for l in range(L - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        col = n_off[l]
+        z = zs[l]
+        a = acts[l]
+        for b in range(B):
+            for j in range(n_out):
+                recv[col + j] += abs(R[b, j])
+                passed[col + j] += abs(z[b, j] * rho[b, j])
+        G = np.dot(a.T, rho)
+        GT[w_off[l]: w_off[l + 1]] = G.ravel()
+        if has_bias[l]:
+            for j in range(n_out):
+                acc = 0.0
+                for b in range(B):
+                    acc += rho[b, j]
+                Gb[col + j] = T * acc
+        if l > 0:
+            W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out)).astype(np.float64)
+            R = a * np.dot(rho, W_T.T)
+            zb = zs[l - 1]
+            rho = np.empty((B, n_in), dtype=np.float64)
+            for b in range(B):
+                for i in range(n_in):
+                    zz = zb[b, i]
+                    rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))

@@ -1,0 +1,121 @@
+"""Pure numba kernels: the event-driven LIF forward pass.
+
+Weights travel as one flat buffer ``WT`` holding, per layer l, W_l transposed (n_in x n_out,
+row-major) at ``WT[w_off[l] : w_off[l+1]]``: a presynaptic spike of channel i adds the contiguous
+row ``WT[w_off[l] + i*n_out : ... + n_out]`` to the input current ("one SynOp per fan-out").
+Biases, thresholds and decays are flat per-neuron / per-layer arrays; see
+:func:`spikelfp.kernels.pack`.
+
+Per step t (DESIGN §3)::
+
+    I[t] = b + sum over input spikes i at t of W[:, i]      (added in ascending i)
+    zero:      v[t] = (beta * v[t-1] if s[t-1] == 0 else 0) + I[t]
+    subtract:  v[t] = (beta * v[t-1] + I[t]) - theta * s[t-1]
+    s[t] = v[t] > theta
+"""
+
+import numpy as np
+from numba import njit, prange
+
+RESET_ZERO = 0
+RESET_SUBTRACT = 1
+
+
+@njit(cache=True, inline="always")
+def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta, reset,
+              v, s, I, optr, oidx, counts, crow,
+              store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, b, col):
+    """Run one layer of one sample for T steps.
+
+    Input spikes of step t: ``idx[ptr[pbase+t] : ptr[pbase+t+1]]``. Output spikes are written as
+    CSR into ``optr`` (T+1) / ``oidx``; spike counts into ``counts[crow, col : col+n_out]``.
+    With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
+    (the temporal rule needs them); rasters/membranes go to ``raster/mem[b, t, col + j]``.
+    """
+    for j in range(n_out):
+        v[j] = 0.0
+        s[j] = 0
+    optr[0] = 0
+    k = 0
+    for t in range(T):
+        if has_bias:
+            for j in range(n_out):
+                I[j] = bias[b0 + j]
+        else:
+            for j in range(n_out):
+                I[j] = 0.0
+        for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
+            base = w0 + idx[e] * n_out
+            for j in range(n_out):
+                I[j] += WT[base + j]
+        for j in range(n_out):
+            if reset == RESET_ZERO:
+                c = beta * v[j] if s[j] == 0 else 0.0
+                vj = c + I[j]
+            else:
+                c = beta * v[j]
+                vj = (c + I[j]) - theta * s[j]
+            v[j] = vj
+            if store_ci:
+                cbuf[t, col + j] = c
+                Ibuf[t, col + j] = I[j]
+            if rec_mem:
+                mem[b, t, col + j] = vj
+            if vj > theta:
+                s[j] = 1
+                oidx[k] = j
+                k += 1
+                counts[crow, col + j] += 1
+                if rec_raster:
+                    raster[b, t, col + j] = 1
+            else:
+                s[j] = 0
+        optr[t + 1] = k
+    return k
+
+
+@njit(cache=True, parallel=True)
+def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset,
+            n_chunks, counts, rec_raster, raster, rec_mem, mem):
+    """Forward pass of a batch; fills ``counts`` (B, sum n_l) and, on request, rasters/membranes.
+
+    Samples are split into ``n_chunks`` contiguous chunks run in parallel; results do not depend
+    on the chunking. Returns the number of synaptic operations (input spikes x fan-out) per sample.
+    """
+    L = sizes.size - 1
+    nmax = 1
+    for l in range(1, L + 1):
+        nmax = max(nmax, sizes[l])
+    synops = np.zeros(B, dtype=np.int64)
+    for c in prange(n_chunks):
+        lo = c * B // n_chunks
+        hi = (c + 1) * B // n_chunks
+        v = np.empty(nmax, dtype=WT.dtype)
+        s = np.zeros(nmax, dtype=np.uint8)
+        I = np.empty(nmax, dtype=WT.dtype)
+        ptr_a = np.zeros(T + 1, dtype=np.int64)
+        ptr_b = np.zeros(T + 1, dtype=np.int64)
+        idx_a = np.empty(T * nmax, dtype=np.int32)
+        idx_b = np.empty(T * nmax, dtype=np.int32)
+        dummy = np.empty((1, 1), dtype=WT.dtype)
+        for b in range(lo, hi):
+            for l in range(L):
+                n_out = sizes[l + 1]
+                if l == 0:
+                    ip, pb, ix = in_ptr, b * T, in_idx
+                    nin_ev = in_ptr[(b + 1) * T] - in_ptr[b * T]
+                elif l % 2 == 1:
+                    ip, pb, ix = ptr_a, 0, idx_a
+                    nin_ev = ptr_a[T]
+                else:
+                    ip, pb, ix = ptr_b, 0, idx_b
+                    nin_ev = ptr_b[T]
+                synops[b] += nin_ev * n_out
+                if l % 2 == 0:
+                    op, ox = ptr_a, idx_a
+                else:
+                    op, ox = ptr_b, idx_b
+                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
+                          beta[l], theta[l], reset[l], v, s, I, op, ox, counts, b,
+                          False, dummy, dummy, rec_raster, raster, rec_mem, mem, b, n_off[l])
+    return synops

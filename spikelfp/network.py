@@ -1,0 +1,222 @@
+"""Network model: layers of Heaviside LIF neurons, as plain validated data.
+
+A :class:`Network` is a feed-forward stack of :class:`LIFLayer` objects. It holds parameters only;
+the simulator (:func:`spikelfp.simulate`) and the backends interpret it. Every layer follows the
+neuron contract of ``shared/DESIGN.md`` §3, for t = 1..T and v[0] = s[0] = 0::
+
+    I[t] = W x[t] + b
+    reset="zero":      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]
+    reset="subtract":  v[t] = beta * v[t-1] + I[t] - theta * s[t-1]
+    s[t] = 1 if v[t] > theta else 0          (strict: v == theta does not spike)
+
+Example
+-------
+>>> import numpy as np, spikelfp
+>>> net = spikelfp.Network([spikelfp.LIFLayer(np.eye(2) * 1.5)])
+>>> net.sizes
+(2, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RESETS = ("zero", "subtract")
+DTYPES = (np.float64, np.float32)
+
+
+def beta_from_tau(tau: float, dt: float) -> float:
+    """Decay per step ``beta = exp(-dt / tau)`` for a membrane time constant tau [s] and step dt [s]."""
+    if tau <= 0 or dt <= 0:
+        raise ValueError(f"tau and dt must be > 0 (got tau={tau}, dt={dt})")
+    return math.exp(-dt / tau)
+
+
+def tau_from_beta(beta: float, dt: float) -> float:
+    """Inverse of :func:`beta_from_tau`: ``tau = -dt / log(beta)`` [s]; beta = 0 gives tau = 0."""
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"tau is defined for 0 <= beta < 1 (got beta={beta})")
+    return 0.0 if beta == 0.0 else -dt / math.log(beta)
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Shared parameters of one LIF population.
+
+    Attributes
+    ----------
+    beta : float
+        Membrane decay per time step, in [0, 1].
+    threshold : float
+        Firing threshold theta (> 0); a neuron spikes when v > theta (strictly).
+    reset : str
+        ``"zero"`` (default, Lava-compatible) or ``"subtract"`` (snntorch's default).
+    """
+
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "zero"
+
+    def __post_init__(self):
+        beta, thr = float(self.beta), float(self.threshold)
+        if not (math.isfinite(beta) and 0.0 <= beta <= 1.0):
+            raise ValueError(f"beta must be a finite number in [0, 1] (got {self.beta!r})")
+        if not (math.isfinite(thr) and thr > 0.0):
+            raise ValueError(f"threshold must be a finite number > 0 (got {self.threshold!r})")
+        if self.reset not in RESETS:
+            raise ValueError(f"unknown reset {self.reset!r}; choose one of {', '.join(RESETS)}")
+        object.__setattr__(self, "beta", beta)
+        object.__setattr__(self, "threshold", thr)
+
+
+@dataclass
+class LIFLayer:
+    """A dense layer of LIF neurons.
+
+    Parameters
+    ----------
+    weight : array (n_out, n_in)
+        Synaptic weights W (NIR's and torch's orientation: out x in).
+    bias : array (n_out,) or None
+        Constant input current b per step; None means no bias (b = 0, and it is never trained).
+    beta, threshold, reset
+        See :class:`LIFParams`.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "zero"
+    params: LIFParams = field(init=False, repr=False)
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
+            raise ValueError(f"weight must be a non-empty 2-D array (n_out, n_in); got shape {w.shape}")
+        if w.dtype not in DTYPES:
+            w = w.astype(np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("weight contains NaN or inf")
+        self.weight = np.ascontiguousarray(w)
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=w.dtype)
+            if b.shape != (w.shape[0],):
+                raise ValueError(f"bias must have shape ({w.shape[0]},) to match weight {w.shape}; got {b.shape}")
+            if not np.all(np.isfinite(b)):
+                raise ValueError("bias contains NaN or inf")
+            self.bias = np.ascontiguousarray(b)
+        self.params = LIFParams(self.beta, self.threshold, self.reset)
+        self.beta, self.threshold = self.params.beta, self.params.threshold
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bias is not None
+
+    def copy(self) -> LIFLayer:
+        return LIFLayer(self.weight.copy(), None if self.bias is None else self.bias.copy(),
+                        self.beta, self.threshold, self.reset)
+
+
+@dataclass
+class Network:
+    """A feed-forward stack of LIF layers.
+
+    Parameters
+    ----------
+    layers : list of LIFLayer
+        Consecutive layers; ``layers[l].n_in == layers[l-1].n_out``.
+    dt : float
+        Duration of one time step [s] (metadata for exports; the simulator is unitless).
+    """
+
+    layers: list[LIFLayer]
+    dt: float = 1e-3
+
+    def __post_init__(self):
+        self.layers = list(self.layers)
+        if not self.layers:
+            raise ValueError("a Network needs at least one layer")
+        for k, layer in enumerate(self.layers):
+            if not isinstance(layer, LIFLayer):
+                raise TypeError(f"layer {k} is a {type(layer).__name__}, expected LIFLayer")
+        for k in range(1, len(self.layers)):
+            if self.layers[k].n_in != self.layers[k - 1].n_out:
+                raise ValueError(
+                    f"layer {k} expects {self.layers[k].n_in} inputs but layer {k - 1} has "
+                    f"{self.layers[k - 1].n_out} neurons")
+        dtypes = {layer.weight.dtype for layer in self.layers}
+        if len(dtypes) > 1:
+            raise ValueError(f"all layers must share one dtype; got {sorted(map(str, dtypes))}")
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt must be > 0 (got {self.dt})")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(n_in, n_1, ..., n_out)."""
+        return (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.layers[0].weight.dtype
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def copy(self) -> Network:
+        return Network([layer.copy() for layer in self.layers], dt=self.dt)
+
+    def astype(self, dtype) -> Network:
+        """A copy with every weight and bias cast to ``dtype`` (float64 or float32)."""
+        dtype = np.dtype(dtype)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        return Network([LIFLayer(la.weight.astype(dtype), None if la.bias is None else la.bias.astype(dtype),
+                                 la.beta, la.threshold, la.reset) for la in self.layers], dt=self.dt)
+
+    @classmethod
+    def random(cls, sizes, *, seed=0, beta=0.9, threshold=1.0, reset="zero", bias=False,
+               gain=1.0, dt=1e-3, dtype=np.float64) -> Network:
+        """Random network with torch's Linear init, W ~ U(-g/sqrt(n_in), g/sqrt(n_in)).
+
+        Parameters
+        ----------
+        sizes : sequence of int
+            (n_in, n_hidden..., n_out).
+        seed : int or numpy.random.Generator
+        gain : float or sequence of float
+            Scale g of the init, one per layer or one for all.
+        bias : bool
+            Give every layer a bias, drawn like the weights (a zero bias would never be trained by LFP).
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least n_in and n_out, all >= 1; got {sizes}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        gains = np.broadcast_to(np.asarray(gain, dtype=float), (len(sizes) - 1,))
+        layers = []
+        for k in range(len(sizes) - 1):
+            bound = gains[k] / math.sqrt(sizes[k])
+            w = rng.uniform(-bound, bound, size=(sizes[k + 1], sizes[k])).astype(dtype)
+            b = rng.uniform(-bound, bound, size=sizes[k + 1]).astype(dtype) if bias else None
+            layers.append(LIFLayer(w, b, beta=beta, threshold=threshold, reset=reset))
+        return cls(layers, dt=dt)

@@ -1,0 +1,125 @@
+"""Optimizers and learning-rate schedules over flat parameter buffers.
+
+LFP feedback F is an ascent direction; the trainer hands the optimizers ``grad = -F / batch_size``.
+
+Example
+-------
+>>> import numpy as np
+>>> from spikelfp.optim import Adam
+>>> w = np.ones(3); opt = Adam(lr=0.1)
+>>> opt.step({"w": w}, {"w": np.array([1.0, -1.0, 0.0])}); np.round(w, 3).tolist()
+[0.9, 1.1, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels.optim import adam_step, sgd_step
+
+
+class Optimizer:
+    name = "optimizer"
+
+    def __init__(self, lr: float):
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning rate must be > 0 (got {lr})")
+        self.lr = float(lr)
+        self.steps = 0
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def _buf(self, key, like):
+        b = self.buffers.get(key)
+        if b is None or b.shape != like.shape:
+            b = self.buffers[key] = np.zeros(like.shape, dtype=np.float64)
+        return b
+
+    def state_dict(self) -> dict:
+        return {"state": {"name": self.name, "steps": self.steps, "lr": self.lr},
+                "arrays": {k: v.copy() for k, v in self.buffers.items()}}
+
+    def load_state_dict(self, d: dict) -> None:
+        st = d.get("state", {})
+        if st.get("name", self.name) != self.name:
+            raise ValueError(f"optimizer state is for {st.get('name')!r}, not {self.name!r}")
+        self.steps = int(st.get("steps", 0))
+        self.buffers = {k: np.array(v, dtype=np.float64) for k, v in d.get("arrays", {}).items()}
+
+
+class Adam(Optimizer):
+    """Adam (torch's form); default lr 1e-3 as DESIGN §5 prescribes for LFP."""
+
+    name = "adam"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(lr)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+
+    def step(self, params: dict, grads: dict, lr: float | None = None) -> None:
+        self.steps += 1
+        lr = self.lr if lr is None else lr
+        for k, w in params.items():
+            g = np.ascontiguousarray(grads[k], dtype=np.float64)
+            adam_step(w, g, self._buf(k + ".m", w), self._buf(k + ".v", w), lr, self.betas[0],
+                      self.betas[1], self.eps, self.steps)
+
+
+class SGD(Optimizer):
+    """SGD with optional (Nesterov) momentum, torch's form."""
+
+    name = "sgd"
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
+        super().__init__(lr)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def step(self, params: dict, grads: dict, lr: float | None = None) -> None:
+        first = self.steps == 0
+        self.steps += 1
+        lr = self.lr if lr is None else lr
+        for k, w in params.items():
+            g = np.ascontiguousarray(grads[k], dtype=np.float64)
+            sgd_step(w, g, self._buf(k + ".momentum", w), lr, self.momentum, self.nesterov, first)
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def clip_grad_norm(grads: dict, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm."""
+    norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
+    if norm > max_norm > 0:
+        s = max_norm / (norm + 1e-12)
+        for g in grads.values():
+            g *= s
+    return norm
+
+
+@dataclass(frozen=True)
+class OneCycle:
+    """One-cycle learning rate (Smith): cosine warm-up from lr/div to lr over ``pct_start`` of the
+    steps, then cosine decay to lr/(div*final_div)."""
+
+    max_lr: float
+    total_steps: int
+    pct_start: float = 0.3
+    div: float = 25.0
+    final_div: float = 1e4
+
+    def __call__(self, step: int) -> float:
+        lo, hi = self.max_lr / self.div, self.max_lr
+        end = lo / self.final_div
+        up = max(1, int(self.pct_start * self.total_steps))
+        if step < up:
+            return lo + (hi - lo) * (1 - math.cos(math.pi * step / up)) / 2
+        frac = min(1.0, (step - up) / max(1, self.total_steps - up))
+        return end + (hi - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def constant(lr: float):
+    return lambda step: lr

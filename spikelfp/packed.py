@@ -1,0 +1,72 @@
+"""The one conversion between a :class:`~spikelfp.Network` and the kernels' flat arrays.
+
+numba takes NamedTuples of arrays, not dataclasses: a Network is packed once at the boundary.
+Layout (per layer l, sizes n_0..n_L):
+
+* ``WT[w_off[l] : w_off[l+1]]`` = W_l.T flattened row-major (n_in x n_out): one contiguous row of
+  fan-out weights per presynaptic channel.
+* ``bias[n_off[l] : n_off[l+1]]`` (zeros where a layer has none; ``has_bias[l]`` says which).
+* ``beta``, ``theta`` (float64), ``reset`` (int8: 0 zero, 1 subtract) per layer.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels.lif import RESET_SUBTRACT, RESET_ZERO
+from .network import LIFLayer, Network
+
+_RESET_CODES = {"zero": RESET_ZERO, "subtract": RESET_SUBTRACT}
+_RESET_NAMES = {v: k for k, v in _RESET_CODES.items()}
+
+
+class Packed(NamedTuple):
+    sizes: np.ndarray
+    w_off: np.ndarray
+    WT: np.ndarray
+    n_off: np.ndarray
+    bias: np.ndarray
+    has_bias: np.ndarray
+    beta: np.ndarray
+    theta: np.ndarray
+    reset: np.ndarray
+
+
+def pack(net: Network) -> Packed:
+    sizes = np.asarray(net.sizes, dtype=np.int64)
+    L = len(net)
+    w_off = np.zeros(L + 1, dtype=np.int64)
+    np.cumsum(sizes[:-1] * sizes[1:], out=w_off[1:])
+    n_off = np.zeros(L + 1, dtype=np.int64)
+    np.cumsum(sizes[1:], out=n_off[1:])
+    WT = np.empty(w_off[-1], dtype=net.dtype)
+    bias = np.zeros(n_off[-1], dtype=net.dtype)
+    for l, layer in enumerate(net.layers):
+        WT[w_off[l]: w_off[l + 1]] = layer.weight.T.ravel()
+        if layer.bias is not None:
+            bias[n_off[l]: n_off[l + 1]] = layer.bias
+    return Packed(
+        sizes, w_off, WT, n_off, bias,
+        np.array([la.has_bias for la in net.layers], dtype=np.bool_),
+        np.array([la.beta for la in net.layers], dtype=np.float64),
+        np.array([la.threshold for la in net.layers], dtype=np.float64),
+        np.array([_RESET_CODES[la.reset] for la in net.layers], dtype=np.int8),
+    )
+
+
+def unpack(p: Packed, dt: float = 1e-3) -> Network:
+    layers = []
+    for l in range(len(p.sizes) - 1):
+        n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
+        w = p.WT[p.w_off[l]: p.w_off[l + 1]].reshape(n_in, n_out).T.copy()
+        b = p.bias[p.n_off[l]: p.n_off[l + 1]].copy() if p.has_bias[l] else None
+        layers.append(LIFLayer(w, b, float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])]))
+    return Network(layers, dt=dt)
+
+
+def layer_view(p: Packed, flat: np.ndarray, l: int) -> np.ndarray:
+    """The (n_out, n_in) view of layer l inside a flat buffer in WT layout (a transposed view)."""
+    n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
+    return flat[p.w_off[l]: p.w_off[l + 1]].reshape(n_in, n_out).T

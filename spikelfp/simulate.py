@@ -1,0 +1,105 @@
+"""Thin driver around the event-driven forward kernel.
+
+Example
+-------
+>>> import numpy as np, spikelfp
+>>> net = spikelfp.Network([spikelfp.LIFLayer([[0.6]], beta=1.0)])
+>>> x = np.ones((1, 4, 1), dtype=np.uint8)          # one input spike per step
+>>> rec = spikelfp.simulate(net, x, raster=True)
+>>> rec.rasters[0][0, :, 0].tolist()                # v = 0.6, 1.2 -> spike, reset, 0.6, 1.2 -> spike
+[0, 1, 0, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numba
+
+from .events import EventBatch, as_event_batch
+from .kernels.lif import forward
+from .network import Network
+from .packed import Packed, pack
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a simulation recorded.
+
+    Attributes
+    ----------
+    counts : list of int32 arrays (B, n_l)
+        Spike counts per layer over the window.
+    rasters : list of uint8 arrays (B, T, n_l) or None
+        Spike trains per layer (``raster=True``).
+    membranes : list of float arrays (B, T, n_l) or None
+        Membrane v[t] after the input, before reset (``membrane=True``).
+    synops : int64 array (B,)
+        Synaptic operations per sample (presynaptic spikes x fan-out, summed over layers).
+    """
+
+    counts: list
+    rasters: list | None
+    membranes: list | None
+    synops: np.ndarray
+
+    @property
+    def output_counts(self) -> np.ndarray:
+        return self.counts[-1]
+
+    def predict(self) -> np.ndarray:
+        """Argmax of output counts; ties (and silence) go to the lowest class index."""
+        return predict(self.counts[-1])
+
+
+def predict(output_counts: np.ndarray) -> np.ndarray:
+    """Readout: argmax of spike counts (B, n_classes); ties go to the lowest index."""
+    return np.argmax(output_counts, axis=1)
+
+
+def tie_rate(output_counts: np.ndarray) -> float:
+    """Fraction of samples whose top count is shared by two or more classes (silence included)."""
+    top = output_counts.max(axis=1, keepdims=True)
+    return float(np.mean((output_counts == top).sum(axis=1) > 1))
+
+
+def default_chunks(batch_size: int) -> int:
+    return max(1, min(batch_size, 4 * numba.get_num_threads()))
+
+
+def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bool = False) -> Record:
+    """Run a network on a batch of binary spike input.
+
+    Parameters
+    ----------
+    network : Network (or an already packed one)
+    x : EventBatch or array (B, T, n_in) of 0/1
+    raster, membrane : bool
+        Also record spike trains / membrane traces (B, T, n) per layer.
+
+    Returns
+    -------
+    Record
+    """
+    p = network if isinstance(network, Packed) else pack(network)
+    eb = as_event_batch(x, int(p.sizes[0]))
+    B, T = eb.batch_size, eb.n_steps
+    n_tot = int(p.n_off[-1])
+    counts = np.zeros((B, n_tot), dtype=np.int32)
+    ras = np.zeros((B, T, n_tot), dtype=np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
+    mem = np.zeros((B, T, n_tot), dtype=p.WT.dtype) if membrane else np.zeros((1, 1, 1), p.WT.dtype)
+    synops = forward(eb.indptr, eb.indices, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
+                     p.has_bias, p.beta, p.theta, p.reset, default_chunks(B), counts,
+                     raster, ras, membrane, mem)
+    L = len(p.sizes) - 1
+    sl = [slice(int(p.n_off[l]), int(p.n_off[l + 1])) for l in range(L)]
+    return Record(
+        counts=[np.ascontiguousarray(counts[:, s]) for s in sl],
+        rasters=[np.ascontiguousarray(ras[:, :, s]) for s in sl] if raster else None,
+        membranes=[np.ascontiguousarray(mem[:, :, s]) for s in sl] if membrane else None,
+        synops=synops,
+    )
+
+
+__all__ = ["Record", "simulate", "predict", "tie_rate", "EventBatch"]

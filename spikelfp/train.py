@@ -1,0 +1,252 @@
+"""Training with LFP: config, trainer loop, evaluation, checkpoints and resume.
+
+Data flows one way: EventDataset -> EventBatch -> rule (simulate + feedback kernels) ->
+``grad = -F / B`` -> optimizer -> packed weights. Deterministic for a seed: one
+``numpy.random.Generator`` seeds the init and the shuffling, and its state is checkpointed.
+
+Example
+-------
+>>> from spikelfp.train import TrainConfig, Trainer           # doctest: +SKIP
+>>> from spikelfp import datasets                             # doctest: +SKIP
+>>> train, test = datasets.load("digits-saccade")              # doctest: +SKIP
+>>> result = Trainer(TrainConfig(epochs=1)).fit(train, test)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .feedback import RULES, get_reward, get_rule
+from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
+from .network import RESETS, Network
+from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
+from .packed import Packed, pack, unpack
+from .simulate import predict, simulate, tie_rate
+
+DEFAULT_REWARD = {"temporal": "rate", "spike-count": "softmax"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in every checkpoint)."""
+
+    dataset: str = "digits-saccade"
+    hidden: list = field(default_factory=lambda: [256])
+    rule: str = "temporal"
+    reward: str | None = None          # None: the rule's default (temporal: rate, spike-count: softmax)
+    tau: float = 2.0                   # softmax reward temperature [spikes]
+    eps: float = 1e-6                  # feedback stabiliser
+    weight_scaling: bool = True        # the paper's |W| factor
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9              # SGD only
+    schedule: str = "constant"         # or "onecycle"
+    clip: float | None = None          # max global grad norm per step
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "zero"
+    bias: bool = False
+    init_gain: float = 1.0
+    seed: int = 0
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        self.hidden = [int(h) for h in self.hidden]
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be >= 1 (got {self.hidden})")
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
+        if self.reward is None:
+            self.reward = DEFAULT_REWARD[self.rule]
+        get_reward(self.reward)  # validates the name
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in ("constant", "onecycle"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose constant or onecycle")
+        if self.reset not in RESETS:
+            raise ValueError(f"unknown reset {self.reset!r}; choose one of {', '.join(RESETS)}")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be > 0 (got {self.lr})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def make_rule(self):
+        reward = get_reward(self.reward, **({"tau": self.tau} if self.reward == "softmax" else {}))
+        return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling)
+
+
+def _progress_enabled(progress):
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def evaluate(network: Network | Packed, data, batch_size: int = 256) -> dict:
+    """Accuracy, tie rate, mean spikes and SynOps per sample of ``network`` on an EventDataset."""
+    p = network if isinstance(network, Packed) else pack(network)
+    n = len(data)
+    correct = 0
+    ties = 0.0
+    spikes = 0.0
+    synops = 0.0
+    for lo in range(0, n, batch_size):
+        idx = np.arange(lo, min(n, lo + batch_size))
+        rec = simulate(p, data.batch(idx))
+        out = rec.counts[-1]
+        correct += int(np.sum(predict(out) == data.labels[idx]))
+        ties += tie_rate(out) * idx.size
+        spikes += float(sum(c.sum() for c in rec.counts))
+        synops += float(rec.synops.sum())
+    return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
+            "synops_per_sample": synops / n}
+
+
+class Trainer:
+    """Train a LIF network with LFP.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    progress : bool or None
+        Progress bars (None: only when stderr is a terminal).
+    """
+
+    def __init__(self, config: TrainConfig, progress: bool | None = None):
+        self.config = config
+        self.progress = _progress_enabled(progress)
+        self.rule = config.make_rule()
+
+    # ------------------------------------------------------------------ setup
+    def init_network(self, n_in: int, n_out: int, rng: np.random.Generator, dt: float) -> Network:
+        c = self.config
+        return Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
+                              reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt)
+
+    def _optimizer(self):
+        c = self.config
+        if c.optimizer == "adam":
+            return OPTIMIZERS["adam"](lr=c.lr)
+        return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train, test, out_dir: str | None = None, *, resume: bool = False,
+            binning: dict | None = None, log=None) -> dict:
+        """Train for ``config.epochs`` epochs; evaluate and checkpoint after each.
+
+        Returns the metrics dict also written to ``out_dir/metrics.json``.
+        """
+        from threadpoolctl import threadpool_limits
+
+        c = self.config
+        log = log or (lambda msg: None)
+        if train.n_in != test.n_in or train.n_classes != test.n_classes:
+            raise ValueError("train and test sets differ in input size or classes")
+        ckpt_path = os.path.join(out_dir, "model.h5") if out_dir else None
+        rng = np.random.default_rng(c.seed)
+        dt = (binning or {}).get("bin_us", 1000.0) * 1e-6
+        opt = self._optimizer()
+        history: list = []
+        if resume:
+            if not ckpt_path or not os.path.exists(ckpt_path):
+                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+            ck = load_checkpoint(ckpt_path)
+            saved = TrainConfig.from_dict(ck.config)
+            for k in ("hidden", "rule", "reward", "optimizer", "batch_size", "seed", "dataset", "reset"):
+                if getattr(saved, k) != getattr(c, k):
+                    raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
+                                     f"this run asks for {getattr(c, k)!r}")
+            net = ck.network
+            history = list(ck.history)
+            if ck.optimizer:
+                opt.load_state_dict(ck.optimizer)
+            if ck.rng_state:
+                rng.bit_generator.state = ck.rng_state
+            log(f"resuming from epoch {len(history)} of {c.epochs}")
+        else:
+            net = self.init_network(train.n_in, train.n_classes, rng, dt)
+        p = pack(net)
+        params = {"WT": p.WT, "bias": p.bias}
+        n = len(train)
+        steps_per_epoch = math.ceil(n / c.batch_size)
+        sched = (OneCycle(c.lr, steps_per_epoch * c.epochs) if c.schedule == "onecycle"
+                 else constant(c.lr))
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=c.epochs * steps_per_epoch, initial=len(history) * steps_per_epoch,
+                       desc=f"train {c.rule}", unit="batch", leave=False)
+        t_train = sum(h.get("train_seconds", 0.0) for h in history)
+        t0_all = time.perf_counter()
+        try:
+            with threadpool_limits(1, "blas"):
+                for epoch in range(len(history), c.epochs):
+                    perm = rng.permutation(n)
+                    t0 = time.perf_counter()
+                    run_correct = 0
+                    for s in range(steps_per_epoch):
+                        idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
+                        eb = train.batch(idx)
+                        fb = self.rule.feedback(p, eb, train.labels[idx])
+                        B = idx.size
+                        grads = {"WT": fb.weight_flat * (-1.0 / B), "bias": fb.bias_flat * (-1.0 / B)}
+                        if c.clip:
+                            clip_grad_norm(grads, c.clip)
+                        opt.step(params, grads, lr=sched(opt.steps))
+                        run_correct += int(np.sum(predict(fb.output_counts) == train.labels[idx]))
+                        if bar is not None:
+                            bar.update(1)
+                    train_s = time.perf_counter() - t0
+                    t_train += train_s
+                    ev_test = evaluate(p, test, c.eval_batch_size)
+                    ev_train = evaluate(p, train, c.eval_batch_size)
+                    rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"],
+                           "running_train_accuracy": run_correct / n,
+                           "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],
+                           "spikes_per_sample": ev_test["spikes_per_sample"],
+                           "synops_per_sample": ev_test["synops_per_sample"],
+                           "train_seconds": train_s, "samples_per_s": n / train_s,
+                           "lr": sched(max(0, opt.steps - 1))}
+                    history.append(rec)
+                    log(f"epoch {epoch + 1}/{c.epochs}: train {rec['train_accuracy']:.4f}  "
+                        f"test {rec['test_accuracy']:.4f}  ({train_s:.1f} s, {n / train_s:.0f} samples/s)")
+                    if ckpt_path:
+                        save_checkpoint(ckpt_path, Checkpoint(
+                            network=unpack(p, dt=net.dt), config=c.to_dict(), history=history,
+                            binning=binning, dataset=c.dataset, seed=c.seed,
+                            optimizer=opt.state_dict(), rng_state=rng.bit_generator.state))
+        finally:
+            if bar is not None:
+                bar.close()
+        self.network = unpack(p, dt=net.dt)
+        last = history[-1]
+        metrics = {
+            "dataset": c.dataset, "rule": c.rule,
+            "test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
+            "test_tie_rate": last["test_tie_rate"], "epochs": len(history),
+            "wall_s": time.perf_counter() - t0_all,
+            "train_seconds": t_train,
+            "seconds_per_epoch": t_train / len(history),
+            "samples_per_s": n * len(history) / t_train,
+            "spikes_per_sample": last["spikes_per_sample"],
+            "synops_per_sample": last["synops_per_sample"],
+            "n_train": n, "n_test": len(test), "config": c.to_dict(), "binning": binning,
+            "history": history,
+        }
+        if out_dir:
+            write_json(os.path.join(out_dir, "metrics.json"), metrics)
+        return metrics
