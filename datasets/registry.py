@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -93,9 +93,8 @@ def bin_split(ds, spec: DatasetSpec, binning: Binning, progress=None, split="") 
         it = progress(it, desc=f"{spec.name}: binning {split}", unit="sample")
     for k in it:
         events, label = ds[k]
-        names = events.dtype.names
-        get = (lambda n: events[n] if n in names else None)  # noqa: E731
-        samples.append(bin_events(get("x"), get("y"), events["t"], get("p"), binning, spec.sensor_size))
+        x, y, p = (events[n] if n in events.dtype.names else None for n in ("x", "y", "p"))
+        samples.append(bin_events(x, y, events["t"], p, binning, spec.sensor_size))
         labels.append(int(label))
     return EventDataset.from_samples(samples, np.array(labels, dtype=np.int64), binning.n_bins,
                                      binning.n_channels(spec.sensor_size), spec.n_classes,

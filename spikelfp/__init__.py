@@ -13,8 +13,7 @@ Quick start
 __version__ = "0.1.0"
 
 from .events import EventBatch
-from .feedback import (REWARDS, RULES, Feedback, RateReward, SoftmaxReward, SpikeCount, Temporal,
-                       check_conservation)
+from .feedback import REWARDS, RULES, Feedback, RateReward, SoftmaxReward, SpikeCount, Temporal, check_conservation
 from .network import LIFLayer, LIFParams, Network
 from .simulate import Record, predict, simulate, tie_rate
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .events import EventBatch, as_event_batch
-from .kernels.feedback import (REWARD_RATE, REWARD_SOFTMAX, spike_count_feedback,
-                               temporal_feedback)
+from .kernels.feedback import REWARD_RATE, REWARD_SOFTMAX, spike_count_feedback, temporal_feedback
 from .network import Network
 from .packed import Packed, layer_view, pack
 

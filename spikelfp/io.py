@@ -101,7 +101,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
             f.attrs["kind"] = KIND
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["library_version"] = __version__
-            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            f.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             if ckpt.seed is not None:
                 f.attrs["seed"] = int(ckpt.seed)
             if ckpt.dataset is not None:

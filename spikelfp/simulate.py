@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import numba
+import numpy as np
 
 from .events import EventBatch, as_event_batch
 from .kernels.lif import forward

@@ -1,0 +1,5 @@
+import sys
+
+from spikelfp.cli import main
+
+sys.exit(main())

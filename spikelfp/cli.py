@@ -1,0 +1,285 @@
+"""Command line: ``spikelfp train | eval | datasets | info`` (also ``python -m spikelfp``).
+
+Choices come from the registries (datasets, rules, rewards, optimizers). Every command takes
+``--seed`` where randomness is involved and ``--json PATH`` to write its figures as JSON.
+Bad input exits with status 2 and one line saying what is wrong; no existing file is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    pass
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in str(text).replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes sizes like 256 or 256,128 (got {text!r})") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("hidden sizes must be >= 1")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return v
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from spikelfp import __version__
+    from spikelfp.datasets import DATASETS
+    from spikelfp.feedback import REWARDS, RULES
+    from spikelfp.network import RESETS
+    from spikelfp.optim import OPTIMIZERS
+
+    ap = argparse.ArgumentParser(prog="spikelfp",
+                                 description="Layer-wise Feedback Propagation for spiking LIF networks.")
+    ap.add_argument("--version", action="version", version=f"spikelfp {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p, seed=True):
+        p.add_argument("--json", metavar="PATH", help="also write the figures to PATH (JSON)")
+        if seed:
+            p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def data_opts(p):
+        p.add_argument("--dataset", default="digits-saccade",
+                       help=f"dataset name ({', '.join(DATASETS)}) (default digits-saccade)")
+        p.add_argument("--data-root", metavar="DIR",
+                       help="dataset cache (default $SPIKELFP_DATA or ~/.cache/spikelfp)")
+
+    def binning_opts(p):
+        p.add_argument("--bin-ms", type=_positive(float), help="time bin [ms] (dataset default: 10)")
+        p.add_argument("--steps", "-T", type=_positive(int), dest="n_bins", help="time steps T (dataset default: 30)")
+        p.add_argument("--spatial-factor", type=_positive(int), help="spatial downsampling (dataset default: 2)")
+        p.add_argument("--merge-polarity", action="store_true", help="one channel for both polarities")
+
+    t = sub.add_parser("train", help="train a network with LFP", description="Train a LIF network with LFP.")
+    data_opts(t)
+    binning_opts(t)
+    t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
+    t.add_argument("--rule", choices=sorted(RULES), default="temporal", help="feedback rule (default temporal)")
+    t.add_argument("--reward", choices=sorted(REWARDS),
+                   help="output reward (default: temporal->rate, spike-count->softmax)")
+    t.add_argument("--tau", type=_positive(float), default=2.0, help="softmax reward temperature (default 2)")
+    t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
+    t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
+    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
+    t.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant")
+    t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
+    t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
+    t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
+    t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
+    t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
+    t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    common(t)
+
+    e = sub.add_parser("eval", help="evaluate a saved model",
+                       description="Evaluate a saved model on a dataset's test split.")
+    e.add_argument("model", help="model.h5 written by spikelfp train")
+    data_opts(e)
+    e.add_argument("--split", choices=["test", "train"], default="test")
+    common(e)
+
+    d = sub.add_parser("datasets", help="list the datasets",
+                       description="List the registered datasets and their cache state.")
+    d.add_argument("--data-root", metavar="DIR")
+    common(d, seed=False)
+
+    i = sub.add_parser("info", help="versions and which backends import")
+    common(i, seed=False)
+    return ap
+
+
+def _emit(args, obj, text: str):
+    print(text)
+    if getattr(args, "json", None):
+        from spikelfp.io import write_json
+        write_json(args.json, obj)
+
+
+def _progress(args):
+    if args.no_progress or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm
+
+
+def _binning(args, spec):
+    import dataclasses
+    b = spec.default_binning
+    changes = {}
+    if getattr(args, "bin_ms", None):
+        changes["bin_us"] = args.bin_ms * 1000.0
+    if getattr(args, "n_bins", None):
+        changes["n_bins"] = args.n_bins
+    if getattr(args, "spatial_factor", None):
+        changes["spatial_factor"] = args.spatial_factor
+    if getattr(args, "merge_polarity", False):
+        changes["merge_polarity"] = True
+    return dataclasses.replace(b, **changes)
+
+
+def cmd_train(args) -> int:
+    from spikelfp import datasets
+    from spikelfp.train import TrainConfig, Trainer
+
+    spec = datasets.get_spec(args.dataset)
+    binning = _binning(args, spec)
+    cfg = TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=args.rule, reward=args.reward,
+                      tau=args.tau, eps=args.eps, weight_scaling=not args.no_weight_scaling,
+                      epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                      lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
+                      beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
+                      init_gain=args.init_gain, seed=args.seed)
+    out = args.out or os.path.join("runs", f"{args.dataset}-{args.rule}-seed{args.seed}")
+    if os.path.exists(os.path.join(out, "model.h5")) and not (args.resume or args.overwrite):
+        raise CLIError(f"{out}/model.h5 exists: pass --resume to continue it, --overwrite to replace it, "
+                       "or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args))
+    print(f"{args.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
+          f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
+          f"(loaded in {time.perf_counter() - t0:.1f} s)")
+    print(f"network {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, rule {cfg.rule} "
+          f"(reward {cfg.reward}), {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
+    trainer = Trainer(cfg, progress=not args.no_progress and sys.stderr.isatty())
+    m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
+    latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
+    if args.out is None:  # runs/latest -> the default run directory just written
+        try:
+            if os.path.islink(latest):
+                os.remove(latest)
+            if not os.path.exists(latest):
+                os.symlink(os.path.basename(os.path.abspath(out)), latest)
+        except OSError:
+            pass
+    text = (f"test accuracy {m['test_accuracy']:.4f} (train {m['train_accuracy']:.4f}, ties "
+            f"{m['test_tie_rate']:.3f}) after {m['epochs']} epochs; {m['seconds_per_epoch']:.2f} s/epoch, "
+            f"{m['samples_per_s']:.0f} samples/s; model: {os.path.join(out, 'model.h5')}")
+    _emit(args, m, text)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from spikelfp import datasets
+    from spikelfp.datasets import Binning
+    from spikelfp.io import load_checkpoint
+    from spikelfp.train import evaluate
+
+    ck = load_checkpoint(args.model)
+    name = args.dataset if args.dataset else (ck.dataset or "digits-saccade")
+    spec = datasets.get_spec(name)
+    binning = Binning(**ck.binning) if ck.binning else spec.default_binning
+    train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args))
+    data = test if args.split == "test" else train
+    if data.n_in != ck.network.n_in or data.n_classes != ck.network.n_out:
+        raise CLIError(f"model has {ck.network.n_in} inputs / {ck.network.n_out} outputs but {name} "
+                       f"gives {data.n_in} / {data.n_classes}")
+    r = evaluate(ck.network, data)
+    r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
+    _emit(args, r, f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
+                   f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
+                   f"{r['synops_per_sample']:.0f} SynOps per sample)")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from spikelfp.datasets import DATASETS, data_root
+
+    root = data_root(args.data_root)
+    rows = []
+    for name, spec in DATASETS.items():
+        folder = os.path.join(root, name)
+        size = 0
+        if os.path.isdir(folder):
+            for dp, _, files in os.walk(folder):
+                size += sum(os.path.getsize(os.path.join(dp, f)) for f in files)
+        b = spec.default_binning
+        rows.append({"name": name, "classes": spec.n_classes, "sensor_size": list(spec.sensor_size),
+                     "input_size": spec.input_size(), "steps": b.n_bins, "bin_ms": b.bin_us / 1000,
+                     "cached": size > 0, "bytes_on_disk": size, "description": spec.description})
+    lines = [f"{'name':<16} {'classes':>7} {'sensor':>12} {'inputs':>6} {'T':>4} {'cached':>8}  description"]
+    for r in rows:
+        sensor = "x".join(map(str, r["sensor_size"]))
+        cached = f"{r['bytes_on_disk'] / 1e6:.1f} MB" if r["cached"] else "no"
+        lines.append(f"{r['name']:<16} {r['classes']:>7} {sensor:>12} {r['input_size']:>6} {r['steps']:>4} "
+                     f"{cached:>8}  {r['description']}")
+    lines.append(f"cache: {root}")
+    _emit(args, {"root": root, "datasets": rows}, "\n".join(lines))
+    return 0
+
+
+def cmd_info(args) -> int:
+    import importlib
+    import platform
+
+    import numba
+
+    from spikelfp import __version__
+    versions = {"spikelfp": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "numba", "h5py", "scipy", "sklearn", "tonic", "torch", "snntorch", "nir", "lava"):
+        try:
+            if mod == "lava":
+                from spikelfp import compat
+                compat.patch_lava()
+                importlib.import_module("lava.magma.core.run_configs")
+                import importlib.metadata as md
+                versions[mod] = md.version("lava-nc")
+            else:
+                m = importlib.import_module(mod)
+                versions[mod] = getattr(m, "__version__", "?")
+        except Exception as e:  # noqa: BLE001 - report, never fail
+            versions[mod] = f"not available ({type(e).__name__}: {e})"
+    info = {"versions": versions, "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),
+            "machine": platform.machine(), "platform": platform.platform()}
+    lines = [f"{k:<10} {v}" for k, v in versions.items()]
+    lines.append(f"numba threads {info['numba_threads']} of {info['cpu_count']} CPUs ({info['machine']})")
+    _emit(args, info, "\n".join(lines))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "info": cmd_info}
+
+
+def main(argv=None) -> int:
+    from spikelfp.io import ModelFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"spikelfp {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

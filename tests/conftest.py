@@ -1,0 +1,47 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, threshold=1.0, dtype=np.float64):
+    import spikelfp
+
+    layers = []
+    for k in range(len(sizes) - 1):
+        bound = gain / np.sqrt(sizes[k])
+        w = rng.uniform(-bound, bound * 1.3, size=(sizes[k + 1], sizes[k]))
+        b = rng.uniform(-0.2, 0.3, size=sizes[k + 1]) if bias else None
+        layers.append(spikelfp.LIFLayer(w.astype(dtype), None if b is None else b.astype(dtype),
+                                        beta=rng.uniform(0.5, 1.0) if beta is None else beta,
+                                        threshold=threshold, reset=reset))
+    return spikelfp.Network(layers)
+
+
+def random_input(rng, B, T, n, density=0.2):
+    return (rng.random((B, T, n)) < density).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A private dataset cache for the whole session (never the user's)."""
+    root = tmp_path_factory.mktemp("spikelfp-data")
+    os.environ["SPIKELFP_DATA"] = str(root)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def digits(data_root):
+    from spikelfp import datasets
+
+    return datasets.load("digits-saccade", root=data_root)
+
+
+@pytest.fixture(scope="session")
+def small_digits(digits):
+    """A small, fixed subset for fast end-to-end tests."""
+    train, test = digits
+    return train.subset(np.arange(0, len(train), 6)), test.subset(np.arange(0, len(test), 3))

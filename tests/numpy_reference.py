@@ -1,0 +1,181 @@
+"""Slow, obvious numpy references for every kernel (written from DESIGN.md, not from the kernels)."""
+
+import math
+
+import numpy as np
+
+
+def forward(net, x):
+    """Dense time-stepped LIF forward. x: (B, T, n_in) 0/1. Returns per layer (raster, membrane)."""
+    out = []
+    inp = np.asarray(x, dtype=np.float64)
+    for layer in net.layers:
+        W = layer.weight.astype(np.float64)
+        b = np.zeros(layer.n_out) if layer.bias is None else layer.bias.astype(np.float64)
+        B, T, _ = inp.shape
+        raster = np.zeros((B, T, layer.n_out), dtype=np.uint8)
+        mem = np.zeros((B, T, layer.n_out))
+        for s_ in range(B):
+            v = np.zeros(layer.n_out)
+            s = np.zeros(layer.n_out)
+            for t in range(T):
+                I = b.copy()
+                for i in np.flatnonzero(inp[s_, t]):   # same order as the kernel: ascending i
+                    I += W[:, i]
+                if layer.reset == "zero":
+                    v = layer.beta * v * (1 - s) + I
+                else:
+                    v = layer.beta * v + I - layer.threshold * s
+                s = (v > layer.threshold).astype(np.float64)
+                raster[s_, t] = s
+                mem[s_, t] = v
+        out.append((raster, mem))
+        inp = raster.astype(np.float64)
+    return out
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def count_reward(N, y, T, kind, tau):
+    n = len(N)
+    if kind == "softmax":
+        e = np.exp(np.asarray(N, float) / tau - np.max(np.asarray(N, float) / tau))
+        p = e / e.sum()
+        r = -p
+        r[y] += 1
+        return r
+    r = np.zeros(n)
+    for k in range(n):
+        if k == y:
+            r[k] = 1 - sigmoid(N[k] - T // 2)
+        else:
+            r[k] = -(N[k] / T) * (1 - sigmoid((T - N[k]) - T // 2))
+    return r
+
+
+def temporal_reward(raster_out, y, kind, tau):
+    """raster_out: (T, n) of one sample -> g (T, n)."""
+    T, n = raster_out.shape
+    N = raster_out.sum(0)
+    g = np.zeros((T, n))
+    if kind == "softmax":
+        r = count_reward(N, y, T, "softmax", tau)
+        g[:, y] = r[y]
+        for k in range(n):
+            if k != y:
+                g[:, k] = raster_out[:, k] * r[k]
+    else:
+        g[:, y] = 1 - sigmoid(N[y] - T // 2)
+        for k in range(n):
+            if k != y:
+                g[:, k] = -raster_out[:, k] * (1 - sigmoid((T - N[k]) - T // 2))
+    return g
+
+
+def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True):
+    """Rule B, straight from DESIGN §5. Returns (F_W list, F_b list, received, passed)."""
+    fw = forward(net, x)
+    B = x.shape[0]
+    L = len(net.layers)
+    FW = [np.zeros_like(la.weight, dtype=np.float64) for la in net.layers]
+    Fb = [np.zeros(la.n_out) for la in net.layers]
+    recv = [np.zeros(la.n_out) for la in net.layers]
+    passed = [np.zeros(la.n_out) for la in net.layers]
+    for s_ in range(B):
+        g = temporal_reward(fw[-1][0][s_].astype(float), labels[s_], kind, tau)
+        for l in range(L - 1, -1, -1):
+            layer = net.layers[l]
+            W = layer.weight.astype(np.float64)
+            b = np.zeros(layer.n_out) if layer.bias is None else layer.bias.astype(np.float64)
+            xin = (x[s_] if l == 0 else fw[l - 1][0][s_]).astype(np.float64)
+            raster, mem = fw[l][0][s_].astype(float), fw[l][1][s_]
+            T = xin.shape[0]
+            C = np.zeros(layer.n_out)
+            g_below = np.zeros((T, layer.n_in))
+            for t in range(T - 1, -1, -1):
+                v_prev = mem[t - 1] if t > 0 else np.zeros(layer.n_out)
+                s_prev = raster[t - 1] if t > 0 else np.zeros(layer.n_out)
+                c = layer.beta * v_prev * (1 - s_prev) if layer.reset == "zero" else layer.beta * v_prev
+                I = W @ xin[t] + b
+                A = g[t] + C
+                rho = A / (np.abs(c) + np.abs(I) + eps)
+                C = c * rho
+                FW[l] += np.outer(rho, xin[t])
+                Fb[l] += rho
+                g_below[t] = xin[t] * (W.T @ rho)
+                recv[l] += np.abs(g[t])
+                passed[l] += np.abs(I * rho)
+            g = g_below
+    for l, layer in enumerate(net.layers):
+        if weight_scaling:
+            FW[l] *= np.abs(layer.weight)
+            Fb[l] = Fb[l] * (np.abs(layer.bias) if layer.bias is not None else 0.0)
+        elif layer.bias is None:
+            Fb[l] = Fb[l] * 0.0
+    return FW, Fb, np.concatenate(recv), np.concatenate(passed)
+
+
+def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True):
+    """Rule A, straight from DESIGN §5. Returns (F_W, F_b, received, passed, lrp_sums).
+
+    lrp_sums[l] = (sum of R handed below + bias share, sum of z*rho) per layer: equal (LRP conservation).
+    """
+    fw = forward(net, x)
+    T = x.shape[1]
+    acts = [x.sum(1).astype(float)] + [r.sum(1).astype(float) for r, _ in fw]
+    zs = []
+    for l, layer in enumerate(net.layers):
+        b = np.zeros(layer.n_out) if layer.bias is None else layer.bias
+        zs.append(acts[l] @ layer.weight.T + T * b)
+    L = len(net.layers)
+    rho = np.stack([count_reward(acts[L][k], labels[k], T, kind, tau) for k in range(x.shape[0])])
+    R = zs[-1] * rho
+    FW, Fb, recv, passed, sums = [None] * L, [None] * L, [None] * L, [None] * L, [None] * L
+    for l in range(L - 1, -1, -1):
+        layer = net.layers[l]
+        a = acts[l]
+        W = layer.weight
+        b = np.zeros(layer.n_out) if layer.bias is None else layer.bias
+        FW[l] = np.einsum("bj,bi->ji", rho, a)
+        Fb[l] = T * rho.sum(0) if layer.bias is not None else np.zeros(layer.n_out)
+        if weight_scaling:
+            FW[l] = np.abs(W) * FW[l]
+            Fb[l] = np.abs(b) * Fb[l]
+        recv[l] = np.abs(R).sum(0)
+        passed[l] = np.abs(zs[l] * rho).sum(0)
+        R_below = a * (rho @ W)
+        sums[l] = (R_below.sum() + (T * b * rho).sum(), (zs[l] * rho).sum())
+        if l > 0:
+            z = zs[l - 1]
+            rho = R_below / (z + eps * np.where(z >= 0, 1.0, -1.0))
+            R = R_below
+    return FW, Fb, np.concatenate(recv), np.concatenate(passed), sums
+
+
+def adam(w, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Plain Adam over a list of gradients; returns the weights after each step."""
+    w = w.copy()
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mhat = m / (1 - b1**t)
+        vhat = v / (1 - b2**t)
+        w = w - lr * mhat / (np.sqrt(vhat) + eps)
+    return w
+
+
+def bin_events(x, y, t, p, bin_us, n_bins, start_us, f, W, merge):
+    """Set of (step, channel) pairs, sorted."""
+    Wd = -(-W // f)
+    P = 1 if merge else 2
+    out = set()
+    for xi, yi, ti, pi in zip(x, y, t, p):
+        k = int((ti - start_us) // bin_us)
+        if ti < start_us or k >= n_bins:
+            continue
+        out.add((k, ((yi // f) * Wd + xi // f) * P + (0 if merge else pi)))
+    return sorted(out)

@@ -1,0 +1,87 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from spikelfp.cli import main
+
+
+@pytest.fixture
+def run_dir(tmp_path, data_root, digits):
+    out = tmp_path / "run"
+    rc = main(["train", "--epochs", "2", "--hidden", "32", "--out", str(out), "--json", str(tmp_path / "t.json"),
+               "--seed", "1", "--no-progress", "--data-root", data_root])
+    assert rc == 0
+    return out
+
+
+def test_train_then_eval_reproduces_accuracy(run_dir, tmp_path, data_root, capsys):
+    trained = json.loads((tmp_path / "t.json").read_text())
+    assert trained == json.loads((run_dir / "metrics.json").read_text())
+    rc = main(["eval", str(run_dir / "model.h5"), "--json", str(tmp_path / "e.json"), "--data-root", data_root])
+    assert rc == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["accuracy"] == trained["test_accuracy"]
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_existing_run_is_not_clobbered(run_dir, data_root, capsys):
+    before = (run_dir / "model.h5").read_bytes()
+    rc = main(["train", "--epochs", "1", "--out", str(run_dir), "--no-progress", "--data-root", data_root])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+    assert (run_dir / "model.h5").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["eval", "missing.h5"], "no such file"),
+])
+def test_bad_input_exits_2_with_a_clear_message(argv, msg, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_argparse_rejects_unknown_rule(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--rule", "backprop"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_eval_of_truncated_or_foreign_file(tmp_path, capsys, run_dir):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes((run_dir / "model.h5").read_bytes()[:500])
+    before = bad.read_bytes()
+    assert main(["eval", str(bad)]) == 2
+    assert "not a readable HDF5" in capsys.readouterr().err
+    assert bad.read_bytes() == before
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not a model")
+    assert main(["eval", str(txt)]) == 2
+
+
+def test_datasets_and_info_commands(tmp_path, data_root, digits, capsys):
+    assert main(["datasets", "--data-root", data_root, "--json", str(tmp_path / "d.json")]) == 0
+    rows = json.loads((tmp_path / "d.json").read_text())["datasets"]
+    entry = {r["name"]: r for r in rows}["digits-saccade"]
+    assert entry["cached"] and entry["input_size"] == 578 and entry["classes"] == 10
+    assert main(["info", "--json", str(tmp_path / "i.json")]) == 0
+    info = json.loads((tmp_path / "i.json").read_text())
+    assert info["versions"]["numba"] and "lava" in info["versions"]
+
+
+def test_python_dash_m_works():
+    r = subprocess.run([sys.executable, "-m", "spikelfp", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("spikelfp ")
+    assert os.path.basename(sys.executable).startswith("python")
+
+
+def test_lava_installs_and_imports_with_the_shim():
+    """The set-up installs lava-nc 0.10.0 on Python 3.11; it imports after spikelfp's shim."""
+    code = ("from spikelfp import compat; compat.patch_lava()\n"
+            "from lava.magma.core.run_configs import Loihi2SimCfg\n"
+            "from lava.proc.lif.process import LIF\nfrom lava.proc.dense.process import Dense\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

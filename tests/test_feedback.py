@@ -1,0 +1,132 @@
+import dataclasses
+
+import numpy as np
+import numpy_reference as ref
+import pytest
+from conftest import random_input, random_net
+
+import spikelfp
+from spikelfp import RateReward, SoftmaxReward, SpikeCount, Temporal, check_conservation
+from spikelfp.feedback import ConservationError, get_rule
+from spikelfp.kernels.feedback import count_reward, temporal_reward
+
+REWARDS = {"rate": RateReward(), "softmax": SoftmaxReward(tau=2.0)}
+
+
+def _case(seed, reset, bias, n_layers):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(8, 30))] + [int(rng.integers(4, 16)) for _ in range(n_layers - 1)] + [4]
+    net = random_net(rng, sizes, reset=reset, bias=bias, gain=3.0)
+    x = random_input(rng, 6, 17, sizes[0], density=0.3)
+    y = rng.integers(0, 4, size=6)
+    return net, x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("reward", ["rate", "softmax"])
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers):
+    net, x, y = _case(seed, reset, bias, n_layers)
+    fb = Temporal(reward=REWARDS[reward]).feedback(net, x, y)
+    FW, Fb, recv, passed = ref.temporal_feedback(net, x, y, kind=reward)
+    for l in range(len(net)):
+        assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("reward", ["rate", "softmax"])
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_spike_count_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers):
+    net, x, y = _case(seed, reset, bias, n_layers)
+    fb = SpikeCount(reward=REWARDS[reward]).feedback(net, x, y)
+    FW, Fb, recv, passed, sums = ref.spike_count_feedback(net, x, y, kind=reward)
+    for l in range(len(net)):
+        assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+        # LRP conservation of Rule A: what a layer hands down (+ bias share) is exactly sum z*rho
+        np.testing.assert_allclose(sums[l][0], sums[l][1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+def test_weight_scaling_off_drops_the_abs_w_factor():
+    net, x, y = _case(3, "zero", True, 2)
+    for rule in (Temporal(), SpikeCount()):
+        on = rule.feedback(net, x, y)
+        off = dataclasses.replace(rule, weight_scaling=False).feedback(net, x, y)
+        for l, layer in enumerate(net.layers):
+            np.testing.assert_allclose(on.weight[l], np.abs(layer.weight) * off.weight[l], rtol=1e-12)
+            np.testing.assert_allclose(on.bias[l], np.abs(layer.bias) * off.bias[l], rtol=1e-12)
+
+
+def test_zero_weights_get_zero_feedback():
+    net, x, y = _case(4, "zero", False, 2)
+    net.layers[0].weight[:, ::3] = 0.0
+    fb = Temporal().feedback(net, x, y)
+    assert np.all(fb.weight[0][:, ::3] == 0.0)
+
+
+def test_feedback_is_bit_reproducible():
+    net, x, y = _case(5, "zero", True, 3)
+    a = Temporal().feedback(net, x, y)
+    b = Temporal().feedback(net, x, y)
+    np.testing.assert_array_equal(a.weight_flat, b.weight_flat)
+    np.testing.assert_array_equal(a.bias_flat, b.bias_flat)
+
+
+def test_conservation_check_catches_a_violation():
+    net, x, y = _case(6, "zero", False, 2)
+    fb = Temporal().feedback(net, x, y)
+    check_conservation(fb)
+    bad = dataclasses.replace(fb, passed=fb.received * 1.01 + 1.0)
+    with pytest.raises(ConservationError, match="more reward than they receive"):
+        check_conservation(bad)
+
+
+def test_rewards_by_hand():
+    T, y = 10, 1
+    N = np.array([3.0, 5.0, 0.0])
+    out = np.empty(3)
+    count_reward(N, y, T, RateReward.kind, 1.0, out)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    np.testing.assert_allclose(out, [-(3 / 10) * (1 - sig(7 - 5)), 1 - sig(5 - 5), 0.0])
+    count_reward(N, y, T, SoftmaxReward.kind, 2.0, out)
+    p = np.exp(N / 2) / np.exp(N / 2).sum()
+    np.testing.assert_allclose(out, np.eye(3)[y] - p)
+    # temporal: wrong class k=0 spikes at t=2 and t=4 only; true class gets reward at every step
+    optr = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2])
+    oidx = np.array([0, 0], dtype=np.int32)
+    g = np.empty((T, 3))
+    temporal_reward(np.array([2.0, 0.0, 0.0]), optr, oidx, T, y, RateReward.kind, 1.0, g)
+    want = np.zeros((T, 3))
+    want[:, 1] = 1 - sig(0 - 5)
+    want[[2, 4], 0] = -(1 - sig((10 - 2) - 5))
+    np.testing.assert_allclose(g, want)
+
+
+def test_rule_registry_and_bad_labels():
+    assert isinstance(get_rule("temporal"), Temporal)
+    assert isinstance(get_rule("spike-count"), SpikeCount)
+    with pytest.raises(ValueError, match="unknown rule 'backprop'"):
+        get_rule("backprop")
+    net, x, _ = _case(0, "zero", False, 2)
+    with pytest.raises(ValueError, match="labels must lie"):
+        Temporal().feedback(net, x, np.full(6, 9))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        SpikeCount().feedback(net, x, np.zeros(5, int))
+
+
+def test_public_api_names():
+    for name in ("Network", "LIFLayer", "simulate", "Temporal", "SpikeCount", "Trainer", "check_conservation"):
+        assert hasattr(spikelfp, name)

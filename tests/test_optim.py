@@ -1,0 +1,72 @@
+import numpy as np
+import numpy_reference as ref
+import pytest
+import torch
+
+from spikelfp.optim import SGD, Adam, OneCycle, clip_grad_norm
+
+
+def test_adam_matches_numpy_reference_and_torch():
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=50)
+    grads = [rng.normal(size=50) for _ in range(7)]
+    w = w0.copy()
+    opt = Adam(lr=1e-2)
+    for g in grads:
+        opt.step({"w": w}, {"w": g})
+    np.testing.assert_allclose(w, ref.adam(w0, grads, 1e-2), rtol=1e-12, atol=1e-14)
+    tw = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.Adam([tw], lr=1e-2)
+    for g in grads:
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_matches_torch(nesterov):
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=20)
+    grads = [rng.normal(size=20) for _ in range(5)]
+    w = w0.copy()
+    opt = SGD(lr=0.02, momentum=0.9, nesterov=nesterov)
+    for g in grads:
+        opt.step({"w": w}, {"w": g})
+    tw = torch.tensor(w0, requires_grad=True)
+    topt = torch.optim.SGD([tw], lr=0.02, momentum=0.9, nesterov=nesterov)
+    for g in grads:
+        tw.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-14)
+
+
+def test_state_dict_round_trip_continues_identically():
+    rng = np.random.default_rng(2)
+    grads = [rng.normal(size=8) for _ in range(6)]
+    a, b = np.ones(8), np.ones(8)
+    oa = Adam(lr=0.1)
+    for g in grads:
+        oa.step({"w": a}, {"w": g})
+    ob = Adam(lr=0.1)
+    for g in grads[:3]:
+        ob.step({"w": b}, {"w": g})
+    oc = Adam(lr=0.1)
+    oc.load_state_dict(ob.state_dict())
+    for g in grads[3:]:
+        oc.step({"w": b}, {"w": g})
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="optimizer state is for 'adam'"):
+        SGD(lr=0.1).load_state_dict(ob.state_dict())
+
+
+def test_onecycle_and_clipping():
+    s = OneCycle(1e-2, 100)
+    assert s(0) == pytest.approx(1e-2 / 25)
+    assert s(30) == pytest.approx(1e-2)
+    assert s(100) == pytest.approx(1e-2 / 25 / 1e4)
+    assert max(s(k) for k in range(101)) == pytest.approx(1e-2)
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
+    assert clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    assert np.sqrt(sum((v**2).sum() for v in g.values())) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="learning rate"):
+        Adam(lr=0.0)

@@ -1,0 +1,142 @@
+import numpy as np
+import numpy_reference as ref
+import pytest
+from conftest import random_input, random_net
+
+import spikelfp
+from spikelfp import EventBatch, LIFLayer, Network, simulate
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_forward_matches_numpy_reference_bit_for_bit(seed, reset, bias):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(5, 40))] + [int(rng.integers(3, 30)) for _ in range(int(rng.integers(1, 4)))]
+    net = random_net(rng, sizes, reset=reset, bias=bias)
+    x = random_input(rng, 7, 23, sizes[0], density=rng.uniform(0.05, 0.5))
+    rec = simulate(net, x, raster=True, membrane=True)
+    want = ref.forward(net, x)
+    total = 0
+    for l, (r, m) in enumerate(want):
+        np.testing.assert_array_equal(rec.rasters[l], r)
+        np.testing.assert_array_equal(rec.membranes[l], m)       # identical bits, not just close
+        np.testing.assert_array_equal(rec.counts[l], r.sum(1))
+        total += r.sum()
+    assert total > 0, "test network is silent: the comparison would be vacuous"
+
+
+def test_event_and_dense_input_agree_and_synops_count():
+    rng = np.random.default_rng(5)
+    net = random_net(rng, [30, 20, 5])
+    x = random_input(rng, 4, 12, 30)
+    a = simulate(net, x, raster=True)
+    b = simulate(net, EventBatch.from_dense(x), raster=True)
+    for ra, rb in zip(a.rasters, b.rasters):
+        np.testing.assert_array_equal(ra, rb)
+    # SynOps: every presynaptic spike reaches every neuron of the next layer
+    want = x.sum((1, 2)) * 20 + a.rasters[0].sum((1, 2)) * 5
+    np.testing.assert_array_equal(a.synops, want)
+    np.testing.assert_array_equal(EventBatch.from_dense(x).to_dense(), x)
+
+
+def test_float32_mode_agrees_with_float64():
+    rng = np.random.default_rng(3)
+    net = random_net(rng, [40, 30, 10])
+    x = random_input(rng, 16, 30, 40)
+    a = simulate(net, x, raster=True)
+    b = simulate(net.astype(np.float32), x, raster=True)
+    for ra, rb in zip(a.rasters, b.rasters):
+        assert (ra == rb).mean() > 0.99
+
+
+def one(w, **kw):
+    return Network([LIFLayer(np.array([[w]], dtype=float), **kw)])
+
+
+def drive(T, steps=None):
+    x = np.zeros((1, T, 1), dtype=np.uint8)
+    x[0, steps if steps is not None else slice(None), 0] = 1
+    return x
+
+
+def test_v_equal_threshold_does_not_spike_zero_reset():
+    rec = simulate(one(0.5, beta=1.0, threshold=1.0), drive(6), raster=True, membrane=True)
+    # v: 0.5, 1.0 (== theta: no spike), 1.5 spike, then reset to zero: 0.5, 1.0, 1.5 spike
+    assert rec.rasters[0][0, :, 0].tolist() == [0, 0, 1, 0, 0, 1]
+    assert rec.membranes[0][0, :, 0].tolist() == [0.5, 1.0, 1.5, 0.5, 1.0, 1.5]
+
+
+def test_subtract_reset_keeps_the_excess():
+    rec = simulate(one(0.5, beta=1.0, reset="subtract"), drive(7), raster=True, membrane=True)
+    # v: .5, 1.0, 1.5 spike; then 1.5 + .5 - 1 = 1.0 (no spike), 1.5 spike, 1.0, 1.5 spike
+    assert rec.membranes[0][0, :, 0].tolist() == [0.5, 1.0, 1.5, 1.0, 1.5, 1.0, 1.5]
+    assert rec.rasters[0][0, :, 0].tolist() == [0, 0, 1, 0, 1, 0, 1]
+
+
+def test_leak_and_single_input():
+    rec = simulate(one(0.8, beta=0.5), drive(4, [0]), raster=True, membrane=True)
+    assert rec.membranes[0][0, :, 0].tolist() == [0.8, 0.4, 0.2, 0.1]
+    assert rec.counts[0].sum() == 0
+
+
+def test_zero_reset_drops_the_carry_after_a_spike():
+    # w = 1.2 spikes at once; next step v = I only (0 carry) -> 1.2 again
+    rec = simulate(one(1.2, beta=0.9), drive(3), raster=True, membrane=True)
+    assert rec.membranes[0][0, :, 0].tolist() == [1.2, 1.2, 1.2]
+    assert rec.rasters[0][0, :, 0].tolist() == [1, 1, 1]
+
+
+def test_silence_and_bias():
+    silent = simulate(one(5.0, bias=np.array([-0.3])), np.zeros((2, 5, 1), np.uint8), membrane=True)
+    assert silent.counts[0].sum() == 0
+    np.testing.assert_allclose(silent.membranes[0][0, :, 0], [-0.3, -0.57, -0.813, -1.0317, -1.22853])
+    biased = simulate(one(0.0, bias=np.array([0.6]), beta=1.0), np.zeros((1, 6, 1), np.uint8), raster=True)
+    assert biased.rasters[0][0, :, 0].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_readout_ties_go_to_lowest_index():
+    counts = np.array([[0, 0, 0], [2, 5, 5], [1, 0, 3]])
+    assert spikelfp.predict(counts).tolist() == [0, 1, 2]
+    assert spikelfp.tie_rate(counts) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (np.zeros((2, 3)), "shape"),
+    (np.full((1, 2, 3), np.nan), "NaN"),
+    (np.full((1, 2, 3), 2.0), "binary"),
+    (np.zeros((1, 2, 4)), "expects 3"),
+])
+def test_bad_input_is_refused(bad, msg):
+    net = Network([LIFLayer(np.ones((2, 3)))])
+    with pytest.raises(ValueError, match=msg):
+        simulate(net, bad)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(weight=np.array([[np.nan]])), "NaN"),
+    (dict(weight=np.ones(3)), "2-D"),
+    (dict(weight=np.ones((2, 3)), bias=np.ones(3)), "bias must have shape"),
+    (dict(weight=np.ones((2, 3)), beta=1.5), "beta"),
+    (dict(weight=np.ones((2, 3)), threshold=0.0), "threshold"),
+    (dict(weight=np.ones((2, 3)), reset="hard"), "unknown reset"),
+])
+def test_bad_layers_are_refused(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        LIFLayer(**kwargs)
+
+
+def test_mismatched_layers_are_refused():
+    with pytest.raises(ValueError, match="expects 4 inputs"):
+        Network([LIFLayer(np.ones((3, 2))), LIFLayer(np.ones((2, 4)))])
+    with pytest.raises(ValueError, match="at least one layer"):
+        Network([])
+
+
+def test_event_batch_validation():
+    with pytest.raises(ValueError, match="ascending"):
+        EventBatch(np.array([0, 2]), np.array([3, 1]), 1, 1, 5)
+    with pytest.raises(ValueError, match="channels must lie"):
+        EventBatch(np.array([0, 1]), np.array([7]), 1, 1, 5)
+    with pytest.raises(ValueError, match="indptr"):
+        EventBatch(np.array([0, 1, 1]), np.array([1]), 1, 1, 5)
