@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root", metavar="DIR")
     common(d, seed=False)
 
+    x = sub.add_parser("export", help="export a model to Lava, NIR or netx (and check it)",
+                       description="Export a trained model; --check N runs N test samples through the target.")
+    x.add_argument("model", help="model.h5 written by spikelfp train")
+    x.add_argument("--to", required=True, choices=["lava", "nir", "netx"], help="target")
+    x.add_argument("--out", metavar="PATH", help="output file (default: next to the model)")
+    x.add_argument("--check", type=int, default=0, metavar="N", help="compare spikes on N test samples")
+    x.add_argument("--data-root", metavar="DIR")
+    common(x)
+
     i = sub.add_parser("info", help="versions and which backends import")
     common(i, seed=False)
     return ap
@@ -256,15 +265,46 @@ def cmd_info(args) -> int:
                 versions[mod] = getattr(m, "__version__", "?")
         except Exception as e:  # noqa: BLE001 - report, never fail
             versions[mod] = f"not available ({type(e).__name__}: {e})"
-    info = {"versions": versions, "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),
-            "machine": platform.machine(), "platform": platform.platform()}
+    from spikelfp.backends import BACKENDS, get
+    backends = {}
+    for name in BACKENDS:
+        try:
+            get(name)
+            backends[name] = "ok"
+        except ImportError as e:
+            backends[name] = f"unavailable: {e}"
+    info = {"versions": versions, "backends": backends, "numba_threads": numba.get_num_threads(),
+            "cpu_count": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform()}
     lines = [f"{k:<10} {v}" for k, v in versions.items()]
+    lines += [f"backend {k:<6} {v}" for k, v in backends.items()]
     lines.append(f"numba threads {info['numba_threads']} of {info['cpu_count']} CPUs ({info['machine']})")
     _emit(args, info, "\n".join(lines))
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "info": cmd_info}
+def cmd_export(args) -> int:
+    import signal
+
+    from spikelfp.exporting import export_model, format_report
+
+    if args.check < 0:
+        raise CLIError("--check takes a number of samples >= 0")
+
+    def _terminate(signum, frame):  # let `finally` blocks stop Lava's workers
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        r = export_model(args.model, args.to, out=args.out, check=args.check, seed=args.seed,
+                         data_root=args.data_root, progress=_progress(args))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    _emit(args, r, format_report(r))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "datasets": cmd_datasets,
+            "info": cmd_info}
 
 
 def main(argv=None) -> int:

@@ -4,12 +4,12 @@ Data flows one way: EventDataset -> EventBatch -> rule (simulate + feedback kern
 ``grad = -F / B`` -> optimizer -> packed weights. Deterministic for a seed: one
 ``numpy.random.Generator`` seeds the init and the shuffling, and its state is checkpointed.
 
-Example
--------
->>> from spikelfp.train import TrainConfig, Trainer           # doctest: +SKIP
->>> from spikelfp import datasets                             # doctest: +SKIP
->>> train, test = datasets.load("digits-saccade")              # doctest: +SKIP
->>> result = Trainer(TrainConfig(epochs=1)).fit(train, test)   # doctest: +SKIP
+Example (the README's quick start; ~20 s with the dataset build)::
+
+    from spikelfp.train import TrainConfig, Trainer
+    from spikelfp import datasets
+    train, test = datasets.load("digits-saccade")
+    metrics = Trainer(TrainConfig(epochs=1)).fit(train, test, "runs/example")
 """
 
 from __future__ import annotations

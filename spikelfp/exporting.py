@@ -1,0 +1,167 @@
+"""``spikelfp export``: write a trained model to a backend and (optionally) check it on test data.
+
+Checks compare spike trains bin by bin: the agreement of a layer is the fraction of its
+(sample, step, neuron) bins where both spike or both stay silent; "overall" pools all layers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .io import load_checkpoint
+from .loihi import check_loihi_compatible, quantize, simulate_fixed
+from .simulate import predict, simulate
+
+TARGETS = ("lava", "nir", "netx")
+DEFAULT_SUFFIX = {"lava": ".lava.h5", "nir": ".nir", "netx": ".netx.h5"}
+
+
+def agreement(a: list, b: list) -> dict:
+    """Per-layer and overall fraction of equal spike bins between two lists of rasters."""
+    per = [float(np.mean(x == y)) for x, y in zip(a, b, strict=True)]
+    total = sum(x.size for x in a)
+    overall = sum(float(np.sum(x == y)) for x, y in zip(a, b, strict=True)) / total
+    return {"per_layer": per, "overall": overall}
+
+
+def _accuracy(rasters_or_counts, labels) -> float:
+    out = rasters_or_counts[-1]
+    counts = out.sum(1) if out.ndim == 3 else out
+    return float(np.mean(predict(counts) == labels))
+
+
+def write_lava_parameters(path, export) -> None:
+    """The Lava process parameters of both modes as HDF5 (what the runner builds)."""
+    import h5py
+
+    from .io import atomic_path
+
+    q = quantize(export.network)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["kind"] = "spikelfp-lava-parameters"
+        for l, (layer, ql) in enumerate(zip(export.network.layers, q.layers, strict=True)):
+            g = f.create_group(f"layer_{l}")
+            fl = g.create_group("floating_pt")
+            fl.create_dataset("weights", data=layer.weight.astype(np.float64))
+            fl.create_dataset("bias_mant", data=np.zeros(layer.n_out) if layer.bias is None else layer.bias)
+            fl.attrs.update({"du": 1.0, "dv": 1.0 - layer.beta, "vth": layer.threshold})
+            fx = g.create_group("fixed_pt")
+            fx.create_dataset("weights", data=ql.weight)
+            fx.create_dataset("bias_mant", data=ql.bias_mant)
+            fx.attrs.update({"weight_exp": ql.weight_exp, "num_weight_bits": 8, "du": ql.du, "dv": ql.dv,
+                             "vth": ql.vth, "bias_exp": ql.bias_exp, "scale": ql.scale})
+
+
+def _test_data(ckpt, n: int, seed: int, data_root, progress):
+    from spikelfp import datasets
+    from spikelfp.datasets import Binning
+
+    name = ckpt.dataset or "digits-saccade"
+    spec = datasets.get_spec(name)
+    binning = Binning(**ckpt.binning) if ckpt.binning else spec.default_binning
+    _, test = datasets.load(name, binning, root=data_root, progress=progress)
+    if test.n_in != ckpt.network.n_in:
+        raise ValueError(f"model has {ckpt.network.n_in} inputs but {name}'s test set has {test.n_in}")
+    n = min(int(n), len(test))
+    idx = np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
+    return test, idx
+
+
+def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 0, data_root=None,
+                 progress=None) -> dict:
+    """Export ``model_path`` (a spikelfp checkpoint) to ``target``; with ``check`` > 0, run that many
+    test samples through the exported network and compare with spikelfp's simulation."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    ckpt = load_checkpoint(model_path)
+    net = ckpt.network
+    from spikelfp import backends
+
+    backend = backends.get(target)
+    base = os.path.splitext(os.fspath(model_path))[0]
+    out = out or base + DEFAULT_SUFFIX[target]
+    report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes)}
+    if target == "lava":
+        check_loihi_compatible(net)
+        exp = backend.export(net, "float")
+        write_lava_parameters(out, exp)
+        report["layers"] = {"float": exp.describe(), "fixed": backend.export(net, "fixed").describe()}
+    elif target == "nir":
+        backend.export(net, out)
+    else:
+        backend.export(net, out)
+    if check and check > 0:
+        test, idx = _test_data(ckpt, check, seed, data_root, progress)
+        eb = test.batch(idx)
+        y = test.labels[idx]
+        ref = simulate(net, eb, raster=True)
+        report.update({"samples": int(idx.size), "reference_accuracy": _accuracy(ref.counts, y)})
+        if target == "lava":
+            q = quantize(net)
+            sim_fixed = simulate_fixed(q, eb, raster=True)
+            run_float = backend.export(net, "float").run(eb)
+            run_fixed = backend.export(net, "fixed").run(eb)
+            full_q = simulate_fixed(q, test.batch(np.arange(len(test))))
+            full_ref = simulate(net, test.batch(np.arange(len(test))))
+            report.update({
+                "float_accuracy": _accuracy(run_float.rasters, y),
+                "fixed_accuracy": _accuracy(run_fixed.rasters, y),
+                "float_spike_agreement": agreement(run_float.rasters, ref.rasters),
+                "fixed_spike_agreement": agreement(run_fixed.rasters, ref.rasters),
+                "fixed_vs_spikelfp_fixed_agreement": agreement(run_fixed.rasters, sim_fixed.rasters),
+                "spikelfp_fixed_accuracy": _accuracy(sim_fixed.counts, y),
+                "lava_seconds_per_step": {"float": run_float.seconds_per_step,
+                                          "fixed": run_fixed.seconds_per_step},
+                "lava_steps": run_float.lava_steps,
+                "full_test_set": {"samples": len(test), "reference_accuracy": _accuracy(full_ref.counts, test.labels),
+                                  "fixed_accuracy": _accuracy(full_q.counts, test.labels)},
+            })
+        elif target == "nir":
+            back = backend.load(out)
+            rec = simulate(back, eb, raster=True)
+            report.update({"roundtrip_spike_agreement": agreement(rec.rasters, ref.rasters),
+                           "roundtrip_accuracy": _accuracy(rec.counts, y),
+                           "roundtrip_exact": all(np.array_equal(a.weight, b.weight) and a.beta == b.beta
+                                                  and a.threshold == b.threshold
+                                                  for a, b in zip(net.layers, back.layers, strict=True))})
+        else:
+            qn = backend.read(out)
+            rec = simulate_fixed(qn, eb, raster=True)
+            report.update({"fixed_spike_agreement": agreement(rec.rasters, ref.rasters),
+                           "fixed_accuracy": _accuracy(rec.counts, y)})
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [f"exported {r['model']} -> {r['target']}: {r['out']}  (network {'-'.join(map(str, r['sizes']))})"]
+    if "samples" not in r:
+        return "\n".join(lines)
+    lines.append(f"checked on {r['samples']} test samples; spikelfp accuracy {r['reference_accuracy']:.4f}")
+
+    def agree(name, a):
+        per = "  ".join(f"L{k}: {v:.6f}" for k, v in enumerate(a["per_layer"]))
+        return f"  {name:<34} overall {a['overall']:.6f}   {per}"
+
+    if r["target"] == "lava":
+        lines += [
+            agree("Lava float vs spikelfp", r["float_spike_agreement"]),
+            agree("Lava fixed vs spikelfp float", r["fixed_spike_agreement"]),
+            agree("Lava fixed vs spikelfp fixed", r["fixed_vs_spikelfp_fixed_agreement"]),
+            f"  accuracy: Lava float {r['float_accuracy']:.4f}, Lava fixed {r['fixed_accuracy']:.4f} "
+            f"(change {r['fixed_accuracy'] - r['reference_accuracy']:+.4f}); spikelfp fixed mode "
+            f"{r['spikelfp_fixed_accuracy']:.4f}",
+            f"  full test set ({r['full_test_set']['samples']}): float {r['full_test_set']['reference_accuracy']:.4f}, "
+            f"fixed point {r['full_test_set']['fixed_accuracy']:.4f} (spikelfp's bit-exact Loihi mode)",
+            f"  Lava CPU simulator: {r['lava_seconds_per_step']['float'] * 1e3:.2f} ms/step (float), "
+            f"{r['lava_seconds_per_step']['fixed'] * 1e3:.2f} ms/step (fixed), {r['lava_steps']} steps",
+        ]
+    elif r["target"] == "nir":
+        lines += [agree("NIR round trip vs original", r["roundtrip_spike_agreement"]),
+                  f"  round trip exact: {r['roundtrip_exact']}; accuracy {r['roundtrip_accuracy']:.4f}"]
+    else:
+        lines += [agree("netx (fixed point) vs spikelfp float", r["fixed_spike_agreement"]),
+                  f"  netx accuracy {r['fixed_accuracy']:.4f} (change "
+                  f"{r['fixed_accuracy'] - r['reference_accuracy']:+.4f})"]
+    return "\n".join(lines)

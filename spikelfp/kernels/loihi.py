@@ -1,0 +1,107 @@
+"""Pure numba kernel: Loihi fixed-point LIF, bit-exact with Lava's ``fixed_pt`` models.
+
+Integer arithmetic of lava-nc 0.10.0's ``PyDenseModelBitAcc`` and ``PyLifResetModelBitAcc``
+(``lava/proc/dense/models.py``, ``lava/proc/lif/models.py``), per step and layer::
+
+    a   = sum of w_q[:, i] over input spikes i;  a = a << e  (e > 0)  or  a >> -e  (floor)
+    u'  = trunc0(u * (4096 - (du + 1)) / 4096) + (a << 6)          wrapped into 24 bits (Lava's way)
+    v'  = clip(trunc0(v * (4096 - dv) / 4096) + u' + (bias_mant << bias_exp), -(2^23 - 1), 2^23 - 1)
+    s   = v' > (vth << 6);   v' = 0 where s
+
+``trunc0`` rounds toward zero (Lava: sign(x) * (|x| >> 12)). Lava's Dense adds one step of delay
+per layer; this kernel does not (the exporter accounts for the shift).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+UV_MAX = 2**23
+
+
+@njit(cache=True, inline="always")
+def _trunc_decay(x, factor):
+    p = x * factor
+    if p >= 0:
+        return p >> 12
+    return -((-p) >> 12)
+
+
+@njit(cache=True, parallel=True)
+def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, wexp, du, dv, vth, bias_eff,
+                  n_chunks, counts, rec_raster, raster, rec_mem, mem):
+    """Fixed-point forward pass; ``WT`` int64 in the packed transposed layout, ``bias_eff`` the
+    per-neuron effective bias (bias_mant << bias_exp). Fills counts and optional rasters/membranes
+    (v after the update, before the reset, in Lava's integer units)."""
+    L = sizes.size - 1
+    nmax = 1
+    for l in range(1, L + 1):
+        nmax = max(nmax, sizes[l])
+    for c in prange(n_chunks):
+        lo = c * B // n_chunks
+        hi = (c + 1) * B // n_chunks
+        u = np.zeros(nmax, dtype=np.int64)
+        v = np.zeros(nmax, dtype=np.int64)
+        acc = np.zeros(nmax, dtype=np.int64)
+        ptr_a = np.zeros(T + 1, dtype=np.int64)
+        ptr_b = np.zeros(T + 1, dtype=np.int64)
+        idx_a = np.empty(T * nmax, dtype=np.int32)
+        idx_b = np.empty(T * nmax, dtype=np.int32)
+        for b in range(lo, hi):
+            for l in range(L):
+                n_out = sizes[l + 1]
+                if l == 0:
+                    ip, pb, ix = in_ptr, b * T, in_idx
+                elif l % 2 == 1:
+                    ip, pb, ix = ptr_a, 0, idx_a
+                else:
+                    ip, pb, ix = ptr_b, 0, idx_b
+                if l % 2 == 0:
+                    op, ox = ptr_a, idx_a
+                else:
+                    op, ox = ptr_b, idx_b
+                col = n_off[l]
+                w0 = w_off[l]
+                e = wexp[l]
+                fu = 4096 - (du[l] + 1)
+                fv = 4096 - dv[l]
+                th = vth[l] << 6
+                for j in range(n_out):
+                    u[j] = 0
+                    v[j] = 0
+                op[0] = 0
+                k = 0
+                for t in range(T):
+                    for j in range(n_out):
+                        acc[j] = 0
+                    for q in range(ip[pb + t], ip[pb + t + 1]):
+                        base = w0 + ix[q] * n_out
+                        for j in range(n_out):
+                            acc[j] += WT[base + j]
+                    for j in range(n_out):
+                        a = acc[j]
+                        if e > 0:
+                            a = a << e
+                        else:
+                            a = a >> (-e)
+                        dc = _trunc_decay(u[j], fu) + (a << 6)
+                        wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
+                        if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
+                            wc = dc + 2 * UV_MAX
+                        u[j] = wc
+                        vv = _trunc_decay(v[j], fv) + wc + bias_eff[col + j]
+                        if vv < -UV_MAX + 1:
+                            vv = -UV_MAX + 1
+                        elif vv > UV_MAX - 1:
+                            vv = UV_MAX - 1
+                        if rec_mem:
+                            mem[b, t, col + j] = vv
+                        if vv > th:
+                            v[j] = 0
+                            ox[k] = j
+                            k += 1
+                            counts[b, col + j] += 1
+                            if rec_raster:
+                                raster[b, t, col + j] = 1
+                        else:
+                            v[j] = vv
+                    op[t + 1] = k

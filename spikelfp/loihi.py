@@ -1,0 +1,154 @@
+"""Loihi fixed point: the one float -> Loihi conversion, and a bit-exact fixed-point simulator.
+
+:func:`quantize` maps each float layer to Loihi's formats (as Lava's ``fixed_pt`` models read
+them); :func:`simulate_fixed` runs the result with the integer arithmetic of Lava's bit-accurate
+Dense + LIFReset models (see :mod:`spikelfp.kernels.loihi`), at numba speed, so Loihi accuracy can
+be measured without Lava; the Lava backend is then only the final check.
+
+Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
+
+    s      = 254 / max|W|                          weights -> 8-bit mixed sign (even ints in [-256, 254])
+    w_q    = 2 * round(W * s / 2)
+    e      = clip(floor(log2(VTH_TARGET / (theta * s))), -8, 7)      weight_exp
+    vth    = round(theta * s * 2^e)                (17 bit; compared with v >> 6)
+    bias   = round(b * s * 2^e * 64) = bias_mant << bias_exp     (13-bit mantissa, 3-bit exponent)
+    dv     = round((1 - beta) * 4096),  du = 4095  (current decays fully: u = input of this step)
+
+so that v_int = v_float * s * 2^e * 64 up to rounding. Only reset-to-zero layers can be expressed.
+
+Example
+-------
+>>> import numpy as np, spikelfp
+>>> from spikelfp.loihi import quantize, simulate_fixed
+>>> net = spikelfp.Network.random([20, 8, 3], seed=0, gain=3.0)
+>>> q = quantize(net)
+>>> int(np.abs(q.layers[0].weight).max()) <= 256
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .events import as_event_batch
+from .kernels.loihi import forward_fixed
+from .network import Network
+from .simulate import Record, default_chunks
+
+VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
+W_MAX_INT = 254
+VTH_MAX = 2**17 - 1
+BIAS_MANT_MAX = 4095
+DECAY_UNITY = 4096
+
+
+class UnsupportedNetworkError(ValueError):
+    """A network the target cannot express (e.g. subtract reset on Lava's LIF)."""
+
+
+@dataclass(frozen=True)
+class LoihiLayer:
+    """One layer in Loihi's fixed-point formats (Lava Dense + LIF(Reset) parameters)."""
+
+    weight: np.ndarray        # int32 (n_out, n_in), even values in [-256, 254]
+    weight_exp: int
+    vth: int
+    du: int
+    dv: int
+    bias_mant: np.ndarray     # int32 (n_out,)
+    bias_exp: int
+    scale: float              # v_int / v_float = s * 2^e * 64
+
+    @property
+    def effective_bias(self) -> np.ndarray:
+        return self.bias_mant.astype(np.int64) << self.bias_exp
+
+
+@dataclass(frozen=True)
+class LoihiNetwork:
+    layers: list
+    dt: float = 1e-3
+
+    @property
+    def sizes(self) -> tuple:
+        return (self.layers[0].weight.shape[1],) + tuple(la.weight.shape[0] for la in self.layers)
+
+
+def check_loihi_compatible(net: Network) -> None:
+    """Raise :class:`UnsupportedNetworkError` for what Lava's LIF cannot express."""
+    for l, layer in enumerate(net.layers):
+        if layer.reset != "zero":
+            raise UnsupportedNetworkError(
+                f"layer {l} uses reset='{layer.reset}': Lava's LIF only resets the membrane to zero "
+                "(retrain with --reset zero, or run it in spikelfp's simulator)")
+
+
+def quantize(net: Network) -> LoihiNetwork:
+    """Convert a float network to Loihi fixed point (see the module docstring for the scales)."""
+    check_loihi_compatible(net)
+    layers = []
+    for layer in net.layers:
+        W = layer.weight.astype(np.float64)
+        wmax = float(np.abs(W).max())
+        s = W_MAX_INT / wmax if wmax > 0 else 1.0
+        ts = layer.threshold * s
+        e = int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
+        vth = int(round(ts * 2.0**e))
+        if vth > VTH_MAX:
+            raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
+        vth = max(vth, 1)
+        wq = (2 * np.round(W * s / 2)).astype(np.int32)
+        wq = np.clip(wq, -256, W_MAX_INT)
+        scale = s * 2.0**e * 64
+        if layer.bias is not None:
+            bs = layer.bias.astype(np.float64) * scale
+            big = float(np.abs(bs).max())
+            bexp = 0 if big <= BIAS_MANT_MAX else int(math.ceil(math.log2(big / BIAS_MANT_MAX)))
+            if bexp > 7:
+                raise UnsupportedNetworkError(
+                    f"bias up to {float(np.abs(layer.bias).max()):.3g} does not fit Loihi's 13-bit mantissa "
+                    "with a 3-bit exponent at this layer's scale")
+            bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
+        else:
+            bexp = 0
+            bm = np.zeros(layer.n_out, dtype=np.int32)
+        dv = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
+        layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale))
+    return LoihiNetwork(layers, dt=net.dt)
+
+
+def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool = False) -> Record:
+    """Run a quantized network with Lava ``fixed_pt``'s integer arithmetic (no Dense delay).
+
+    Membranes (on request) are Lava's integer v after the update, before the reset.
+    """
+    sizes = np.asarray(q.sizes, dtype=np.int64)
+    eb = as_event_batch(x, int(sizes[0]))
+    L = len(q.layers)
+    w_off = np.zeros(L + 1, dtype=np.int64)
+    np.cumsum(sizes[:-1] * sizes[1:], out=w_off[1:])
+    n_off = np.zeros(L + 1, dtype=np.int64)
+    np.cumsum(sizes[1:], out=n_off[1:])
+    WT = np.concatenate([la.weight.T.astype(np.int64).ravel() for la in q.layers])
+    bias = np.concatenate([la.effective_bias for la in q.layers]).astype(np.int64)
+    B, T = eb.batch_size, eb.n_steps
+    counts = np.zeros((B, int(n_off[-1])), dtype=np.int32)
+    ras = np.zeros((B, T, int(n_off[-1])), np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
+    mem = np.zeros((B, T, int(n_off[-1])), np.int64) if membrane else np.zeros((1, 1, 1), np.int64)
+    forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off,
+                  np.array([la.weight_exp for la in q.layers], np.int64),
+                  np.array([la.du for la in q.layers], np.int64),
+                  np.array([la.dv for la in q.layers], np.int64),
+                  np.array([la.vth for la in q.layers], np.int64), bias,
+                  default_chunks(B), counts, raster, ras, membrane, mem)
+    sl = [slice(int(n_off[l]), int(n_off[l + 1])) for l in range(L)]
+    synops = eb.counts().sum(1).astype(np.int64) * int(sizes[1])
+    for l in range(1, L):
+        synops += counts[:, sl[l - 1]].sum(1).astype(np.int64) * int(sizes[l + 1])
+    return Record(counts=[np.ascontiguousarray(counts[:, s]) for s in sl],
+                  rasters=[np.ascontiguousarray(ras[:, :, s]) for s in sl] if raster else None,
+                  membranes=[np.ascontiguousarray(mem[:, :, s]) for s in sl] if membrane else None,
+                  synops=synops)

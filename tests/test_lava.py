@@ -1,0 +1,200 @@
+"""Lava backend: every Lava run happens in a subprocess with a timeout, so a hang cannot stall CI,
+and each checks afterwards that none of the worker processes Lava forked is still alive."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from conftest import random_net
+from spikelfp.backends import lava as lava_backend
+
+from spikelfp.io import Checkpoint, save_checkpoint
+from spikelfp.loihi import UnsupportedNetworkError, quantize, simulate_fixed
+
+pytestmark = pytest.mark.lava
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_script(tmp_path, body: str, timeout=420) -> dict:
+    script = tmp_path / "lava_job.py"
+    script.write_text(f"import json, sys\nsys.path.insert(0, {HERE!r})\n" + textwrap.dedent(body))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for pid in out.get("workers", []):
+        assert not _alive(pid), f"Lava worker {pid} outlived its run"
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_float_lava_spikes_identical_to_spikelfp(tmp_path):
+    out = run_script(tmp_path, """
+        import numpy as np
+        from conftest import random_net, random_input
+        import spikelfp
+        from spikelfp.backends import lava
+        res, workers = [], []
+        for seed, sizes, bias in [(0, [20, 12, 5], False), (1, [30, 16, 9, 4], True), (2, [15, 8, 3], True)]:
+            rng = np.random.default_rng(seed)
+            net = random_net(rng, sizes, bias=bias, beta=float(rng.uniform(0.5, 1.0)))
+            x = random_input(rng, 5, 12, sizes[0], 0.3)
+            ref = spikelfp.simulate(net, x, raster=True)
+            run = lava.export(net, "float").run(x)
+            workers += run.workers_seen
+            res.append({"equal": [bool(np.array_equal(a, b)) for a, b in zip(run.rasters, ref.rasters)],
+                        "spikes": [int(r.sum()) for r in ref.rasters]})
+        print(json.dumps({"res": res, "workers": workers}))
+    """)
+    assert out["workers"], "no Lava workers were seen: the run did not happen"
+    for r in out["res"]:
+        assert all(r["equal"]), r
+        assert all(s > 0 for s in r["spikes"]), "vacuous: a silent layer"
+
+
+def test_fixed_lava_bit_exact_with_spikelfp_fixed_mode(tmp_path):
+    out = run_script(tmp_path, """
+        import numpy as np
+        from conftest import random_net, random_input
+        from spikelfp.backends import lava
+        from spikelfp.loihi import quantize, simulate_fixed
+        res, workers = [], []
+        for seed, sizes, bias in [(3, [20, 12, 5], True), (4, [25, 10, 6, 3], False)]:
+            rng = np.random.default_rng(seed)
+            net = random_net(rng, sizes, bias=bias, beta=float(rng.uniform(0.3, 1.0)))
+            x = random_input(rng, 6, 15, sizes[0], 0.3)
+            sim = simulate_fixed(quantize(net), x, raster=True)
+            run = lava.export(net, "fixed").run(x)
+            workers += run.workers_seen
+            res.append({"equal": [bool(np.array_equal(a, b)) for a, b in zip(run.rasters, sim.rasters)],
+                        "spikes": [int(r.sum()) for r in sim.rasters]})
+        print(json.dumps({"res": res, "workers": workers}))
+    """)
+    for r in out["res"]:
+        assert all(r["equal"]), r
+        assert all(s > 0 for s in r["spikes"])
+
+
+def _trained_model(tmp_path, small_digits):
+    from spikelfp.train import TrainConfig, Trainer
+
+    train, test = small_digits
+    Trainer(TrainConfig(hidden=[48], epochs=3, seed=0), progress=False).fit(
+        train, test, str(tmp_path / "run"), binning={"bin_us": 10000.0, "n_bins": 30, "start_us": 0.0,
+                                                    "spatial_factor": 2, "merge_polarity": False})
+    return tmp_path / "run" / "model.h5"
+
+
+def test_export_cli_on_a_trained_model(tmp_path, small_digits, data_root):
+    model = _trained_model(tmp_path, small_digits)
+    r = subprocess.run([sys.executable, "-m", "spikelfp", "export", str(model), "--to", "lava", "--check", "40",
+                        "--json", str(tmp_path / "lava.json"), "--data-root", data_root],
+                       capture_output=True, text=True, timeout=420)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / "lava.json").read_text())
+    assert rep["samples"] == 40
+    assert rep["float_spike_agreement"]["overall"] == 1.0                     # float Lava: spike-exact
+    assert rep["fixed_vs_spikelfp_fixed_agreement"]["overall"] == 1.0         # bit-exact fixed mode
+    assert rep["float_accuracy"] == rep["reference_accuracy"]
+    for key in ("fixed_spike_agreement", "fixed_accuracy", "lava_seconds_per_step"):
+        assert key in rep
+    assert 0.5 < rep["fixed_spike_agreement"]["overall"] <= 1.0
+    assert os.path.exists(tmp_path / "run" / "model.lava.h5")
+
+
+def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root):
+    model = _trained_model(tmp_path, small_digits)
+    p = subprocess.Popen([sys.executable, "-m", "spikelfp", "export", str(model), "--to", "lava", "--check", "300",
+                          "--data-root", data_root], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        workers |= _children(p.pid)
+        if len(workers) >= 3:
+            break
+        time.sleep(0.05)
+    assert workers, "Lava never started its workers"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    time.sleep(1.0)
+    survivors = [w for w in workers if _alive(w)]
+    assert not survivors, f"Lava workers survived SIGTERM: {survivors}"
+    assert p.returncode != 0
+
+
+def _children(pid: int) -> set:
+    out = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out |= {int(c) for c in fh.read().split()}
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def test_quantizer_formats():
+    net = random_net(np.random.default_rng(7), [30, 10, 4], bias=True, beta=0.85)
+    q = quantize(net)
+    for ql, layer in zip(q.layers, net.layers):
+        assert ql.weight.dtype == np.int32 and np.all(ql.weight % 2 == 0)
+        assert ql.weight.min() >= -256 and ql.weight.max() <= 254 and np.abs(ql.weight).max() >= 252
+        assert 0 < ql.vth < 2**17 and ql.du == 4095 and ql.dv == round(0.15 * 4096)
+        assert np.abs(ql.bias_mant).max() <= 4096 and 0 <= ql.bias_exp <= 7
+        np.testing.assert_allclose(ql.weight / ql.scale * 64 * 2.0**ql.weight_exp, layer.weight, atol=2 * 64 *
+                                   2.0**ql.weight_exp / ql.scale)
+
+
+def test_fixed_mode_tracks_float_on_random_nets():
+    rng = np.random.default_rng(8)
+    net = random_net(rng, [40, 20, 6], beta=0.9)
+    x = (rng.random((20, 30, 40)) < 0.2).astype(np.uint8)
+    import spikelfp
+    a = spikelfp.simulate(net, x, raster=True)
+    b = simulate_fixed(quantize(net), x, raster=True)
+    assert np.mean(a.rasters[0] == b.rasters[0]) > 0.97
+
+
+def test_unsupported_networks_are_refused_with_reasons(tmp_path, capsys):
+    from spikelfp.cli import main
+
+    net = random_net(np.random.default_rng(0), [4, 3], reset="subtract")
+    with pytest.raises(UnsupportedNetworkError, match="reset='subtract'"):
+        lava_backend.export(net)
+    path = tmp_path / "sub.h5"
+    save_checkpoint(path, Checkpoint(network=net))
+    assert main(["export", str(path), "--to", "lava"]) == 2
+    assert "only resets the membrane to zero" in capsys.readouterr().err
+    (tmp_path / "junk.h5").write_text("not a model")
+    assert main(["export", str(tmp_path / "junk.h5"), "--to", "lava"]) == 2
+    assert "not a readable HDF5" in capsys.readouterr().err
+
+
+def test_missing_lava_gives_an_install_hint(tmp_path):
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        sys.modules['lava'] = None          # as if lava-nc were not installed
+        from spikelfp import compat
+        try:
+            compat.patch_lava()
+        except ImportError as e:
+            print(e)
+    """)], capture_output=True, text=True, timeout=120)
+    assert "pip install" in r.stdout and "lava-nc==0.10.0" in r.stdout

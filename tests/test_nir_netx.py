@@ -1,0 +1,107 @@
+import h5py
+import nir
+import numpy as np
+import pytest
+import torch
+from conftest import random_input, random_net
+from spikelfp.backends import netx as bnetx
+from spikelfp.backends import nir as bnir
+
+import spikelfp
+from spikelfp import backends
+from spikelfp.loihi import simulate_fixed
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nir_round_trip_is_exact(tmp_path, bias, seed):
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, [20, 12, 7, 5], bias=bias)
+    net.dt = 0.01
+    bnir.export(net, tmp_path / "n.nir")
+    back = bnir.load(tmp_path / "n.nir")
+    assert back.dt == 0.01
+    for a, b in zip(net.layers, back.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        assert (a.beta, a.threshold, a.reset) == (b.beta, b.threshold, b.reset)
+        assert (a.bias is None) == (b.bias is None)
+        if bias:
+            np.testing.assert_array_equal(a.bias, b.bias)
+    x = random_input(rng, 4, 15, 20)
+    for ra, rb in zip(spikelfp.simulate(net, x, raster=True).rasters, spikelfp.simulate(back, x, raster=True).rasters):
+        np.testing.assert_array_equal(ra, rb)
+
+
+def test_nir_graph_follows_the_euler_mapping():
+    net = random_net(np.random.default_rng(2), [6, 4], beta=0.8)
+    g = bnir.to_nir(net, dt=1e-3)
+    lif = g.nodes["lif0"]
+    tau = float(lif.tau[0])
+    assert tau == pytest.approx(1e-3 / 0.2)
+    assert float(lif.r[0]) * 1e-3 / tau == pytest.approx(1.0)          # input passes unscaled
+    assert np.all(lif.v_reset == 0) and np.all(lif.v_leak == 0)
+    assert g.metadata["dt"] == 1e-3 and isinstance(g.nodes["fc0"], nir.Linear)
+
+
+def test_snntorch_import_of_our_nir_file_gives_identical_spikes(tmp_path):
+    from snntorch.import_nir import import_from_nir
+
+    rng = np.random.default_rng(3)
+    # snntorch's importer stores weights as float32: compare on the float32-representable network
+    net = random_net(rng, [24, 16, 6], bias=True).astype(np.float32).astype(np.float64)
+    bnir.export(net, tmp_path / "n.nir")
+    model = import_from_nir(nir.read(str(tmp_path / "n.nir"))).double()
+    for mod in model.modules():                      # spikes come out as float32: feed Linear doubles
+        if isinstance(mod, torch.nn.Linear):
+            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
+    x = random_input(rng, 5, 20, 24, 0.3)
+    ref = spikelfp.simulate(net, x, raster=True).rasters[-1]
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            o, state = model(torch.from_numpy(x[:, t].astype(np.float64)), state)
+            outs.append(o.numpy())
+    got = np.stack(outs, 1)
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_nir_refuses_subtract_reset_and_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="reset='subtract'"):
+        bnir.to_nir(random_net(np.random.default_rng(0), [3, 2], reset="subtract"))
+    (tmp_path / "x.nir").write_text("nope")
+    with pytest.raises(ValueError, match="not a readable NIR file"):
+        bnir.load(tmp_path / "x.nir")
+
+
+def test_netx_file_layout_and_semantics(tmp_path):
+    rng = np.random.default_rng(4)
+    net = random_net(rng, [20, 10, 4], bias=True, beta=0.9)
+    bnetx.export(net, tmp_path / "m.netx.h5")
+    with h5py.File(tmp_path / "m.netx.h5", "r") as f:
+        assert f["layer/0/type"][0] == b"input" and list(f["layer/0/shape"][()]) == [20]
+        g = f["layer/1"]
+        assert g["type"][0] == b"dense" and g["weight"].shape == (10, 20)
+        assert g["neuron/type"][0] == b"CUBA" and int(g["neuron/iDecay"][()]) == 4096
+        assert int(g["neuron/vDecay"][()]) == round(0.1 * 4096)
+        assert np.abs(g["weight"][()]).max() <= 128
+    q = bnetx.read(tmp_path / "m.netx.h5")
+    assert q.sizes == (20, 10, 4)
+    x = random_input(rng, 10, 30, 20)
+    a = spikelfp.simulate(net, x, raster=True)
+    b = simulate_fixed(q, x, raster=True)
+    assert np.mean(a.rasters[0] == b.rasters[0]) > 0.95
+
+
+def test_netx_loads_in_lava_dl_when_installed(tmp_path):
+    netx = pytest.importorskip("lava.lib.dl.netx", reason="lava-dl is not installed (optional)")
+    net = random_net(np.random.default_rng(5), [12, 6, 3], bias=True)
+    bnetx.export(net, tmp_path / "m.netx.h5")
+    proc = netx.hdf5.Network(net_config=str(tmp_path / "m.netx.h5"))
+    assert len(proc) == 2
+
+
+def test_backend_registry():
+    assert backends.get("nir") is bnir
+    with pytest.raises(ValueError, match="unknown backend 'loihi3'"):
+        backends.get("loihi3")
