@@ -75,9 +75,12 @@ class Binning:
 def bin_events(x, y, t, p, binning: Binning, sensor_size):
     """Bin one recording. Returns (steps int32, channels int32), sorted by (step, channel), unique.
 
-    x, y, p may be None for 1-D sensors (SHD: channel = x); t in microseconds.
+    x, y, p may be None for 1-D sensors (SHD: channel = x); t in microseconds. A sensor with one
+    polarity (P = 1) ignores p (tonic gives SHD/SSC events an artificial polarity of 1).
     """
     W, H, P = (tuple(sensor_size) + (1, 1))[:3]
+    if P == 1:
+        p = None
     Wd, Hd, Pd = binning.out_shape(sensor_size)
     n = len(t)
     x = np.zeros(n, np.int64) if x is None else np.asarray(x, dtype=np.int64)

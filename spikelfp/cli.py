@@ -43,10 +43,12 @@ def _positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     from spikelfp import __version__
+    from spikelfp.bench import METHODS
     from spikelfp.datasets import DATASETS
     from spikelfp.feedback import REWARDS, RULES
     from spikelfp.network import RESETS
     from spikelfp.optim import OPTIMIZERS
+    from spikelfp.presets import PRESETS
 
     ap = argparse.ArgumentParser(prog="spikelfp",
                                  description="Layer-wise Feedback Propagation for spiking LIF networks.")
@@ -61,42 +63,65 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_opts(p):
         p.add_argument("--dataset", default="digits-saccade",
-                       help=f"dataset name ({', '.join(DATASETS)}) (default digits-saccade)")
+                       help=f"dataset name ({', '.join(DATASETS)}) or the path of a recordings .h5/.npz "
+                            "(default digits-saccade)")
+        p.add_argument("--offline", action="store_true",
+                       help="never download: a missing dataset says which archive to place where")
         p.add_argument("--data-root", metavar="DIR",
                        help="dataset cache (default $SPIKELFP_DATA or ~/.cache/spikelfp)")
 
     def binning_opts(p):
         p.add_argument("--bin-ms", type=_positive(float), help="time bin [ms] (dataset default: 10)")
-        p.add_argument("--steps", "-T", type=_positive(int), dest="n_bins", help="time steps T (dataset default: 30)")
+        p.add_argument("--steps", "-T", type=_positive(int), dest="n_bins",
+                       help="time steps T (dataset default: 30); without --bin-ms the dataset's window is kept")
         p.add_argument("--spatial-factor", type=_positive(int), help="spatial downsampling (dataset default: 2)")
         p.add_argument("--merge-polarity", action="store_true", help="one channel for both polarities")
 
+    def train_opts(t):
+        data_opts(t)
+        binning_opts(t)
+        t.add_argument("--preset", choices=sorted(PRESETS),
+                       help="named settings (paper-mlp: the paper's LIF MLP); explicit options override it")
+        t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
+        t.add_argument("--rule", choices=sorted(RULES), default="temporal", help="feedback rule (default temporal)")
+        t.add_argument("--reward", choices=sorted(REWARDS),
+                       help="output reward (default: temporal->rate, spike-count->softmax)")
+        t.add_argument("--tau", type=_positive(float), default=2.0, help="softmax reward temperature (default 2)")
+        t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
+        t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
+        t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
+        t.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
+        t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
+        t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
+        t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+        t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant")
+        t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
+        t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
+        t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
+        t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
+        t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
+        t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
+
     t = sub.add_parser("train", help="train a network with LFP", description="Train a LIF network with LFP.")
-    data_opts(t)
-    binning_opts(t)
-    t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
-    t.add_argument("--rule", choices=sorted(RULES), default="temporal", help="feedback rule (default temporal)")
-    t.add_argument("--reward", choices=sorted(REWARDS),
-                   help="output reward (default: temporal->rate, spike-count->softmax)")
-    t.add_argument("--tau", type=_positive(float), default=2.0, help="softmax reward temperature (default 2)")
-    t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
-    t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
-    t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
-    t.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
-    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
-    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant")
-    t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
-    t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
-    t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
-    t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
-    t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
-    t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
+    train_opts(t)
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     common(t)
+
+    b = sub.add_parser("bench", help="benchmark LFP against surrogate gradients",
+                       description="Train LFP (both rules) and snntorch surrogate-gradient BPTT on the same "
+                                   "network, data, batches and seeds; write bench.json, bench.md and plots.")
+    b.add_argument("which", choices=["lfp-vs-sg"], help="the benchmark")
+    train_opts(b)
+    b.add_argument("--seeds", type=_positive(int), default=3, help="seeds (default 3: seed, seed+1, ...)")
+    b.add_argument("--sg-lr", type=_positive(float), default=2e-3,
+                   help="surrogate-gradient learning rate (default 2e-3)")
+    b.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)}")
+    b.add_argument("--out", metavar="DIR", default="runs/bench", help="output folder (default runs/bench)")
+    common(b)
+    ap._subparsers_by_name = {"train": t, "bench": b}
 
     e = sub.add_parser("eval", help="evaluate a saved model",
                        description="Evaluate a saved model on a dataset's test split.")
@@ -146,6 +171,8 @@ def _binning(args, spec):
         changes["bin_us"] = args.bin_ms * 1000.0
     if getattr(args, "n_bins", None):
         changes["n_bins"] = args.n_bins
+        if "bin_us" not in changes:  # keep the recording window, split into T bins
+            changes["bin_us"] = b.bin_us * b.n_bins / args.n_bins
     if getattr(args, "spatial_factor", None):
         changes["spatial_factor"] = args.spatial_factor
     if getattr(args, "merge_polarity", False):
@@ -153,25 +180,32 @@ def _binning(args, spec):
     return dataclasses.replace(b, **changes)
 
 
+def _train_config(args):
+    from spikelfp.train import TrainConfig
+
+    return TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=getattr(args, "rule", "temporal"),
+                       reward=args.reward, tau=args.tau, eps=args.eps, weight_scaling=not args.no_weight_scaling,
+                       epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                       lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
+                       beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
+                       init_gain=args.init_gain, seed=args.seed)
+
+
 def cmd_train(args) -> int:
     from spikelfp import datasets
-    from spikelfp.train import TrainConfig, Trainer
+    from spikelfp.train import Trainer
 
     spec = datasets.get_spec(args.dataset)
     binning = _binning(args, spec)
-    cfg = TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=args.rule, reward=args.reward,
-                      tau=args.tau, eps=args.eps, weight_scaling=not args.no_weight_scaling,
-                      epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                      lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
-                      beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
-                      init_gain=args.init_gain, seed=args.seed)
+    cfg = _train_config(args)
     out = args.out or os.path.join("runs", f"{args.dataset}-{args.rule}-seed{args.seed}")
     if os.path.exists(os.path.join(out, "model.h5")) and not (args.resume or args.overwrite):
         raise CLIError(f"{out}/model.h5 exists: pass --resume to continue it, --overwrite to replace it, "
                        "or choose another --out")
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
-    train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args))
+    train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
+                                download=not args.offline)
     print(f"{args.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
@@ -195,6 +229,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from spikelfp import datasets
+    from spikelfp.bench import markdown_table, run_bench
+
+    spec = datasets.get_spec(args.dataset)
+    binning = _binning(args, spec)
+    cfg = _train_config(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
+                                download=not args.offline)
+    print(f"bench lfp-vs-sg on {args.dataset}: {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, "
+          f"{cfg.epochs} epochs, {args.seeds} seeds, methods {', '.join(methods)}; LFP {cfg.optimizer} lr {cfg.lr:g}, "
+          f"SG lr {args.sg_lr:g}; numba 2 threads, torch 2 threads, BLAS 1 thread in LFP")
+    r = run_bench(train, test, cfg, seeds=args.seeds, methods=methods, sg_lr=args.sg_lr, binning=binning.to_dict(),
+                  out=args.out, progress=_progress(args) is not None, log=print)
+    _emit(args, r, markdown_table(r) + f"\nwritten: {os.path.join(args.out, 'bench.json')}, bench.md, *.png")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from spikelfp import datasets
     from spikelfp.datasets import Binning
@@ -205,7 +258,8 @@ def cmd_eval(args) -> int:
     name = args.dataset if args.dataset else (ck.dataset or "digits-saccade")
     spec = datasets.get_spec(name)
     binning = Binning(**ck.binning) if ck.binning else spec.default_binning
-    train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args))
+    train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args),
+                                download=not args.offline)
     data = test if args.split == "test" else train
     if data.n_in != ck.network.n_in or data.n_classes != ck.network.n_out:
         raise CLIError(f"model has {ck.network.n_in} inputs / {ck.network.n_out} outputs but {name} "
@@ -218,28 +272,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _folder_bytes(*folders) -> int:
+    size = 0
+    for folder in folders:
+        for dp, _, files in os.walk(folder):
+            size += sum(os.path.getsize(os.path.join(dp, f)) for f in files)
+    return size
+
+
 def cmd_datasets(args) -> int:
     from spikelfp.datasets import DATASETS, data_root
+    from spikelfp.datasets.registry import cache_path
 
     root = data_root(args.data_root)
     rows = []
     for name, spec in DATASETS.items():
-        folder = os.path.join(root, name)
-        size = 0
-        if os.path.isdir(folder):
-            for dp, _, files in os.walk(folder):
-                size += sum(os.path.getsize(os.path.join(dp, f)) for f in files)
+        size = _folder_bytes(*{os.path.join(root, name), os.path.join(root, spec.raw_folder or name)})
         b = spec.default_binning
+        cached = os.path.exists(cache_path(spec, b, root)[0])
         rows.append({"name": name, "classes": spec.n_classes, "sensor_size": list(spec.sensor_size),
                      "input_size": spec.input_size(), "steps": b.n_bins, "bin_ms": b.bin_us / 1000,
-                     "cached": size > 0, "bytes_on_disk": size, "description": spec.description})
-    lines = [f"{'name':<16} {'classes':>7} {'sensor':>12} {'inputs':>6} {'T':>4} {'cached':>8}  description"]
+                     "present": bool(spec.present(root)), "cached": cached, "bytes_on_disk": size,
+                     "offline": spec.offline, "description": spec.description})
+    lines = [f"{'name':<16} {'classes':>7} {'sensor':>12} {'inputs':>6} {'T':>4} {'on disk':>9} {'binned':>6}  "
+             "description"]
     for r in rows:
         sensor = "x".join(map(str, r["sensor_size"]))
-        cached = f"{r['bytes_on_disk'] / 1e6:.1f} MB" if r["cached"] else "no"
+        disk = f"{r['bytes_on_disk'] / 1e6:.1f} MB" if r["present"] else ("not built" if r["offline"] else "absent")
         lines.append(f"{r['name']:<16} {r['classes']:>7} {sensor:>12} {r['input_size']:>6} {r['steps']:>4} "
-                     f"{cached:>8}  {r['description']}")
-    lines.append(f"cache: {root}")
+                     f"{disk:>9} {'yes' if r['cached'] else 'no':>6}  {r['description']}")
+    lines.append(f"cache: {root}   (your own recordings: --dataset path/to/file.h5, layout in "
+                 "spikelfp.datasets.custom)")
     _emit(args, {"root": root, "datasets": rows}, "\n".join(lines))
     return 0
 
@@ -303,14 +366,27 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "datasets": cmd_datasets,
-            "info": cmd_info}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench": cmd_bench,
+            "datasets": cmd_datasets, "info": cmd_info}
+
+
+def _apply_preset(parser, argv):
+    """Two-pass parsing: a --preset becomes the subcommand's defaults, explicit options still win."""
+    from spikelfp.presets import get_preset
+
+    args = parser.parse_args(argv)
+    name = getattr(args, "preset", None)
+    if not name:
+        return args
+    preset = get_preset(name)
+    parser._subparsers_by_name[args.command].set_defaults(**preset)
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     from spikelfp.io import ModelFileError
 
-    args = build_parser().parse_args(argv)
+    args = _apply_preset(build_parser(), argv)
     try:
         return COMMANDS[args.command](args)
     except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError) as e:

@@ -61,7 +61,7 @@ def _test_data(ckpt, n: int, seed: int, data_root, progress):
     name = ckpt.dataset or "digits-saccade"
     spec = datasets.get_spec(name)
     binning = Binning(**ckpt.binning) if ckpt.binning else spec.default_binning
-    _, test = datasets.load(name, binning, root=data_root, progress=progress)
+    _, test = datasets.load(name, binning, root=data_root, progress=progress, download=False)
     if test.n_in != ckpt.network.n_in:
         raise ValueError(f"model has {ckpt.network.n_in} inputs but {name}'s test set has {test.n_in}")
     n = min(int(n), len(test))

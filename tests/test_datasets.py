@@ -8,8 +8,8 @@ import pytest
 import tonic
 from spikelfp.datasets import Binning, bin_events
 from spikelfp.datasets.base import EventDataset, read_cache, write_cache
-from spikelfp.datasets.digits import split_indices
 from spikelfp.datasets.saccade import emulate_saccades, encode_nmnist
+from spikelfp.datasets.saccade_sets import split_indices
 
 from spikelfp import datasets
 
@@ -89,7 +89,7 @@ def test_digits_saccade_loads_through_tonic(digits, data_root):
     # the recordings are real N-MNIST files in tonic's folder layout
     folder = os.path.join(data_root, "digits-saccade", "recordings-v1-seed0", "DigitsSaccade")
     assert len(os.listdir(os.path.join(folder, "Train"))) == 10
-    from spikelfp.datasets.digits import tonic_dataset
+    from spikelfp.datasets.saccade_sets import tonic_dataset
     ds = tonic_dataset(os.path.dirname(folder), train=False)
     assert isinstance(ds, tonic.datasets.NMNIST) and len(ds) == 359
     ev, label = ds[0]

@@ -1,0 +1,179 @@
+"""snntorch backend: the same network in snntorch, and the surrogate-gradient baseline.
+
+:func:`to_snntorch` builds ``Linear -> snn.Leaky`` per layer with the layer's beta, threshold and
+reset (snntorch's default delayed reset is spikelfp's contract: ``v = beta v (1 - s[t-1]) + I``
+for "zero", ``beta v + I - theta s[t-1]`` for "subtract"; spikes are ``v > theta``). State is
+explicit: every forward call starts from zero membranes, nothing hidden survives between calls.
+:func:`from_snntorch` reads the weights back into a :class:`~spikelfp.Network`.
+
+:func:`train_sg` is the baseline LFP is measured against: BPTT through the same network with a
+fast-sigmoid (slope 25) or atan (alpha 2) surrogate, snntorch's rate-coded cross-entropy
+(``ce_rate_loss``), Adam or SGD, on the same batches, epochs and seeds as an LFP run. torch runs
+on ``threads`` CPU threads (2 by default), and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from spikelfp.network import LIFLayer, Network
+
+SURROGATES = {"fast-sigmoid": ("fast_sigmoid", {"slope": 25}), "atan": ("atan", {"alpha": 2.0})}
+
+
+def _torch():
+    try:
+        import snntorch
+        import torch
+    except ImportError:
+        raise ImportError("the snntorch backend needs torch and snntorch: pip install torch==2.13.0 snntorch "
+                          "(or run `make venv`)") from None
+    return torch, snntorch
+
+
+def _surrogate(name):
+    _, snntorch = _torch()
+    from snntorch import surrogate
+
+    if name not in SURROGATES:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)}")
+    fn, kw = SURROGATES[name]
+    return getattr(surrogate, fn)(**kw)
+
+
+def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
+    """An ``SNNTorchNet`` (torch.nn.Module) with the network's weights, in ``dtype`` (default float64)."""
+    torch, snntorch = _torch()
+    import snntorch as snn
+
+    dtype = dtype or torch.float64
+    spike_grad = _surrogate(surrogate)
+
+    class SNNTorchNet(torch.nn.Module):
+        """Linear + Leaky per layer; ``forward(x)`` takes (T, B, n_in) and returns the output spikes
+        (T, B, n_out); ``forward(x, record=True)`` also returns every layer's spikes and membranes."""
+
+        def __init__(self):
+            super().__init__()
+            self.fcs = torch.nn.ModuleList()
+            self.lifs = torch.nn.ModuleList()
+            for layer in network.layers:
+                fc = torch.nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None, dtype=dtype)
+                with torch.no_grad():
+                    fc.weight.copy_(torch.as_tensor(layer.weight, dtype=dtype))
+                    if layer.bias is not None:
+                        fc.bias.copy_(torch.as_tensor(layer.bias, dtype=dtype))
+                self.fcs.append(fc)
+                self.lifs.append(snn.Leaky(beta=torch.tensor(layer.beta, dtype=dtype),
+                                           threshold=torch.tensor(layer.threshold, dtype=dtype),
+                                           spike_grad=spike_grad, reset_mechanism=layer.reset, init_hidden=False))
+
+        def forward(self, x, record: bool = False):
+            mems = [torch.zeros(x.shape[1], fc.out_features, dtype=x.dtype, device=x.device) for fc in self.fcs]
+            spikes = [[] for _ in self.fcs]
+            membranes = [[] for _ in self.fcs]
+            for t in range(x.shape[0]):
+                h = x[t]
+                for l, (fc, lif) in enumerate(zip(self.fcs, self.lifs)):
+                    h, mems[l] = lif(fc(h.to(fc.weight.dtype)), mems[l])
+                    spikes[l].append(h)
+                    if record:
+                        membranes[l].append(mems[l])
+            out = torch.stack(spikes[-1])
+            if record:
+                return out, [torch.stack(s) for s in spikes], [torch.stack(m) for m in membranes]
+            return out
+
+    return SNNTorchNet()
+
+
+def from_snntorch(model, dt: float = 1e-3) -> Network:
+    """Read a model built by :func:`to_snntorch` (or any Linear/Leaky stack of that shape) back."""
+    layers = []
+    for fc, lif in zip(model.fcs, model.lifs, strict=True):
+        beta = float(lif.beta.detach().clamp(0, 1).cpu().reshape(-1)[0])
+        thr = float(lif.threshold.detach().cpu().reshape(-1)[0])
+        reset = {0: "subtract", 1: "zero"}[int(lif.reset_mechanism_val)]
+        w = fc.weight.detach().cpu().double().numpy().copy()
+        b = None if fc.bias is None else fc.bias.detach().cpu().double().numpy().copy()
+        layers.append(LIFLayer(w, b, beta=beta, threshold=thr, reset=reset))
+    return Network(layers, dt=dt)
+
+
+def dense_batch(eb, torch, dtype):
+    """EventBatch -> (T, B, n_in) tensor of 0/1."""
+    return torch.from_numpy(np.ascontiguousarray(eb.to_dense(np.float32).transpose(1, 0, 2))).to(dtype)
+
+
+def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
+             surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
+             seed=0, threads=2, dt=1e-3, log=None, progress=False, epoch_callback=None) -> dict:
+    """Surrogate-gradient BPTT with snntorch on the same data, batches and init as an LFP run.
+
+    The init uses the same generator and order as :class:`spikelfp.train.Trainer` (so an LFP and
+    an SG run with one seed start from the same weights) and the epochs shuffle with it as well.
+    Evaluation runs the trained weights in spikelfp's simulator (identical spikes; see the tests).
+    Returns a dict with the network, the history and timings.
+    """
+    torch, snntorch = _torch()
+    import snntorch.functional as SF
+
+    from spikelfp.train import evaluate
+
+    log = log or (lambda msg: None)
+    torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net0 = Network.random([train.n_in, *hidden, train.n_classes], seed=rng, beta=beta, threshold=threshold,
+                          reset=reset, bias=bias, gain=init_gain, dt=dt)
+    model = to_snntorch(net0, surrogate=surrogate, dtype=torch.float32)
+    opt = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
+    loss_fn = SF.ce_rate_loss()
+    n = len(train)
+    steps = math.ceil(n / batch_size)
+    history = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=epochs * steps, desc=f"train sg-{surrogate}", unit="batch", leave=False)
+    log(f"snntorch surrogate-gradient training on {torch.get_num_threads()} torch threads")
+    try:
+        for epoch in range(epochs):
+            perm = rng.permutation(n)
+            t0 = time.perf_counter()
+            model.train()
+            for s in range(steps):
+                idx = perm[s * batch_size: (s + 1) * batch_size]
+                x = dense_batch(train.batch(idx), torch, torch.float32)
+                y = torch.from_numpy(train.labels[idx])
+                out = model(x)
+                loss = loss_fn(out, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if bar is not None:
+                    bar.update(1)
+            train_s = time.perf_counter() - t0
+            net = from_snntorch(model, dt=dt)
+            ev_test = evaluate(net, test)
+            ev_train = evaluate(net, train)
+            rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"], "test_accuracy": ev_test["accuracy"],
+                   "test_tie_rate": ev_test["tie_rate"], "spikes_per_sample": ev_test["spikes_per_sample"],
+                   "synops_per_sample": ev_test["synops_per_sample"], "train_seconds": train_s,
+                   "samples_per_s": n / train_s, "loss": float(loss.detach())}
+            history.append(rec)
+            if epoch_callback is not None:
+                epoch_callback(rec)
+            log(f"epoch {epoch + 1}/{epochs}: train {rec['train_accuracy']:.4f}  test {rec['test_accuracy']:.4f}  "
+                f"({train_s:.1f} s, {n / train_s:.0f} samples/s)")
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"network": from_snntorch(model, dt=dt), "history": history, "threads": torch.get_num_threads()}
+
+
+__all__ = ["to_snntorch", "from_snntorch", "train_sg", "SURROGATES"]

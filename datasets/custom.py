@@ -1,0 +1,164 @@
+"""Your own recordings: ``spikelfp train --dataset path/to/recordings.h5`` (or ``.npz``).
+
+HDF5 layout (all times in microseconds; ``y`` and ``p`` optional)::
+
+    /                 attrs: sensor_size = [W, H, P]  (or [n_channels] for a 1-D sensor)
+                             n_classes (optional, default max label + 1), classes (optional, JSON list)
+                             bin_us, n_bins, spatial_factor (optional default binning)
+    /train/t          (n_events,) event times [us], per sample ascending
+    /train/x          (n_events,) int, 0 <= x < W      (channel, for a 1-D sensor)
+    /train/y, /train/p  optional ints, 0 <= y < H, 0 <= p < P
+    /train/sample_ptr (n_samples + 1,) int: sample k is events [sample_ptr[k], sample_ptr[k+1])
+    /train/labels     (n_samples,) int in [0, n_classes)
+    /test/...         the same
+
+``.npz``: the same arrays as keys ``train_t``, ``train_x``, ..., ``test_labels`` plus
+``sensor_size`` (and optionally ``n_classes``). Default binning when the file gives none: 30
+bins spanning the longest training recording. :func:`write_recordings` writes this layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from .binning import Binning
+from .registry import DatasetError, DatasetSpec
+
+FIELDS = ("t", "x", "y", "p", "sample_ptr", "labels")
+
+
+def _read(path: str) -> dict:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such recordings file")
+    out = {"attrs": {}}
+    if path.endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for split in ("train", "test"):
+                    out[split] = {f: z[f"{split}_{f}"] for f in FIELDS if f"{split}_{f}" in z.files}
+                for k in ("sensor_size", "n_classes", "bin_us", "n_bins", "spatial_factor"):
+                    if k in z.files:
+                        out["attrs"][k] = z[k].tolist()
+        except (OSError, ValueError, EOFError) as e:
+            raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+        return out
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"{path}: not a readable HDF5 file (truncated?): {e}") from None
+    with f:
+        try:
+            for split in ("train", "test"):
+                if split not in f:
+                    raise DatasetError(f"{path}: no /{split} group (see spikelfp.datasets.custom for the layout)")
+                out[split] = {k: f[split][k][()] for k in FIELDS if k in f[split]}
+            for k, v in f.attrs.items():
+                out["attrs"][k] = v.tolist() if hasattr(v, "tolist") else v
+        except (OSError, KeyError) as e:
+            raise DatasetError(f"{path}: corrupt recordings file ({e})") from None
+    return out
+
+
+class _Split:
+    """tonic-like view of one split: ``ds[k] -> (events, label)``."""
+
+    def __init__(self, path, split, arrays, sensor):
+        self.path, self.split = path, split
+        for f in ("t", "x", "sample_ptr", "labels"):
+            if f not in arrays:
+                raise DatasetError(f"{path}: /{split}/{f} is missing (see spikelfp.datasets.custom)")
+        ptr = np.asarray(arrays["sample_ptr"], dtype=np.int64)
+        n_ev = len(arrays["t"])
+        for f in ("x", "y", "p"):
+            if f in arrays and len(arrays[f]) != n_ev:
+                raise DatasetError(f"{path}: /{split}/{f} has {len(arrays[f])} entries, /{split}/t has {n_ev}")
+        if ptr.ndim != 1 or ptr.size != len(arrays["labels"]) + 1 or ptr[0] != 0 or ptr[-1] != n_ev \
+                or np.any(np.diff(ptr) < 0):
+            raise DatasetError(f"{path}: /{split}/sample_ptr must have n_samples + 1 non-decreasing entries "
+                               f"from 0 to {n_ev}")
+        self.ptr, self.arrays, self.sensor = ptr, arrays, sensor
+        names = [f for f in ("t", "x", "y", "p") if f in arrays]
+        self.dtype = np.dtype([(f, np.float64 if f == "t" else np.int64) for f in names])
+
+    def __len__(self):
+        return self.ptr.size - 1
+
+    def __getitem__(self, k):
+        lo, hi = self.ptr[k], self.ptr[k + 1]
+        ev = np.empty(hi - lo, dtype=self.dtype)
+        for f in self.dtype.names:
+            ev[f] = self.arrays[f][lo:hi]
+        return ev, int(self.arrays["labels"][k])
+
+    @property
+    def data(self):
+        return [f"{self.path} [{self.split} sample {k}]" for k in range(len(self))]
+
+
+def custom_spec(path: str) -> DatasetSpec:
+    """A :class:`DatasetSpec` for a recordings file (validated on the way)."""
+    path = os.path.abspath(path)
+    raw = _read(path)
+    a = raw["attrs"]
+    if "sensor_size" not in a:
+        raise DatasetError(f"{path}: the sensor_size attribute ([W, H, P] or [n_channels]) is missing")
+    sensor = tuple(int(v) for v in np.atleast_1d(a["sensor_size"])) + (1, 1)
+    sensor = sensor[:3]
+    labels = np.concatenate([np.asarray(raw[s].get("labels", []), dtype=np.int64) for s in ("train", "test")])
+    if labels.size == 0:
+        raise DatasetError(f"{path}: no labelled samples")
+    n_classes = int(a.get("n_classes", int(labels.max()) + 1))
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DatasetError(f"{path}: labels must lie in [0, {n_classes}); found {labels.min()}..{labels.max()}")
+    splits = {s: _Split(path, s, raw[s], sensor) for s in ("train", "test")}
+    if "bin_us" in a and "n_bins" in a:
+        binning = Binning(bin_us=float(a["bin_us"]), n_bins=int(a["n_bins"]),
+                          spatial_factor=int(a.get("spatial_factor", 1)))
+    else:
+        t = np.asarray(raw["train"]["t"], dtype=np.float64)
+        span = float(t.max()) + 1.0 if t.size else 1.0
+        binning = Binning(bin_us=max(1.0, np.ceil(span / 30.0)), n_bins=30)
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    classes = a.get("classes")
+    classes = tuple(json.loads(classes)) if isinstance(classes, str) else tuple(str(k) for k in range(n_classes))
+    name = os.path.basename(path)
+    return DatasetSpec(name=name, description=f"recordings file {path}", n_classes=n_classes, sensor_size=sensor,
+                       default_binning=binning, splits=lambda root, progress=None, download=True: splits,
+                       classes=classes, version=f"custom:{h.hexdigest()[:16]}", offline=False,
+                       present=lambda root: True)
+
+
+def write_recordings(path, splits: dict, sensor_size, n_classes=None, classes=None) -> None:
+    """Write ``{"train": [(events, label), ...], "test": [...]}`` in the HDF5 layout above.
+
+    ``events`` is a structured array (or dict) with ``t`` [us], ``x`` and optional ``y``, ``p``.
+    """
+    import h5py
+
+    from spikelfp.io import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["sensor_size"] = np.asarray(sensor_size, dtype=np.int64)
+        if n_classes is not None:
+            f.attrs["n_classes"] = int(n_classes)
+        if classes is not None:
+            f.attrs["classes"] = json.dumps(list(classes))
+        for split, items in splits.items():
+            g = f.create_group(split)
+            ptr = np.zeros(len(items) + 1, dtype=np.int64)
+            np.cumsum([len(ev["t"]) for ev, _ in items], out=ptr[1:])
+            g.create_dataset("sample_ptr", data=ptr)
+            g.create_dataset("labels", data=np.array([int(lab) for _, lab in items], dtype=np.int64))
+            names = items[0][0].dtype.names if hasattr(items[0][0], "dtype") else tuple(items[0][0])
+            for fld in ("t", "x", "y", "p"):
+                if fld in names:
+                    g.create_dataset(fld, data=np.concatenate([np.asarray(ev[fld]) for ev, _ in items]))

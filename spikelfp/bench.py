@@ -1,0 +1,227 @@
+"""``spikelfp bench lfp-vs-sg``: LFP against surrogate-gradient BPTT on the same network and data.
+
+Every method trains the same architecture from the same initial weights (one seed draws the init
+and the batch order for all of them), on the same batches, for the same epochs; timings come from
+the same run on the same machine, with the thread counts stated. Reported per method, mean and
+standard deviation over seeds:
+
+* test accuracy (last epoch), seconds of training per epoch, training samples per second;
+* spikes and SynOps per inference (test set);
+* sparsity of |W| (all layers pooled): Gini index and the fraction of |w| < 1e-3;
+* accuracy after global magnitude pruning of 50/70/90/95 % of the weights (the paper's pruning
+  application): the smallest |w| over all layers are set to zero, nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from .io import write_json
+from .network import Network
+from .train import TrainConfig, Trainer, evaluate
+
+METHODS = ("lfp-spike-count", "lfp-temporal", "sg-fast-sigmoid", "sg-atan")
+PRUNE_FRACTIONS = (0.5, 0.7, 0.9, 0.95)
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini index of non-negative values (0: all equal, -> 1: all mass in one entry)."""
+    x = np.sort(np.abs(np.asarray(values, dtype=np.float64)).ravel())
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    return float((2.0 * np.sum(np.arange(1, n + 1) * x)) / (n * x.sum()) - (n + 1.0) / n)
+
+
+def prune_global(net: Network, fraction: float) -> Network:
+    """Zero the ``fraction`` of weights with the smallest |w| over all layers (ties: all at the cut)."""
+    out = net.copy()
+    w = np.concatenate([np.abs(la.weight).ravel() for la in out.layers])
+    k = int(round(fraction * w.size))
+    if k <= 0:
+        return out
+    cut = np.partition(w, k - 1)[k - 1]
+    for la in out.layers:
+        la.weight[np.abs(la.weight) <= cut] = 0.0
+    return out
+
+
+def _mean_std(xs):
+    a = np.asarray(xs, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, log):
+    t0 = time.perf_counter()
+    if method.startswith("lfp-"):
+        rule = method[len("lfp-"):]
+        c = TrainConfig.from_dict({**cfg.to_dict(), "rule": rule, "reward": None})
+        tr = Trainer(c, progress=progress)
+        m = tr.fit(train, test, binning=binning)
+        net, hist = tr.network, m["history"]
+    else:
+        from spikelfp.backends.snntorch import train_sg
+
+        surrogate = method[len("sg-"):]
+        r = train_sg(train, test, hidden=cfg.hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
+                     optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
+                     surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
+                     init_gain=cfg.init_gain, seed=cfg.seed, threads=2, progress=progress)
+        net, hist = r["network"], r["history"]
+    wall = time.perf_counter() - t0
+    final = evaluate(net, test)
+    weights = np.concatenate([la.weight.ravel() for la in net.layers])
+    pruned = {str(f): evaluate(prune_global(net, f), test)["accuracy"] for f in PRUNE_FRACTIONS}
+    epoch_s = float(np.mean([h["train_seconds"] for h in hist]))
+    log(f"  {method} seed {cfg.seed}: test {final['accuracy']:.4f}, {epoch_s:.2f} s/epoch, "
+        f"pruned 90% {pruned['0.9']:.4f}")
+    return {"seed": cfg.seed, "test_accuracy": final["accuracy"], "epoch_seconds": epoch_s,
+            "samples_per_s": len(train) / epoch_s, "wall_s": wall,
+            "spikes_per_sample": final["spikes_per_sample"], "synops_per_sample": final["synops_per_sample"],
+            "gini": gini(weights), "frac_below_1e-3": float(np.mean(np.abs(weights) < 1e-3)),
+            "pruned_accuracy": pruned, "accuracy_per_epoch": [h["test_accuracy"] for h in hist],
+            "abs_weights": np.abs(weights)}
+
+
+def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=2e-3, binning=None,
+              out=None, progress=False, log=None) -> dict:
+    """Train every method for every seed; returns (and writes to ``out``) the bench report."""
+    import numba
+
+    log = log or (lambda msg: None)
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    runs = {m: [] for m in methods}
+    for k in range(int(seeds)):
+        seed_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
+        for m in methods:
+            runs[m].append(_train_one(m, train, test, seed_cfg, binning, sg_lr, progress, log))
+    report_methods = []
+    for m in methods:
+        rs = runs[m]
+        acc_mean, acc_std = _mean_std([r["test_accuracy"] for r in rs])
+        es_mean, es_std = _mean_std([r["epoch_seconds"] for r in rs])
+        entry = {
+            "name": m,
+            "test_accuracy": [r["test_accuracy"] for r in rs],
+            "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
+            "epoch_seconds": [r["epoch_seconds"] for r in rs],
+            "epoch_seconds_mean": es_mean, "epoch_seconds_std": es_std,
+            "samples_per_s": float(np.mean([r["samples_per_s"] for r in rs])),
+            "spikes_per_sample": float(np.mean([r["spikes_per_sample"] for r in rs])),
+            "synops_per_sample": float(np.mean([r["synops_per_sample"] for r in rs])),
+            "gini": float(np.mean([r["gini"] for r in rs])),
+            "frac_below_1e-3": float(np.mean([r["frac_below_1e-3"] for r in rs])),
+            "pruned_accuracy": {str(f): float(np.mean([r["pruned_accuracy"][str(f)] for r in rs]))
+                                for f in PRUNE_FRACTIONS},
+            "pruned_accuracy_std": {str(f): _mean_std([r["pruned_accuracy"][str(f)] for r in rs])[1]
+                                    for f in PRUNE_FRACTIONS},
+            "accuracy_per_epoch": [r["accuracy_per_epoch"] for r in rs],
+            "seeds": [r["seed"] for r in rs],
+        }
+        report_methods.append(entry)
+    by = {e["name"]: e for e in report_methods}
+    sg = [by[m] for m in ("sg-fast-sigmoid", "sg-atan") if m in by]
+    speed = {}
+    if sg:
+        best_sg = max(sg, key=lambda e: e["test_accuracy_mean"])
+        fast_sg = min(e["epoch_seconds_mean"] for e in sg)   # the faster SG run is the fair reference
+        for m in ("lfp-spike-count", "lfp-temporal"):
+            if m in by:
+                speed[m] = {"speedup_vs_sg_per_epoch": fast_sg / by[m]["epoch_seconds_mean"],
+                            "accuracy_minus_best_sg": by[m]["test_accuracy_mean"] - best_sg["test_accuracy_mean"]}
+    report = {
+        "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
+        "architecture": [train.n_in, *cfg.hidden, train.n_classes], "batch_size": cfg.batch_size,
+        "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr}, "sg": {"optimizer": "adam" if cfg.optimizer == "adam"
+                                                                  else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
+        "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
+        "binning": binning, "methods": report_methods, "comparison": speed,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "torch_threads": 2,
+                    "blas_threads_in_lfp": 1},
+    }
+    if out:
+        os.makedirs(out, exist_ok=True)
+        write_json(os.path.join(out, "bench.json"), report)
+        with open(os.path.join(out, "bench.md"), "w") as fh:
+            fh.write(markdown_table(report))
+        write_plots(report, runs, out)
+    return report
+
+
+def markdown_table(r: dict) -> str:
+    head = (f"LFP vs surrogate gradients on {r['dataset']} ({'-'.join(map(str, r['architecture']))}, "
+            f"{r['epochs']} epochs, batch {r['batch_size']}, {r['seeds']} seeds; mean ± std; "
+            f"numba {r['machine']['numba_threads']} threads, torch {r['machine']['torch_threads']} threads)\n\n")
+    cols = ["method", "test accuracy", "s / epoch", "samples/s", "spikes / inference", "SynOps / inference",
+            "Gini |W|", "|w| < 1e-3", "pruned 50%", "pruned 70%", "pruned 90%", "pruned 95%"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for e in r["methods"]:
+        p = e["pruned_accuracy"]
+        lines.append("| " + " | ".join([
+            e["name"], f"{e['test_accuracy_mean']:.4f} ± {e['test_accuracy_std']:.4f}",
+            f"{e['epoch_seconds_mean']:.2f} ± {e['epoch_seconds_std']:.2f}", f"{e['samples_per_s']:.0f}",
+            f"{e['spikes_per_sample']:.0f}", f"{e['synops_per_sample']:.3g}", f"{e['gini']:.3f}",
+            f"{e['frac_below_1e-3']:.3f}", f"{p['0.5']:.4f}", f"{p['0.7']:.4f}", f"{p['0.9']:.4f}",
+            f"{p['0.95']:.4f}"]) + " |")
+    tail = []
+    for m, c in r.get("comparison", {}).items():
+        tail.append(f"- {m}: {c['speedup_vs_sg_per_epoch']:.2f}× faster per epoch than the faster SG run; "
+                    f"accuracy {c['accuracy_minus_best_sg'] * 100:+.2f} pp vs the better SG surrogate")
+    return head + "\n".join(lines) + "\n\n" + "\n".join(tail) + "\n"
+
+
+def write_plots(r: dict, runs: dict, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in r["methods"]:
+        curves = np.array(e["accuracy_per_epoch"])
+        ep = np.arange(1, curves.shape[1] + 1)
+        ax.plot(ep, curves.mean(0), label=e["name"])
+        if curves.shape[0] > 1:
+            ax.fill_between(ep, curves.min(0), curves.max(0), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{r['dataset']}: accuracy per epoch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "accuracy_per_epoch.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in r["methods"]:
+        fr = [0.0] + list(PRUNE_FRACTIONS)
+        acc = [e["test_accuracy_mean"]] + [e["pruned_accuracy"][str(f)] for f in PRUNE_FRACTIONS]
+        ax.plot(fr, acc, marker="o", label=e["name"])
+    ax.set_xlabel("fraction of weights pruned (global magnitude)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("pruning without retraining")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "pruning.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, rs in runs.items():
+        w = rs[0]["abs_weights"]
+        bins = np.logspace(-6, math.log10(max(w.max(), 1e-5)), 60)
+        ax.hist(np.clip(w, 1e-6, None), bins=bins, histtype="step", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("|w| (first seed, all layers)")
+    ax.set_ylabel("count")
+    ax.set_title("weight magnitudes")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "weights.png"), dpi=120)
+    plt.close(fig)

@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_input, random_net
+from spikelfp.backends import snntorch as bsn
+
+import spikelfp
+from spikelfp.bench import PRUNE_FRACTIONS, gini, prune_global, run_bench
+from spikelfp.cli import _apply_preset, build_parser
+from spikelfp.train import TrainConfig
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_snntorch_forward_gives_identical_spikes(seed, reset, bias):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(10, 30)), int(rng.integers(5, 20)), int(rng.integers(3, 8))]
+    net = random_net(rng, sizes, reset=reset, bias=bias)
+    x = random_input(rng, 6, 20, sizes[0], 0.3)
+    ref = spikelfp.simulate(net, x, raster=True, membrane=True)
+    model = bsn.to_snntorch(net)
+    with torch.no_grad():
+        _, spikes, mems = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)), record=True)
+    for l, (s, r) in enumerate(zip(spikes, ref.rasters)):
+        np.testing.assert_array_equal(s.numpy().transpose(1, 0, 2), r)
+        assert r.sum() > 0
+        # membranes agree to rounding (torch sums the inputs in another order)
+        np.testing.assert_allclose(mems[l].numpy().transpose(1, 0, 2), ref.membranes[l], rtol=1e-12, atol=1e-12)
+
+
+def test_weights_round_trip_exactly():
+    net = random_net(np.random.default_rng(3), [7, 5, 3], bias=True, reset="subtract")
+    back = bsn.from_snntorch(bsn.to_snntorch(net))
+    for a, b in zip(net.layers, back.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.bias, b.bias)
+        assert (a.beta, a.threshold, a.reset) == (b.beta, b.threshold, b.reset)
+
+
+def test_explicit_state_no_hidden_carry_over():
+    net = random_net(np.random.default_rng(4), [10, 6, 3])
+    x = torch.from_numpy(random_input(np.random.default_rng(5), 2, 12, 10).transpose(1, 0, 2).astype(np.float64))
+    model = bsn.to_snntorch(net)
+    with torch.no_grad():
+        a = model(x)
+        b = model(x)
+    assert torch.equal(a, b)
+
+
+def test_sg_training_is_deterministic_and_learns(small_digits):
+    train, test = small_digits
+    kw = dict(hidden=[32], epochs=2, seed=5, surrogate="atan")
+    r1 = bsn.train_sg(train, test, **kw)
+    r2 = bsn.train_sg(train, test, **kw)
+    for a, b in zip(r1["network"].layers, r2["network"].layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+    assert r1["threads"] == 2
+    assert r1["history"][-1]["test_accuracy"] > 0.3          # well above chance (0.1) after 2 epochs
+
+
+def test_sg_starts_from_the_lfp_init(small_digits):
+    """One seed draws the same initial weights for LFP and SG (a fair comparison)."""
+    train, _ = small_digits
+    from spikelfp.train import Trainer
+    rng = np.random.default_rng(11)
+    lfp0 = Trainer(TrainConfig(hidden=[8], seed=11)).init_network(train.n_in, train.n_classes, rng, 1e-3)
+    rng = np.random.default_rng(11)
+    sg0 = spikelfp.Network.random([train.n_in, 8, train.n_classes], seed=rng)
+    np.testing.assert_array_equal(lfp0.layers[0].weight, sg0.layers[0].weight)
+
+
+def test_gini_and_pruning():
+    assert gini(np.ones(100)) == pytest.approx(0.0)
+    assert gini(np.r_[np.zeros(99), 1.0]) == pytest.approx(0.99)
+    net = random_net(np.random.default_rng(6), [50, 20, 5])
+    pruned = prune_global(net, 0.9)
+    w = np.concatenate([la.weight.ravel() for la in pruned.layers])
+    assert np.mean(w == 0) == pytest.approx(0.9, abs=0.002)
+    kept = np.concatenate([la.weight.ravel() for la in net.layers])[w != 0]
+    assert np.abs(kept).min() >= np.quantile(np.abs(np.concatenate([la.weight.ravel() for la in net.layers])), 0.89)
+
+
+def test_bench_writes_report_table_and_plots(small_digits, tmp_path):
+    train, test = small_digits
+    cfg = TrainConfig(hidden=[16], epochs=1, seed=0)
+    r = run_bench(train, test, cfg, seeds=2, out=str(tmp_path))
+    data = json.loads((tmp_path / "bench.json").read_text())
+    names = [m["name"] for m in data["methods"]]
+    assert names == ["lfp-spike-count", "lfp-temporal", "sg-fast-sigmoid", "sg-atan"]
+    for m in data["methods"]:
+        assert len(m["test_accuracy"]) == 2 and len(m["epoch_seconds"]) == 2
+        assert set(m["pruned_accuracy"]) == {str(f) for f in PRUNE_FRACTIONS}
+        for key in ("samples_per_s", "gini", "spikes_per_sample", "synops_per_sample", "frac_below_1e-3"):
+            assert key in m
+    assert set(data["comparison"]) == {"lfp-spike-count", "lfp-temporal"}
+    assert "| lfp-temporal |" in (tmp_path / "bench.md").read_text()
+    for png in ("accuracy_per_epoch.png", "pruning.png", "weights.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    assert r["machine"]["torch_threads"] == 2
+
+
+def test_paper_preset_and_explicit_override():
+    args = _apply_preset(build_parser(), ["train", "--preset", "paper-mlp"])
+    assert (args.hidden, args.reset, args.optimizer, args.lr, args.n_bins) == ([1000], "subtract", "sgd", 0.02, 15)
+    args = _apply_preset(build_parser(), ["train", "--preset", "paper-mlp", "--lr", "0.01", "--hidden", "64"])
+    assert (args.lr, args.hidden, args.momentum) == (0.01, [64], 0.9)
+
+
+def test_bench_rejects_unknown_method(small_digits, capsys, data_root):
+    from spikelfp.cli import main
+    assert main(["bench", "lfp-vs-sg", "--methods", "lfp-temporal,backprop", "--epochs", "1",
+                 "--data-root", data_root, "--out", "/tmp/never"]) == 2
+    assert "unknown method 'backprop'" in capsys.readouterr().err
