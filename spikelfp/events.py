@@ -96,10 +96,9 @@ class EventBatch:
 
     def counts(self) -> np.ndarray:
         """Events per (sample, channel): (B, n_in) float64, the input "spike counts" a_0."""
-        out = np.zeros((self.batch_size, self.n_in), dtype=np.float64)
-        rows = np.repeat(np.arange(self.batch_size), np.diff(self.indptr[:: self.n_steps]))
-        np.add.at(out, (rows, self.indices), 1.0)
-        return out
+        rows = np.repeat(np.arange(self.batch_size, dtype=np.int64), np.diff(self.indptr[:: self.n_steps]))
+        flat = np.bincount(rows * self.n_in + self.indices, minlength=self.batch_size * self.n_in)
+        return flat.reshape(self.batch_size, self.n_in).astype(np.float64)
 
 
 @njit(cache=True)

@@ -160,21 +160,25 @@ class Temporal(Rule):
     reward : RateReward or SoftmaxReward
     weight_scaling : bool
         Multiply by |W| (the paper's implicit weight scaling).
-    n_chunks : int
-        Fixed split of each batch for parallel accumulation (bit-reproducible for a fixed value).
+    n_chunks : int or None
+        Split of each batch into chunks accumulated in parallel, one feedback buffer each; None
+        (default) uses numba's thread count. Results are bit-reproducible for a given value (so,
+        by default, for a given thread count); pin it to reproduce bits across machines.
     """
 
     eps: float = 1e-6
     reward: RateReward | SoftmaxReward = RateReward()
     weight_scaling: bool = True
-    n_chunks: int = 8
+    n_chunks: int | None = None
     name = "temporal"
 
     def feedback(self, network, x: EventBatch, labels) -> Feedback:
         p, eb, y = self._inputs(network, x, labels)
         B, T = eb.batch_size, eb.n_steps
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
-        nc = max(1, min(self.n_chunks, B))
+        import numba
+
+        nc = max(1, min(self.n_chunks or numba.get_num_threads(), B))
         counts = np.zeros((B, n_tot), dtype=np.int32)
         GT = np.zeros((nc, n_w))
         Gb = np.zeros((nc, n_tot))

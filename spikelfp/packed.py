@@ -6,7 +6,8 @@ Layout (per layer l, sizes n_0..n_L):
 * ``WT[w_off[l] : w_off[l+1]]`` = W_l.T flattened row-major (n_in x n_out): one contiguous row of
   fan-out weights per presynaptic channel.
 * ``bias[n_off[l] : n_off[l+1]]`` (zeros where a layer has none; ``has_bias[l]`` says which).
-* ``beta``, ``theta`` (float64), ``reset`` (int8: 0 zero, 1 subtract) per layer.
+* ``beta``, ``theta`` (in the weights' dtype: a float32 network runs in float32 throughout),
+  ``reset`` (int8: 0 zero, 1 subtract) per layer.
 """
 
 from __future__ import annotations
@@ -50,19 +51,25 @@ def pack(net: Network) -> Packed:
     return Packed(
         sizes, w_off, WT, n_off, bias,
         np.array([la.has_bias for la in net.layers], dtype=np.bool_),
-        np.array([la.beta for la in net.layers], dtype=np.float64),
-        np.array([la.threshold for la in net.layers], dtype=np.float64),
+        np.array([la.beta for la in net.layers], dtype=net.dtype),
+        np.array([la.threshold for la in net.layers], dtype=net.dtype),
         np.array([_RESET_CODES[la.reset] for la in net.layers], dtype=np.int8),
     )
 
 
-def unpack(p: Packed, dt: float = 1e-3) -> Network:
+def unpack(p: Packed, dt: float = 1e-3, like: Network | None = None) -> Network:
+    """The Network of packed (trained) weights. ``like`` supplies beta/threshold/reset exactly
+    (a float32 pack holds them rounded to float32)."""
     layers = []
     for l in range(len(p.sizes) - 1):
         n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
         w = p.WT[p.w_off[l]: p.w_off[l + 1]].reshape(n_in, n_out).T.copy()
         b = p.bias[p.n_off[l]: p.n_off[l + 1]].copy() if p.has_bias[l] else None
-        layers.append(LIFLayer(w, b, float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])]))
+        if like is not None:
+            src = like.layers[l]
+            layers.append(LIFLayer(w, b, src.beta, src.threshold, src.reset))
+        else:
+            layers.append(LIFLayer(w, b, float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])]))
     return Network(layers, dt=dt)
 
 

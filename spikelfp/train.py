@@ -56,6 +56,7 @@ class TrainConfig:
     reset: str = "zero"
     bias: bool = False
     init_gain: float = 1.0
+    dtype: str = "float64"            # or "float32" (faster; the simulator is bit-exact in either)
     seed: int = 0
     eval_batch_size: int = 256
 
@@ -76,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"unknown reset {self.reset!r}; choose one of {', '.join(RESETS)}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be float64 or float32 (got {self.dtype!r})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be > 0 (got {self.lr})")
 
@@ -147,8 +150,9 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def init_network(self, n_in: int, n_out: int, rng: np.random.Generator, dt: float) -> Network:
         c = self.config
-        return Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
-                              reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt)
+        net = Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
+                             reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt)
+        return net if c.dtype == "float64" else net.astype(c.dtype)
 
     def _optimizer(self):
         c = self.config
@@ -181,7 +185,7 @@ class Trainer:
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")
-            net = ck.network
+            net = ck.network.astype(c.dtype)
             history = list(ck.history)
             if ck.optimizer:
                 opt.load_state_dict(ck.optimizer)
@@ -237,13 +241,13 @@ class Trainer:
                         f"test {rec['test_accuracy']:.4f}  ({train_s:.1f} s, {n / train_s:.0f} samples/s)")
                     if ckpt_path:
                         save_checkpoint(ckpt_path, Checkpoint(
-                            network=unpack(p, dt=net.dt), config=c.to_dict(), history=history,
+                            network=unpack(p, dt=net.dt, like=net), config=c.to_dict(), history=history,
                             binning=binning, dataset=c.dataset, seed=c.seed,
                             optimizer=opt.state_dict(), rng_state=rng.bit_generator.state))
         finally:
             if bar is not None:
                 bar.close()
-        self.network = unpack(p, dt=net.dt)
+        self.network = unpack(p, dt=net.dt, like=net)
         last = history[-1]
         metrics = {
             "dataset": c.dataset, "rule": c.rule,

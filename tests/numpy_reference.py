@@ -5,32 +5,33 @@ import math
 import numpy as np
 
 
-def forward(net, x):
-    """Dense time-stepped LIF forward. x: (B, T, n_in) 0/1. Returns per layer (raster, membrane)."""
+def forward(net, x, dtype=np.float64):
+    """Dense time-stepped LIF forward in ``dtype``. x: (B, T, n_in) 0/1. Per layer (raster, membrane)."""
     out = []
-    inp = np.asarray(x, dtype=np.float64)
+    inp = np.asarray(x, dtype=dtype)
     for layer in net.layers:
-        W = layer.weight.astype(np.float64)
-        b = np.zeros(layer.n_out) if layer.bias is None else layer.bias.astype(np.float64)
+        W = layer.weight.astype(dtype)
+        b = np.zeros(layer.n_out, dtype) if layer.bias is None else layer.bias.astype(dtype)
+        beta, theta = dtype(layer.beta), dtype(layer.threshold)
         B, T, _ = inp.shape
         raster = np.zeros((B, T, layer.n_out), dtype=np.uint8)
-        mem = np.zeros((B, T, layer.n_out))
+        mem = np.zeros((B, T, layer.n_out), dtype)
         for s_ in range(B):
-            v = np.zeros(layer.n_out)
-            s = np.zeros(layer.n_out)
+            v = np.zeros(layer.n_out, dtype)
+            s = np.zeros(layer.n_out, dtype)
             for t in range(T):
                 I = b.copy()
                 for i in np.flatnonzero(inp[s_, t]):   # same order as the kernel: ascending i
                     I += W[:, i]
                 if layer.reset == "zero":
-                    v = layer.beta * v * (1 - s) + I
+                    v = beta * v * (1 - s) + I
                 else:
-                    v = layer.beta * v + I - layer.threshold * s
-                s = (v > layer.threshold).astype(np.float64)
+                    v = beta * v + I - theta * s
+                s = (v > theta).astype(dtype)
                 raster[s_, t] = s
                 mem[s_, t] = v
         out.append((raster, mem))
-        inp = raster.astype(np.float64)
+        inp = raster.astype(dtype)
     return out
 
 

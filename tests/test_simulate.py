@@ -40,13 +40,19 @@ def test_event_and_dense_input_agree_and_synops_count():
     np.testing.assert_array_equal(EventBatch.from_dense(x).to_dense(), x)
 
 
-def test_float32_mode_agrees_with_float64():
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_float32_mode_is_bit_exact_in_float32(reset):
     rng = np.random.default_rng(3)
-    net = random_net(rng, [40, 30, 10])
-    x = random_input(rng, 16, 30, 40)
-    a = simulate(net, x, raster=True)
-    b = simulate(net.astype(np.float32), x, raster=True)
-    for ra, rb in zip(a.rasters, b.rasters):
+    net = random_net(rng, [40, 30, 10], reset=reset, bias=True).astype(np.float32)
+    x = random_input(rng, 8, 30, 40)
+    rec = simulate(net, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.forward(net, x, np.float32), rec.rasters, rec.membranes):
+        assert ma.dtype == np.float32
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    # and float32 tracks float64 closely
+    a = simulate(net.astype(np.float64), x, raster=True)
+    for ra, rb in zip(a.rasters, rec.rasters):
         assert (ra == rb).mean() > 0.99
 
 

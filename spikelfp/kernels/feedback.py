@@ -110,7 +110,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
         v = np.empty(nmax, dtype=WT.dtype)
-        s = np.zeros(nmax, dtype=np.uint8)
+        s = np.zeros(nmax, dtype=WT.dtype)
+        keep = np.ones(nmax, dtype=WT.dtype)
         I = np.empty(nmax, dtype=WT.dtype)
         optr = np.zeros((L, T + 1), dtype=np.int64)
         oidx = np.empty(T * n_tot, dtype=np.int32)
@@ -136,7 +137,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
                 run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
-                          beta[l], theta[l], reset[l], v, s, I, optr[l],
+                          beta[l], theta[l], reset[l], v, s, keep, I, optr[l],
                           oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
                           True, cbuf, Ibuf, False, dummy3, False, dummyf, b, n_off[l])
             # ---- output reward
@@ -175,15 +176,17 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             gb[col + j] += rho[j]
                     for e in range(ip[pb + t], ip[pb + t + 1]):
                         base = w0 + ix[e] * n_out
+                        grow = gt[base: base + n_out]        # slices vectorise; WT[base + j] does not
                         if l > 0:
+                            wrow = WT[base: base + n_out]
                             acc = 0.0
                             for j in range(n_out):
-                                gt[base + j] += rho[j]
-                                acc += WT[base + j] * rho[j]
+                                grow[j] += rho[j]
+                                acc += wrow[j] * rho[j]
                             gbelow[t, ix[e]] = acc
                         else:
                             for j in range(n_out):
-                                gt[base + j] += rho[j]
+                                grow[j] += rho[j]
                 if l > 0:
                     for t in range(T):
                         for i in range(n_in):

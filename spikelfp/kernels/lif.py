@@ -9,7 +9,7 @@ Biases, thresholds and decays are flat per-neuron / per-layer arrays; see
 Per step t (DESIGN §3)::
 
     I[t] = b + sum over input spikes i at t of W[:, i]      (added in ascending i)
-    zero:      v[t] = (beta * v[t-1] if s[t-1] == 0 else 0) + I[t]
+    zero:      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]
     subtract:  v[t] = (beta * v[t-1] + I[t]) - theta * s[t-1]
     s[t] = v[t] > theta
 """
@@ -23,7 +23,7 @@ RESET_SUBTRACT = 1
 
 @njit(cache=True, inline="always")
 def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta, reset,
-              v, s, I, optr, oidx, counts, crow,
+              v, s, keep, I, optr, oidx, counts, crow,
               store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, b, col):
     """Run one layer of one sample for T steps.
 
@@ -31,45 +31,68 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta
     CSR into ``optr`` (T+1) / ``oidx``; spike counts into ``counts[crow, col : col+n_out]``.
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
     (the temporal rule needs them); rasters/membranes go to ``raster/mem[b, t, col + j]``.
+
+    ``v``, ``s`` and ``keep`` (= 1 - s) are work arrays in the weights' dtype; ``beta`` and
+    ``theta`` come in that dtype too, so float32 runs in float32 throughout. Each pass over the
+    neurons is branch-free (the vectoriser's friend); spikes are then compressed into ``oidx``.
     """
     for j in range(n_out):
         v[j] = 0.0
-        s[j] = 0
+        s[j] = 0.0
+        keep[j] = 1.0
     optr[0] = 0
     k = 0
     for t in range(T):
         if has_bias:
+            brow = bias[b0: b0 + n_out]
             for j in range(n_out):
-                I[j] = bias[b0 + j]
+                I[j] = brow[j]
         else:
             for j in range(n_out):
                 I[j] = 0.0
         for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
             base = w0 + idx[e] * n_out
+            row = WT[base: base + n_out]   # a slice, not WT[base + j]: lets LLVM vectorise (4-5x)
             for j in range(n_out):
-                I[j] += WT[base + j]
-        for j in range(n_out):
+                I[j] += row[j]
+        if store_ci:
+            crow_t = cbuf[t, col: col + n_out]
+            irow_t = Ibuf[t, col: col + n_out]
+            for j in range(n_out):
+                irow_t[j] = I[j]
             if reset == RESET_ZERO:
-                c = beta * v[j] if s[j] == 0 else 0.0
-                vj = c + I[j]
+                for j in range(n_out):
+                    c = beta * v[j] * keep[j]
+                    crow_t[j] = c
+                    v[j] = c + I[j]
             else:
-                c = beta * v[j]
-                vj = (c + I[j]) - theta * s[j]
-            v[j] = vj
-            if store_ci:
-                cbuf[t, col + j] = c
-                Ibuf[t, col + j] = I[j]
-            if rec_mem:
-                mem[b, t, col + j] = vj
-            if vj > theta:
-                s[j] = 1
-                oidx[k] = j
-                k += 1
-                counts[crow, col + j] += 1
-                if rec_raster:
-                    raster[b, t, col + j] = 1
-            else:
-                s[j] = 0
+                for j in range(n_out):
+                    c = beta * v[j]
+                    crow_t[j] = c
+                    v[j] = (c + I[j]) - theta * s[j]
+        elif reset == RESET_ZERO:
+            for j in range(n_out):
+                v[j] = beta * v[j] * keep[j] + I[j]
+        else:
+            for j in range(n_out):
+                v[j] = (beta * v[j] + I[j]) - theta * s[j]
+        for j in range(n_out):
+            spike = v[j] > theta
+            s[j] = 1.0 if spike else 0.0
+            keep[j] = 0.0 if spike else 1.0
+        if rec_mem:
+            mrow = mem[b, t, col: col + n_out]
+            for j in range(n_out):
+                mrow[j] = v[j]
+        k0 = k
+        for j in range(n_out):          # branch-free compress of the spiking neurons
+            oidx[k] = j
+            k += 1 if v[j] > theta else 0
+        for q in range(k0, k):
+            counts[crow, col + oidx[q]] += 1
+        if rec_raster:
+            for q in range(k0, k):
+                raster[b, t, col + oidx[q]] = 1
         optr[t + 1] = k
     return k
 
@@ -91,7 +114,8 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
         v = np.empty(nmax, dtype=WT.dtype)
-        s = np.zeros(nmax, dtype=np.uint8)
+        s = np.zeros(nmax, dtype=WT.dtype)
+        keep = np.ones(nmax, dtype=WT.dtype)
         I = np.empty(nmax, dtype=WT.dtype)
         ptr_a = np.zeros(T + 1, dtype=np.int64)
         ptr_b = np.zeros(T + 1, dtype=np.int64)
@@ -116,6 +140,6 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
                 else:
                     op, ox = ptr_b, idx_b
                 run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
-                          beta[l], theta[l], reset[l], v, s, I, op, ox, counts, b,
+                          beta[l], theta[l], reset[l], v, s, keep, I, op, ox, counts, b,
                           False, dummy, dummy, rec_raster, raster, rec_mem, mem, b, n_off[l])
     return synops

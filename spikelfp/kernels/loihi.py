@@ -75,8 +75,9 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, wexp, du, dv, v
                         acc[j] = 0
                     for q in range(ip[pb + t], ip[pb + t + 1]):
                         base = w0 + ix[q] * n_out
+                        row = WT[base: base + n_out]
                         for j in range(n_out):
-                            acc[j] += WT[base + j]
+                            acc[j] += row[j]
                     for j in range(n_out):
                         a = acc[j]
                         if e > 0:

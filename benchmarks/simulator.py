@@ -1,0 +1,421 @@
+#!/usr/bin/env python
+"""Simulator and training speed: spikelfp vs snntorch vs a plain numpy reference, in one run.
+
+For batch 128 at input densities 0.5/2/5/10 % on two nets (SHD-like 700-256-20, T=100;
+N-MNIST-like 2312-512-10, T=300), with the same float32 weights in every approach:
+
+* forward (inference) time per sample: spikelfp (event-driven numba), snntorch (torch CPU),
+  numpy (dense, time-stepped, BLAS matmul per step);
+* one training step per sample: spikelfp LFP spike-count and temporal rules (+ Adam) vs snntorch
+  BPTT + Adam (atan surrogate, ce_rate_loss);
+* the machine's limit: a numba row-add microbenchmark (SynOps/s when every synaptic event is one
+  weight-row add, on the same weight matrix and event pattern) and numpy matmul GFLOP/s;
+* SynOps per sample, achieved SynOps/s and the fraction of the row-add limit;
+* peak memory above import for each approach (each measured in a fresh subprocess);
+* scaling of the spikelfp forward with density, batch size and hidden size.
+
+Threads: numba 2, torch 2, numpy BLAS 2 for the numpy reference and 1 around numba work.
+Every timing is the median of several repeats; the spread (min..max) and the other processes' CPU
+load during the measurement are recorded. Results: ``benchmarks/results/simulator.{json,md}``.
+
+Usage: ``python benchmarks/simulator.py [--quick] [--json PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+NETS = {"shd-like": dict(sizes=[700, 256, 20], T=100), "nmnist-like": dict(sizes=[2312, 512, 10], T=300)}
+DENSITIES = [0.005, 0.02, 0.05, 0.10]
+THREADS = 2
+
+
+# ----------------------------------------------------------------------------- helpers
+def cpu_busy():
+    """(total busy jiffies of the machine, this process's CPU seconds)."""
+    with open("/proc/stat") as fh:
+        f = [int(v) for v in fh.readline().split()[1:]]
+    busy = sum(f) - f[3] - f[4]
+    return busy, sum(os.times()[:4])
+
+
+def timed(fn, repeats, warmup=1):
+    """Median seconds of ``fn()`` over ``repeats`` runs, the spread, and the other CPU load."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    hz = os.sysconf("SC_CLK_TCK")
+    b0, own0 = cpu_busy()
+    w0 = time.perf_counter()
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    wall = time.perf_counter() - w0
+    b1, own1 = cpu_busy()
+    other = max(0.0, ((b1 - b0) / hz - (own1 - own0)) / (wall * os.cpu_count()))
+    return {"median_s": float(np.median(ts)), "min_s": float(np.min(ts)), "max_s": float(np.max(ts)),
+            "repeats": repeats, "other_cpu_load": round(other, 3)}
+
+
+def make_net(sizes, T, seed=0, rate=0.05, density=0.02):
+    """float32 net, W ~ N(mu, sigma) per layer, scaled (bisection on one probe batch) so that each
+    layer fires at about ``rate`` spikes per neuron and step at ``density`` input: a realistic
+    regime (a silent or saturated net would flatter or punish an event-driven simulator)."""
+    import spikelfp
+
+    rng = np.random.default_rng(seed)
+    probe = make_input(np.random.default_rng(seed + 99), 16, T, sizes[0], density)
+    layers = []
+    for k in range(len(sizes) - 1):
+        n_in, n_out = sizes[k], sizes[k + 1]
+        base = rng.normal(0.3, 1.0, size=(n_out, n_in)).astype(np.float32)
+        lo, hi = 1e-3, 10.0
+        for _ in range(30):
+            g = np.sqrt(lo * hi)
+            trial = layers + [spikelfp.LIFLayer(base * np.float32(g / np.sqrt(n_in)), beta=0.9, threshold=1.0)]
+            r = spikelfp.simulate(spikelfp.Network(trial), probe).counts[-1].mean() / T
+            lo, hi = (g, hi) if r < rate else (lo, g)
+        layers.append(spikelfp.LIFLayer(base * np.float32(np.sqrt(lo * hi) / np.sqrt(n_in)), beta=0.9,
+                                        threshold=1.0))
+    return spikelfp.Network(layers)
+
+
+def make_input(rng, B, T, n_in, density):
+    from spikelfp import EventBatch
+
+    return EventBatch.from_dense((rng.random((B, T, n_in)) < density).astype(np.uint8))
+
+
+# ----------------------------------------------------------------------------- approaches
+def run_spikelfp_forward(net, eb):
+    import spikelfp
+    from spikelfp.packed import pack
+
+    p = pack(net)
+    return lambda: spikelfp.simulate(p, eb)
+
+
+def run_numpy_forward(net, dense):
+    """Dense time-stepped reference: I = x W^T + b by BLAS each step, then the LIF update."""
+    Ws = [la.weight.T.copy() for la in net.layers]
+    betas = [np.float32(la.beta) for la in net.layers]
+    ths = [np.float32(la.threshold) for la in net.layers]
+
+    def fwd():
+        x = dense
+        B, T = x.shape[:2]
+        counts = []
+        for W, beta, th in zip(Ws, betas, ths):
+            v = np.zeros((B, W.shape[1]), np.float32)
+            s = np.zeros_like(v)
+            out = np.empty((B, T, W.shape[1]), np.float32)
+            for t in range(T):
+                v = beta * v * (1 - s) + x[:, t] @ W
+                s = (v > th).astype(np.float32)
+                out[:, t] = s
+            counts.append(out.sum(1))
+            x = out
+        return counts
+    return fwd
+
+
+def run_snntorch_forward(net, dense):
+    import torch
+    from spikelfp.backends.snntorch import to_snntorch
+
+    torch.set_num_threads(THREADS)
+    model = to_snntorch(net, dtype=torch.float32)
+    x = torch.from_numpy(np.ascontiguousarray(dense.transpose(1, 0, 2)))
+
+    def fwd():
+        with torch.no_grad():
+            return model(x)
+    return fwd
+
+
+def run_spikelfp_train(net, eb, labels, rule):
+    import spikelfp
+    from spikelfp.optim import Adam
+    from spikelfp.packed import pack
+
+    p = pack(net)
+    r = spikelfp.Temporal() if rule == "temporal" else spikelfp.SpikeCount()
+    opt = Adam(lr=1e-3)
+    params = {"WT": p.WT, "bias": p.bias}
+    B = eb.batch_size
+
+    def step():
+        fb = r.feedback(p, eb, labels)
+        opt.step(params, {"WT": fb.weight_flat * (-1.0 / B), "bias": fb.bias_flat * (-1.0 / B)})
+    return step
+
+
+def run_snntorch_train(net, dense, labels):
+    import snntorch.functional as SF
+    import torch
+    from spikelfp.backends.snntorch import to_snntorch
+
+    torch.set_num_threads(THREADS)
+    model = to_snntorch(net, surrogate="atan", dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = SF.ce_rate_loss()
+    x = torch.from_numpy(np.ascontiguousarray(dense.transpose(1, 0, 2)))
+    y = torch.from_numpy(labels)
+
+    def step():
+        out = model(x)
+        loss = loss_fn(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def rowadd_limit(net, eb, repeats):
+    """SynOps/s of the bare row-add loop on the first layer's weights and this event pattern."""
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def rowadd(W2, idx, ptr, n_chunks, out):
+        R = ptr.size - 1
+        n_out = W2.shape[1]
+        for c in prange(n_chunks):
+            acc = np.zeros(n_out, dtype=W2.dtype)
+            for r in range(c * R // n_chunks, (c + 1) * R // n_chunks):
+                for j in range(n_out):
+                    acc[j] = 0.0
+                for e in range(ptr[r], ptr[r + 1]):
+                    row = W2[idx[e]]
+                    for j in range(n_out):
+                        acc[j] += row[j]
+                out[c] += acc[0]
+
+    W2 = np.ascontiguousarray(net.layers[0].weight.T)
+    out = np.zeros(64)
+    n_chunks = 4 * THREADS
+    t = timed(lambda: rowadd(W2, eb.indices, eb.indptr, n_chunks, out), repeats)
+    t["synops_per_s"] = eb.n_events * W2.shape[1] / t["median_s"]
+    return t
+
+
+def matmul_gflops(repeats):
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    with threadpool_limits(THREADS, "blas"):
+        t = timed(lambda: a @ a, repeats)
+    t["gflops"] = 2 * 1024**3 / t["median_s"] / 1e9
+    return t
+
+
+# ----------------------------------------------------------------------------- memory (subprocess)
+MEM_CHILD = r"""
+import json, os, resource, sys
+sys.path.insert(0, {here!r})
+import numpy as np
+import simulator as S
+import spikelfp, torch, snntorch, numba
+from spikelfp.backends import snntorch as _b
+net = S.make_net({sizes}, {T})
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1])
+rss0 = status('VmRSS:')
+with open('/proc/self/clear_refs', 'w') as fh:   # reset the high-water mark (VmHWM) to now
+    fh.write('5')
+rng = np.random.default_rng(1)
+eb = S.make_input(rng, {B}, {T}, {sizes}[0], {density})
+labels = rng.integers(0, {sizes}[-1], {B})
+kind = {kind!r}
+if kind == 'spikelfp-forward': f = S.run_spikelfp_forward(net, eb)
+elif kind == 'numpy-forward': f = S.run_numpy_forward(net, eb.to_dense(np.float32))
+elif kind == 'snntorch-forward': f = S.run_snntorch_forward(net, eb.to_dense(np.float32))
+elif kind == 'spikelfp-train-spike-count': f = S.run_spikelfp_train(net, eb, labels, 'spike-count')
+elif kind == 'spikelfp-train-temporal': f = S.run_spikelfp_train(net, eb, labels, 'temporal')
+if kind.startswith('spikelfp-train'):
+    from spikelfp.train import single_threaded_blas
+    single_threaded_blas().__enter__()
+else: f = S.run_snntorch_train(net, eb.to_dense(np.float32), labels)
+f(); f()
+print(json.dumps({{"peak_above_import_mb": (status('VmHWM:') - rss0) / 1024}}))
+"""
+
+
+def peak_memory(kind, sizes, T, B, density):
+    code = MEM_CHILD.format(here=HERE, sizes=sizes, T=T, B=B, density=density, kind=kind)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        return {"error": r.stderr[-500:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- main
+def bench_net(name, cfg, quick, repeats, log):
+    import spikelfp
+
+    sizes, T = cfg["sizes"], cfg["T"]
+    B = 128
+    rng = np.random.default_rng(0)
+    net = make_net(sizes, T)
+    labels = rng.integers(0, sizes[-1], B)
+    out = {"sizes": sizes, "T": T, "batch": B, "by_density": {}}
+    densities = [0.02] if quick else DENSITIES
+    for d in densities:
+        eb = make_input(rng, B, T, sizes[0], d)
+        dense = eb.to_dense(np.float32)
+        rec = spikelfp.simulate(net, eb)
+        synops = float(rec.synops.mean())
+        row = {"density": d, "events_per_sample": eb.n_events / B, "synops_per_sample": synops,
+               "hidden_rate_per_step": float(rec.counts[0].mean() / T)}
+        f = run_spikelfp_forward(net, eb)
+        row["spikelfp_forward"] = timed(f, repeats)
+        row["snntorch_forward"] = timed(run_snntorch_forward(net, dense), max(2, repeats // 2))
+        row["numpy_forward"] = timed(run_numpy_forward(net, dense), max(2, repeats // 2))
+        row["rowadd_limit"] = rowadd_limit(net, eb, repeats)
+        fw = row["spikelfp_forward"]["median_s"]
+        row["spikelfp_synops_per_s"] = synops * B / fw
+        # the row-add limit covers layer 0's events; the whole forward's SynOps against it
+        row["fraction_of_rowadd_limit"] = row["spikelfp_synops_per_s"] / row["rowadd_limit"]["synops_per_s"]
+        row["forward_samples_per_s"] = {k: B / row[k]["median_s"] for k in
+                                        ("spikelfp_forward", "snntorch_forward", "numpy_forward")}
+        row["forward_speedup_vs_snntorch"] = row["snntorch_forward"]["median_s"] / fw
+        row["forward_speedup_vs_numpy"] = row["numpy_forward"]["median_s"] / fw
+        if d == 0.02 or not quick:
+            from spikelfp.train import single_threaded_blas
+            for rule in ("spike-count", "temporal"):
+                with single_threaded_blas():   # as the trainer runs it
+                    row[f"spikelfp_train_{rule}"] = timed(run_spikelfp_train(net, eb, labels, rule), repeats)
+            row["snntorch_train"] = timed(run_snntorch_train(net, dense, labels), max(2, repeats // 2))
+            sg = row["snntorch_train"]["median_s"]
+            row["train_speedup_vs_snntorch"] = sg / row["spikelfp_train_spike-count"]["median_s"]
+            row["train_speedup_vs_snntorch_temporal"] = sg / row["spikelfp_train_temporal"]["median_s"]
+        log(f"{name} density {d:.3f}: forward spikelfp {B / fw:,.0f} samples/s "
+            f"({row['forward_speedup_vs_snntorch']:.1f}x snntorch, {row['forward_speedup_vs_numpy']:.1f}x numpy), "
+            f"{row['spikelfp_synops_per_s'] / 1e9:.1f} GSynOps/s = {row['fraction_of_rowadd_limit']:.0%} of row-add "
+            f"limit; train {row.get('train_speedup_vs_snntorch', float('nan')):.1f}x (spike-count) "
+            f"{row.get('train_speedup_vs_snntorch_temporal', float('nan')):.1f}x (temporal)")
+        out["by_density"][str(d)] = row
+    at2 = out["by_density"]["0.02"]
+    out["forward_speedup_vs_snntorch"] = at2["forward_speedup_vs_snntorch"]
+    out["train_speedup_vs_snntorch"] = at2["train_speedup_vs_snntorch"]
+    out["train_speedup_vs_snntorch_temporal"] = at2["train_speedup_vs_snntorch_temporal"]
+    out["fraction_of_rowadd_limit"] = at2["fraction_of_rowadd_limit"]
+    out["forward_samples_per_s_2pct"] = at2["forward_samples_per_s"]["spikelfp_forward"]
+    # memory, each approach in a fresh process
+    out["peak_memory_mb"] = {k: peak_memory(k, sizes, T, B, 0.02) for k in
+                             ("spikelfp-forward", "snntorch-forward", "numpy-forward", "spikelfp-train-spike-count",
+                              "spikelfp-train-temporal", "snntorch-train")}
+    log(f"{name} peak memory above import (MB): " + ", ".join(
+        f"{k} {v.get('peak_above_import_mb', float('nan')):.0f}" for k, v in out["peak_memory_mb"].items()))
+    return out
+
+
+def scaling(quick, repeats, log):
+    """spikelfp forward on the SHD-like net: cost vs spikes (density), batch size, hidden size."""
+    rng = np.random.default_rng(5)
+    rows = []
+    grid = ([("density", d, 128, 256) for d in DENSITIES] + [("batch", 0.02, b, 256) for b in (32, 128, 512)]
+            + [("hidden", 0.02, 128, h) for h in (128, 256, 512)])
+    if quick:
+        grid = [g for g in grid if g[0] == "density"]
+    for kind, d, B, H in grid:
+        net = make_net([700, H, 20], 100)
+        eb = make_input(rng, B, 100, 700, d)
+        import spikelfp
+        rec = spikelfp.simulate(net, eb)
+        t = timed(run_spikelfp_forward(net, eb), repeats)
+        synops = float(rec.synops.sum())
+        rows.append({"vary": kind, "density": d, "batch": B, "hidden": H, "events": eb.n_events,
+                     "synops": synops, "seconds": t["median_s"], "us_per_sample": t["median_s"] / B * 1e6,
+                     "ns_per_synop": t["median_s"] / synops * 1e9, "other_cpu_load": t["other_cpu_load"]})
+        log(f"scaling {kind}: density {d} batch {B} hidden {H}: {t['median_s'] / B * 1e6:.1f} us/sample, "
+            f"{t['median_s'] / synops * 1e9:.3f} ns/SynOp")
+    return rows
+
+
+def markdown(r):
+    lines = [f"# Simulator benchmark ({r['machine']['cpu']}, {r['machine']['cpus']} CPUs, numba {THREADS} threads, "
+             f"torch {THREADS} threads; {r['date']})", "",
+             f"numpy matmul: {r['matmul']['gflops']:.1f} GFLOP/s (float32, {THREADS} threads). Batch 128, float32, "
+             "median of repeats (spread and other CPU load in the JSON).", ""]
+    for name, n in r["nets"].items():
+        lines += [f"## {name}: {'-'.join(map(str, n['sizes']))}, T={n['T']}", "",
+                  "| input density | SynOps/sample | spikelfp fwd samples/s | snntorch fwd | numpy fwd | "
+                  "fwd speedup vs snntorch | GSynOps/s | of row-add limit | LFP spike-count train speedup | "
+                  "LFP temporal train speedup |", "|" + "---|" * 10]
+        for d, row in n["by_density"].items():
+            fs = row["forward_samples_per_s"]
+            lines.append(
+                f"| {float(d):.1%} | {row['synops_per_sample']:,.0f} | {fs['spikelfp_forward']:,.0f} | "
+                f"{fs['snntorch_forward']:,.0f} | {fs['numpy_forward']:,.0f} | "
+                f"{row['forward_speedup_vs_snntorch']:.1f}× | "
+                f"{row['spikelfp_synops_per_s'] / 1e9:.1f} | {row['fraction_of_rowadd_limit']:.0%} | "
+                f"{row.get('train_speedup_vs_snntorch', float('nan')):.1f}× | "
+                f"{row.get('train_speedup_vs_snntorch_temporal', float('nan')):.1f}× |")
+        mem = n["peak_memory_mb"]
+        lines += ["", "Peak memory above import at 2 % (MB): " + ", ".join(
+            f"{k} {v.get('peak_above_import_mb', float('nan')):.0f}" for k, v in mem.items()), ""]
+    if r.get("scaling"):
+        lines += ["## Scaling of the spikelfp forward (SHD-like net, T=100)", "",
+                  "| vary | density | batch | hidden | SynOps | µs/sample | ns/SynOp |", "|" + "---|" * 7]
+        for s in r["scaling"]:
+            lines.append(f"| {s['vary']} | {s['density']:.1%} | {s['batch']} | {s['hidden']} | {s['synops']:,.0f} | "
+                         f"{s['us_per_sample']:.1f} | {s['ns_per_synop']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2 %% density only, fewer repeats (< 2 minutes)")
+    ap.add_argument("--json", help="also write the JSON here")
+    ap.add_argument("--out", default=RESULTS, help="results folder (default benchmarks/results)")
+    args = ap.parse_args(argv)
+    import numba
+    numba.set_num_threads(THREADS)
+    repeats = 3 if args.quick else 7
+    t0 = time.time()
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    r = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
+         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                     "platform": platform.platform(), "python": platform.python_version(),
+                     "loadavg_start": os.getloadavg()},
+         "threads": {"numba": THREADS, "torch": THREADS, "blas_numpy_reference": THREADS, "blas_in_numba_work": 1},
+         "matmul": matmul_gflops(repeats), "nets": {}}
+    for name, cfg in NETS.items():
+        r["nets"][name] = bench_net(name, cfg, args.quick, repeats, log)
+    r["scaling"] = scaling(args.quick, repeats, log)
+    r["machine"]["loadavg_end"] = os.getloadavg()
+    r["wall_s"] = time.time() - t0
+    for name, n in r["nets"].items():
+        r[f"{name}/forward_speedup_vs_snntorch"] = n["forward_speedup_vs_snntorch"]
+    r["forward_speedup_vs_snntorch"] = {k: n["forward_speedup_vs_snntorch"] for k, n in r["nets"].items()}
+    r["train_speedup_vs_snntorch"] = {k: n["train_speedup_vs_snntorch"] for k, n in r["nets"].items()}
+    r["train_speedup_vs_snntorch_temporal"] = {k: n["train_speedup_vs_snntorch_temporal"] for k, n in r["nets"].items()}
+    r["fraction_of_rowadd_limit"] = {k: n["fraction_of_rowadd_limit"] for k, n in r["nets"].items()}
+    os.makedirs(args.out, exist_ok=True)
+    stem = "simulator-quick" if args.quick else "simulator"
+    sys.path.insert(0, os.path.dirname(HERE))
+    from spikelfp.io import write_json
+    write_json(os.path.join(args.out, f"{stem}.json"), r)
+    with open(os.path.join(args.out, f"{stem}.md"), "w") as fh:
+        fh.write(markdown(r))
+    if args.json:
+        write_json(args.json, r)
+    log(markdown(r))
+    log(f"wall {r['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
