@@ -215,7 +215,7 @@ class SpikeCount(Rule):
         Gb = np.zeros(n_tot)
         recv = np.zeros(n_tot)
         passed = np.zeros(n_tot)
-        spike_count_feedback(eb.counts(), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
+        spike_count_feedback(eb.counts().astype(p.WT.dtype), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
                              p.bias, p.has_bias, self.eps, self.reward.kind, float(self.reward.tau),
                              GT, Gb, recv, passed)
         return self._finish(p, GT, Gb, counts, recv, passed)

@@ -83,6 +83,41 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
                 g[t, k] = w[k]
 
 
+@njit(cache=True, inline="always")
+def _flush_layer0(in_ptr, in_idx, b0, ns, T, n_in, n_out, rho0, tl0, cnt, start, fill, accv, gt):
+    """GT[i, :] += sum of rho0[s*T + t] over the input spikes (t, i) of samples b0 .. b0+ns-1."""
+    lo = in_ptr[b0 * T]
+    hi = in_ptr[(b0 + ns) * T]
+    for i in range(n_in):
+        cnt[i] = 0
+    for e in range(lo, hi):
+        cnt[in_idx[e]] += 1
+    start[0] = 0
+    for i in range(n_in):
+        start[i + 1] = start[i] + cnt[i]
+        fill[i] = start[i]
+    for sidx in range(ns):
+        for t in range(T):
+            r = (b0 + sidx) * T + t
+            for e in range(in_ptr[r], in_ptr[r + 1]):
+                i = in_idx[e]
+                tl0[fill[i]] = sidx * T + t
+                fill[i] += 1
+    for i in range(n_in):
+        if start[i + 1] == start[i]:
+            continue
+        first = rho0[tl0[start[i]]]
+        for j in range(n_out):
+            accv[j] = first[j]
+        for q in range(start[i] + 1, start[i + 1]):
+            rr = rho0[tl0[q]]
+            for j in range(n_out):
+                accv[j] += rr[j]
+        grow = gt[i * n_out: i * n_out + n_out]
+        for j in range(n_out):
+            grow[j] += accv[j]
+
+
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, eps, reward_kind, tau, n_chunks,
@@ -93,8 +128,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     g[t]; then per layer from the top, for t = T..1::
 
         A = g[t] + C[t+1];  rho = A / (|c[t]| + |I[t]| + eps);  C[t] = c[t] * rho
-        GT[i, :] += rho  and  g_below[t, i] = W[:, i] . rho   for every input spike i at t
-        Gb += rho
+        g_below[t, i] = W[:, i] . rho   for every input spike i at t;   Gb += rho
+        GT[i, :] += sum of rho[t] over the input spikes (t, i)   (grouped by channel per sample)
 
     Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]``
     (summed by the caller in chunk order: bit-reproducible for a fixed ``n_chunks``).
@@ -119,8 +154,23 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         Ibuf = np.empty((T, n_tot), dtype=np.float64)
         g = np.empty((T, max(nmax, nin0)), dtype=np.float64)
         gbelow = np.empty((T, max(nmax, nin0)), dtype=np.float64)
-        rho = np.empty(nmax, dtype=np.float64)
+        rhob = np.empty((T, nmax), dtype=np.float64)
         Cn = np.empty(nmax, dtype=np.float64)
+        accv = np.empty(nmax, dtype=np.float64)
+        nin_max = 1
+        for l in range(L):
+            nin_max = max(nin_max, sizes[l])
+        cnt = np.zeros(nin_max, dtype=np.int64)
+        start = np.zeros(nin_max + 1, dtype=np.int64)
+        fill = np.zeros(nin_max, dtype=np.int64)
+        tl = np.empty(T * nin_max, dtype=np.int32)
+        # layer 0 (the widest fan-in): rho of a sub-batch of samples is kept and its input events
+        # grouped by channel across the sub-batch, so each row of GT is touched once per sub-batch
+        n0 = sizes[1]
+        S = max(1, min(32, (4 << 20) // (T * n0 * WT.itemsize)))
+        rho0 = np.empty((S * T, n0), dtype=WT.dtype)
+        tl0 = np.empty(S * T * nin0 if S * T * nin0 < 1 << 26 else 1 << 26, dtype=np.int32)
+        sl = 0
         Nout = np.empty(sizes[L], dtype=np.float64)
         dummy3 = np.empty((1, 1, 1), dtype=np.uint8)
         dummyf = np.empty((1, 1, 1), dtype=WT.dtype)
@@ -155,42 +205,82 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     ip, pb, ix = in_ptr, b * T, in_idx
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
-                    for t in range(T):
-                        for i in range(n_in):
-                            gbelow[t, i] = 0.0
+                    gbelow[:, :n_in] = 0.0
                 for j in range(n_out):
                     Cn[j] = 0.0
+                rcl = rc[col: col + n_out]      # slices, not rc[col + j]: vectorisable
+                psl = ps[col: col + n_out]
                 for t in range(T - 1, -1, -1):
+                    rr = rhob[t]
+                    gt_row = g[t]
+                    crow_t = cbuf[t, col: col + n_out]
+                    irow_t = Ibuf[t, col: col + n_out]
                     for j in range(n_out):
-                        gj = g[t, j]
+                        gj = gt_row[j]
                         a = gj + Cn[j]
-                        cc = cbuf[t, col + j]
-                        ii = Ibuf[t, col + j]
+                        cc = crow_t[j]
+                        ii = irow_t[j]
                         r = a / (abs(cc) + abs(ii) + eps)
-                        rho[j] = r
+                        rr[j] = r
                         Cn[j] = cc * r
-                        rc[col + j] += abs(gj)
-                        ps[col + j] += abs(ii * r)
-                    if has_bias[l]:
+                        rcl[j] += abs(gj)
+                        psl[j] += abs(ii * r)
+                    if l == 0:
+                        r0 = rho0[sl * T + t]        # kept (in the weights' dtype) for the sub-batch
                         for j in range(n_out):
-                            gb[col + j] += rho[j]
-                    for e in range(ip[pb + t], ip[pb + t + 1]):
-                        base = w0 + ix[e] * n_out
-                        grow = gt[base: base + n_out]        # slices vectorise; WT[base + j] does not
-                        if l > 0:
-                            wrow = WT[base: base + n_out]
+                            r0[j] = rr[j]
+                    if has_bias[l]:
+                        gbrow = gb[col: col + n_out]
+                        for j in range(n_out):
+                            gbrow[j] += rr[j]
+                    if l > 0:
+                        for e in range(ip[pb + t], ip[pb + t + 1]):
+                            base = w0 + ix[e] * n_out
+                            wrow = WT[base: base + n_out]     # slices vectorise; WT[base + j] does not
                             acc = 0.0
                             for j in range(n_out):
-                                grow[j] += rho[j]
-                                acc += wrow[j] * rho[j]
+                                acc += wrow[j] * rr[j]
                             gbelow[t, ix[e]] = acc
-                        else:
-                            for j in range(n_out):
-                                grow[j] += rho[j]
+                if l == 0:
+                    continue
+                # GT[i, :] += sum of rho[t] over the steps t where input i spiked: group this
+                # sample's events by channel (counting sort), sum their rho rows in a small
+                # accumulator, then touch each row of GT once (not once per event)
+                for i in range(n_in):
+                    cnt[i] = 0
+                for e in range(ip[pb], ip[pb + T]):
+                    cnt[ix[e]] += 1
+                start[0] = 0
+                for i in range(n_in):
+                    start[i + 1] = start[i] + cnt[i]
+                    fill[i] = start[i]
+                for t in range(T):
+                    for e in range(ip[pb + t], ip[pb + t + 1]):
+                        i = ix[e]
+                        tl[fill[i]] = t
+                        fill[i] += 1
+                for i in range(n_in):
+                    if start[i + 1] == start[i]:
+                        continue
+                    first = rhob[tl[start[i]]]
+                    for j in range(n_out):
+                        accv[j] = first[j]
+                    for q in range(start[i] + 1, start[i + 1]):
+                        rr = rhob[tl[q]]
+                        for j in range(n_out):
+                            accv[j] += rr[j]
+                    base = w0 + i * n_out
+                    grow = gt[base: base + n_out]
+                    for j in range(n_out):
+                        grow[j] += accv[j]
                 if l > 0:
-                    for t in range(T):
-                        for i in range(n_in):
-                            g[t, i] = gbelow[t, i]
+                    g, gbelow = gbelow, g              # the reward below becomes the next layer's g
+            sl += 1
+            nxt_events = in_ptr[min(b + 2, B) * T] - in_ptr[(b + 1 - sl) * T]   # if one more sample joined
+            if sl == S or b == hi - 1 or nxt_events > tl0.size:
+                _flush_layer0(in_ptr, in_idx, b + 1 - sl, sl, T, nin0, n0, rho0, tl0, cnt, start, fill,
+                              accv, gt)
+                sl = 0
 
 
 @njit(cache=True)
@@ -206,6 +296,7 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
         R_{l-1} = a_{l-1} * (rho_l W_l)   rho_{l-1} = R_{l-1} / (z + eps * sign(z)), sign(0) = +1
 
     Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
+    The matmuls run in the dtype of ``a_in``, which must be the weights' (float32 nets: sgemm).
     """
     L = sizes.size - 1
     B = a_in.shape[0]
@@ -215,7 +306,7 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out)).astype(np.float64)
+        W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out))
         z = np.dot(prev, W_T)
         if has_bias[l]:
             for b in range(B):
@@ -223,13 +314,13 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                     z[b, j] += T * bias[n_off[l] + j]
         acts.append(prev)
         zs.append(z)
-        nxt = np.empty((B, n_out), dtype=np.float64)
+        nxt = np.empty((B, n_out), dtype=a_in.dtype)
         for b in range(B):
             for j in range(n_out):
                 nxt[b, j] = counts[b, n_off[l] + j]
         prev = nxt
     nL = sizes[L]
-    rho = np.empty((B, nL), dtype=np.float64)
+    rho = np.empty((B, nL), dtype=a_in.dtype)
     Nrow = np.empty(nL, dtype=np.float64)
     for b in range(B):
         for k in range(nL):
@@ -255,10 +346,10 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                     acc += rho[b, j]
                 Gb[col + j] = T * acc
         if l > 0:
-            W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out)).astype(np.float64)
+            W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out))
             R = a * np.dot(rho, W_T.T)
             zb = zs[l - 1]
-            rho = np.empty((B, n_in), dtype=np.float64)
+            rho = np.empty((B, n_in), dtype=a_in.dtype)
             for b in range(B):
                 for i in range(n_in):
                     zz = zb[b, i]
