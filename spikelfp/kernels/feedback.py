@@ -84,33 +84,34 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
 
 
 @njit(cache=True, inline="always")
-def _flush_layer0(in_ptr, in_idx, b0, ns, T, n_in, n_out, rho0, tl0, cnt, start, fill, accv, gt):
-    """GT[i, :] += sum of rho0[s*T + t] over the input spikes (t, i) of samples b0 .. b0+ns-1."""
-    lo = in_ptr[b0 * T]
-    hi = in_ptr[(b0 + ns) * T]
+def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, accv, gt):
+    """GT[i, :] += sum of rho[s*T + t] over the spikes (t, i) of ``ns`` consecutive samples.
+
+    Spikes of sample s at step t: ``idx[ptr[row0 + s*T + t] : ptr[row0 + s*T + t + 1]]``. They are
+    grouped by channel (counting sort) and each channel's rho rows summed in ``accv``, so every row
+    of ``gt`` (n_in x n_out, flat) is touched once, not once per spike.
+    """
     for i in range(n_in):
         cnt[i] = 0
-    for e in range(lo, hi):
-        cnt[in_idx[e]] += 1
+    for e in range(ptr[row0], ptr[row0 + ns * T]):
+        cnt[idx[e]] += 1
     start[0] = 0
     for i in range(n_in):
         start[i + 1] = start[i] + cnt[i]
         fill[i] = start[i]
-    for sidx in range(ns):
-        for t in range(T):
-            r = (b0 + sidx) * T + t
-            for e in range(in_ptr[r], in_ptr[r + 1]):
-                i = in_idx[e]
-                tl0[fill[i]] = sidx * T + t
-                fill[i] += 1
+    for r in range(ns * T):
+        for e in range(ptr[row0 + r], ptr[row0 + r + 1]):
+            i = idx[e]
+            tl[fill[i]] = r
+            fill[i] += 1
     for i in range(n_in):
         if start[i + 1] == start[i]:
             continue
-        first = rho0[tl0[start[i]]]
+        first = rho[tl[start[i]]]
         for j in range(n_out):
             accv[j] = first[j]
         for q in range(start[i] + 1, start[i + 1]):
-            rr = rho0[tl0[q]]
+            rr = rho[tl[q]]
             for j in range(n_out):
                 accv[j] += rr[j]
         grow = gt[i * n_out: i * n_out + n_out]
@@ -243,43 +244,16 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             gbelow[t, ix[e]] = acc
                 if l == 0:
                     continue
-                # GT[i, :] += sum of rho[t] over the steps t where input i spiked: group this
-                # sample's events by channel (counting sort), sum their rho rows in a small
-                # accumulator, then touch each row of GT once (not once per event)
-                for i in range(n_in):
-                    cnt[i] = 0
-                for e in range(ip[pb], ip[pb + T]):
-                    cnt[ix[e]] += 1
-                start[0] = 0
-                for i in range(n_in):
-                    start[i + 1] = start[i] + cnt[i]
-                    fill[i] = start[i]
-                for t in range(T):
-                    for e in range(ip[pb + t], ip[pb + t + 1]):
-                        i = ix[e]
-                        tl[fill[i]] = t
-                        fill[i] += 1
-                for i in range(n_in):
-                    if start[i + 1] == start[i]:
-                        continue
-                    first = rhob[tl[start[i]]]
-                    for j in range(n_out):
-                        accv[j] = first[j]
-                    for q in range(start[i] + 1, start[i + 1]):
-                        rr = rhob[tl[q]]
-                        for j in range(n_out):
-                            accv[j] += rr[j]
-                    base = w0 + i * n_out
-                    grow = gt[base: base + n_out]
-                    for j in range(n_out):
-                        grow[j] += accv[j]
+                # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
+                _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
+                             gt[w0: w0 + n_in * n_out])
                 if l > 0:
                     g, gbelow = gbelow, g              # the reward below becomes the next layer's g
             sl += 1
             nxt_events = in_ptr[min(b + 2, B) * T] - in_ptr[(b + 1 - sl) * T]   # if one more sample joined
             if sl == S or b == hi - 1 or nxt_events > tl0.size:
-                _flush_layer0(in_ptr, in_idx, b + 1 - sl, sl, T, nin0, n0, rho0, tl0, cnt, start, fill,
-                              accv, gt)
+                _add_grouped(in_ptr, (b + 1 - sl) * T, in_idx, sl, T, nin0, n0, rho0, tl0, cnt, start, fill,
+                             accv, gt)
                 sl = 0
 
 
