@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 train: venv
-	$(VENV)/bin/spikelfp train --dataset digits-saccade --seed $(SEED) --out runs/default $(ARGS)
+	$(VENV)/bin/spikelfp train --dataset digits-saccade --seed $(SEED) --out runs/default --overwrite $(ARGS)
 
 test: venv
 	$(PY) -m pytest -q $(ARGS)
