@@ -170,7 +170,7 @@ def run_spikelfp_train(net, eb, labels, rule):
 
     def step():
         fb = r.feedback(p, eb, labels)
-        opt.step(params, {"WT": fb.weight_flat * (-1.0 / B), "bias": fb.bias_flat * (-1.0 / B)})
+        opt.step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-1.0 / B)   # as the Trainer
     return step
 
 

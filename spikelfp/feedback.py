@@ -25,6 +25,7 @@ import numpy as np
 
 from .events import EventBatch, as_event_batch
 from .kernels.feedback import REWARD_RATE, REWARD_SOFTMAX, spike_count_feedback, temporal_feedback
+from .kernels.optim import scale_by_abs
 from .network import Network
 from .packed import Packed, layer_view, pack
 
@@ -126,9 +127,9 @@ class Rule:
     weight_scaling: bool
 
     def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
-        if self.weight_scaling:
-            GT = np.abs(p.WT) * GT
-            Gb = np.abs(p.bias) * Gb
+        if self.weight_scaling:          # F = |W| * G, in place on our own buffers
+            scale_by_abs(GT, p.WT)
+            scale_by_abs(Gb, p.bias)
         return Feedback(GT, Gb, counts, recv, passed, p)
 
     @staticmethod

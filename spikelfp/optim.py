@@ -59,13 +59,14 @@ class Adam(Optimizer):
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
 
-    def step(self, params: dict, grads: dict, lr: float | None = None) -> None:
+    def step(self, params: dict, grads: dict, lr: float | None = None, scale: float = 1.0) -> None:
+        """Update ``params`` in place with gradients ``scale * grads``."""
         self.steps += 1
         lr = self.lr if lr is None else lr
         for k, w in params.items():
             g = np.ascontiguousarray(grads[k], dtype=np.float64)
             adam_step(w, g, self._buf(k + ".m", w), self._buf(k + ".v", w), lr, self.betas[0],
-                      self.betas[1], self.eps, self.steps)
+                      self.betas[1], self.eps, self.steps, scale)
 
 
 class SGD(Optimizer):
@@ -78,13 +79,14 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def step(self, params: dict, grads: dict, lr: float | None = None) -> None:
+    def step(self, params: dict, grads: dict, lr: float | None = None, scale: float = 1.0) -> None:
+        """Update ``params`` in place with gradients ``scale * grads``."""
         first = self.steps == 0
         self.steps += 1
         lr = self.lr if lr is None else lr
         for k, w in params.items():
             g = np.ascontiguousarray(grads[k], dtype=np.float64)
-            sgd_step(w, g, self._buf(k + ".momentum", w), lr, self.momentum, self.nesterov, first)
+            sgd_step(w, g, self._buf(k + ".momentum", w), lr, self.momentum, self.nesterov, first, scale)
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}

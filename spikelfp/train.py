@@ -218,10 +218,14 @@ class Trainer:
                         eb = train.batch(idx)
                         fb = self.rule.feedback(p, eb, train.labels[idx])
                         B = idx.size
-                        grads = {"WT": fb.weight_flat * (-1.0 / B), "bias": fb.bias_flat * (-1.0 / B)}
+                        # ascent direction F -> gradient -F/B, scaled inside the optimizer (no copy)
+                        grads = {"WT": fb.weight_flat, "bias": fb.bias_flat}
                         if c.clip:
+                            grads = {k: g * (-1.0 / B) for k, g in grads.items()}
                             clip_grad_norm(grads, c.clip)
-                        opt.step(params, grads, lr=sched(opt.steps))
+                            opt.step(params, grads, lr=sched(opt.steps))
+                        else:
+                            opt.step(params, grads, lr=sched(opt.steps), scale=-1.0 / B)
                         run_correct += int(np.sum(predict(fb.output_counts) == train.labels[idx]))
                         if bar is not None:
                             bar.update(1)

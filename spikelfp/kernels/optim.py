@@ -6,8 +6,9 @@ from numba import njit
 
 
 @njit(cache=True)
-def adam_step(w, grad, m, v, lr, beta1, beta2, eps, step):
-    """One Adam step (Kingma & Ba; torch's form), in place on ``w``, ``m``, ``v``.
+def adam_step(w, grad, m, v, lr, beta1, beta2, eps, step, scale=1.0):
+    """One Adam step (Kingma & Ba; torch's form), in place on ``w``, ``m``, ``v``, with the
+    gradient ``g = scale * grad`` (LFP passes its feedback with scale = -1/batch: no copy).
 
         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
         w -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
@@ -16,7 +17,7 @@ def adam_step(w, grad, m, v, lr, beta1, beta2, eps, step):
     bc2 = math.sqrt(1.0 - beta2**step)
     step_size = lr / bc1
     for k in range(w.size):
-        g = grad[k]
+        g = scale * grad[k]
         mk = beta1 * m[k] + (1.0 - beta1) * g
         vk = beta2 * v[k] + (1.0 - beta2) * g * g
         m[k] = mk
@@ -25,14 +26,21 @@ def adam_step(w, grad, m, v, lr, beta1, beta2, eps, step):
 
 
 @njit(cache=True)
-def sgd_step(w, grad, buf, lr, momentum, nesterov, first):
-    """One SGD step with (optional, Nesterov) momentum, torch's form, in place.
+def scale_by_abs(g, w):
+    """In place ``g *= |w|`` (LFP's implicit weight scaling, without a temporary)."""
+    for k in range(g.size):
+        g[k] *= abs(w[k])
+
+
+@njit(cache=True)
+def sgd_step(w, grad, buf, lr, momentum, nesterov, first, scale=1.0):
+    """One SGD step with (optional, Nesterov) momentum, torch's form, in place; g = scale * grad.
 
         buf = g (first step) or momentum * buf + g;  d = g + momentum * buf (nesterov) or buf
         w -= lr * d
     """
     for k in range(w.size):
-        g = grad[k]
+        g = scale * grad[k]
         if momentum != 0.0:
             b = g if first else momentum * buf[k] + g
             buf[k] = b
