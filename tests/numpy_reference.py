@@ -180,3 +180,38 @@ def bin_events(x, y, t, p, bin_us, n_bins, start_us, f, W, merge):
             continue
         out.add((k, ((yi // f) * Wd + xi // f) * P + (0 if merge else pi)))
     return sorted(out)
+
+
+def loihi_fixed_forward(q, x):
+    """Lava's bit-accurate Dense + LIF(Reset) integer arithmetic, vectorised per step in numpy,
+    written from lava/proc/{dense,lif}/models.py (no Dense delay). Returns per layer (raster, v)."""
+    M = 2**23
+    out = []
+    inp = np.asarray(x, dtype=np.int64)
+    for la in q.layers:
+        W = la.weight.astype(np.int64)
+        bias = la.bias_mant.astype(np.int64) << la.bias_exp
+        B, T, _ = inp.shape
+        raster = np.zeros((B, T, W.shape[0]), np.uint8)
+        mem = np.zeros((B, T, W.shape[0]), np.int64)
+        u = np.zeros((B, W.shape[0]), np.int64)
+        v = np.zeros((B, W.shape[0]), np.int64)
+        for t in range(T):
+            a = inp[:, t] @ W.T
+            a = a << la.weight_exp if la.weight_exp > 0 else a >> -la.weight_exp
+            du = u * (4096 - (la.du + 1))
+            du = np.sign(du) * (np.abs(du) >> 12)
+            dc = du + (a << 6)
+            wc = np.where(dc > M, dc - 2 * M, dc)
+            wc = np.where(wc <= -M, dc + 2 * M, wc)
+            u = wc
+            dv = v * (4096 - la.dv)
+            dv = np.sign(dv) * (np.abs(dv) >> 12)
+            v = np.clip(dv + u + bias, -M + 1, M - 1)
+            s = v > (la.vth << 6)
+            mem[:, t] = v
+            raster[:, t] = s
+            v = np.where(s, 0, v)
+        out.append((raster, mem))
+        inp = raster.astype(np.int64)
+    return out

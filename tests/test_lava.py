@@ -198,3 +198,26 @@ def test_missing_lava_gives_an_install_hint(tmp_path):
             print(e)
     """)], capture_output=True, text=True, timeout=120)
     assert "pip install" in r.stdout and "lava-nc==0.10.0" in r.stdout
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fixed_kernel_matches_numpy_reference(seed):
+    """spikelfp's Loihi mode vs a numpy transcription of Lava's integer equations (no Lava run)."""
+    import numpy_reference as ref
+
+    from spikelfp.loihi import LoihiLayer, LoihiNetwork
+
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, [30, 16, 5], bias=True, beta=float(rng.uniform(0.3, 1.0)))
+    q = quantize(net)
+    # plus a layer with a negative weight exponent (floor shift of the accumulated input) and a bias
+    big = LoihiLayer(weight=(rng.integers(-128, 128, (4, 5)) * 2).astype(np.int32), weight_exp=-2, vth=40,
+                     du=4095, dv=int(rng.integers(0, 4096)), bias_mant=rng.integers(-50, 50, 4).astype(np.int32),
+                     bias_exp=3, scale=1.0)
+    q = LoihiNetwork(list(q.layers) + [big])
+    x = (rng.random((6, 25, 30)) < 0.3).astype(np.uint8)
+    rec = simulate_fixed(q, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.loihi_fixed_forward(q, x), rec.rasters, rec.membranes):
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    assert sum(r.sum() for r in rec.rasters) > 0
