@@ -130,3 +130,20 @@ def test_rule_registry_and_bad_labels():
 def test_public_api_names():
     for name in ("Network", "LIFLayer", "simulate", "Temporal", "SpikeCount", "Trainer", "check_conservation"):
         assert hasattr(spikelfp, name)
+
+
+def test_pinned_chunks_give_the_same_bits_on_any_thread_count():
+    import numba
+
+    net, x, y = _case(7, "zero", True, 3)
+    rule = Temporal(n_chunks=3)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = rule.feedback(net, x, y)
+        numba.set_num_threads(before)
+        b = rule.feedback(net, x, y)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(a.weight_flat, b.weight_flat)
+    np.testing.assert_array_equal(a.bias_flat, b.bias_flat)
