@@ -110,7 +110,8 @@ def dense_batch(eb, torch, dtype):
 
 def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
              surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
-             seed=0, threads=2, dt=1e-3, log=None, progress=False, epoch_callback=None) -> dict:
+             init_min_rate=0.01, seed=0, threads=2, dt=1e-3, log=None, progress=False,
+             epoch_callback=None) -> dict:
     """Surrogate-gradient BPTT with snntorch on the same data, batches and init as an LFP run.
 
     The init uses the same generator and order as :class:`spikelfp.train.Trainer` (so an LFP and
@@ -127,8 +128,12 @@ def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, o
     torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    from spikelfp.train import activate_hidden, probe_batch
+
     net0 = Network.random([train.n_in, *hidden, train.n_classes], seed=rng, beta=beta, threshold=threshold,
                           reset=reset, bias=bias, gain=init_gain, dt=dt)
+    if init_min_rate > 0:   # the same init as an LFP run (spikelfp.train.Trainer.init_network)
+        net0 = activate_hidden(net0, probe_batch(train), init_min_rate)
     model = to_snntorch(net0, surrogate=surrogate, dtype=torch.float32)
     opt = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))

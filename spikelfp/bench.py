@@ -71,7 +71,8 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         r = train_sg(train, test, hidden=cfg.hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
                      optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
-                     init_gain=cfg.init_gain, seed=cfg.seed, threads=2, progress=progress)
+                     init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=2,
+                     progress=progress)
         net, hist = r["network"], r["history"]
     wall = time.perf_counter() - t0
     final = evaluate(net, test)

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
         t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
         t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
+        t.add_argument("--init-min-rate", type=float, default=0.01,
+                       help="scale up hidden layers firing less than this (spikes/neuron/step) at init on "
+                            "the first 64 training samples; 0 disables (default 0.01)")
         t.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                        help="simulation precision (default float64; float32 is faster)")
 
@@ -190,7 +193,8 @@ def _train_config(args):
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
                        beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
-                       init_gain=args.init_gain, dtype=args.dtype, seed=args.seed)
+                       init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
+                       seed=args.seed)
 
 
 def cmd_train(args) -> int:

@@ -56,6 +56,7 @@ class TrainConfig:
     reset: str = "zero"
     bias: bool = False
     init_gain: float = 1.0
+    init_min_rate: float = 0.01        # hidden layers quieter than this at init are scaled up (0: off)
     dtype: str = "float64"            # or "float32" (faster; the simulator is bit-exact in either)
     seed: int = 0
     eval_batch_size: int = 256
@@ -93,6 +94,47 @@ class TrainConfig:
     def make_rule(self):
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward == "softmax" else {}))
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling)
+
+
+def probe_batch(data, n: int = 64):
+    """The first ``n`` training samples: a fixed batch to check the init's activity on."""
+    return data.batch(np.arange(min(n, len(data))))
+
+
+def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float = 0.05) -> Network:
+    """Scale up hidden layers that are (nearly) silent at init on real input.
+
+    LFP cannot wake a silent layer: no spikes, no feedback (DESIGN §5: "initialisation must keep
+    every layer active"). For each hidden layer, bottom up, whose mean firing rate on ``probe``
+    (spikes per neuron and step) is below ``min_rate``, the layer's weights (and bias) are
+    multiplied by the factor, found by bisection on a log scale, that brings the rate to about
+    ``target``. Active layers and the output layer are left exactly as drawn; no randomness is used.
+    """
+    from .simulate import simulate
+
+    out = net.copy()
+    T = probe.n_steps
+    for l in range(len(out) - 1):
+        def rate(g, l=l):
+            trial = out.copy()
+            trial.layers[l].weight *= g
+            if trial.layers[l].bias is not None:
+                trial.layers[l].bias *= g
+            sub = Network(trial.layers[: l + 1], dt=trial.dt)
+            return float(simulate(sub, probe).counts[-1].mean()) / T
+        if rate(1.0) >= min_rate:
+            continue
+        lo, hi = 1.0, 1.0
+        while rate(hi) < target and hi < 1e4:
+            lo, hi = hi, hi * 4.0
+        for _ in range(20):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
+        g = hi
+        out.layers[l].weight *= g
+        if out.layers[l].bias is not None:
+            out.layers[l].bias *= g
+    return out
 
 
 def single_threaded_blas():
@@ -148,10 +190,14 @@ class Trainer:
         self.rule = config.make_rule()
 
     # ------------------------------------------------------------------ setup
-    def init_network(self, n_in: int, n_out: int, rng: np.random.Generator, dt: float) -> Network:
+    def init_network(self, n_in: int, n_out: int, rng: np.random.Generator, dt: float, probe=None) -> Network:
+        """Random init (torch's Linear scheme); with a ``probe`` batch, silent hidden layers are
+        scaled up (:func:`activate_hidden`). Draws from ``rng`` exactly as the plain init does."""
         c = self.config
         net = Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
                              reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt)
+        if probe is not None and c.init_min_rate > 0:
+            net = activate_hidden(net, probe, c.init_min_rate)
         return net if c.dtype == "float64" else net.astype(c.dtype)
 
     def _optimizer(self):
@@ -193,7 +239,7 @@ class Trainer:
                 rng.bit_generator.state = ck.rng_state
             log(f"resuming from epoch {len(history)} of {c.epochs}")
         else:
-            net = self.init_network(train.n_in, train.n_classes, rng, dt)
+            net = self.init_network(train.n_in, train.n_classes, rng, dt, probe=probe_batch(train))
         p = pack(net)
         params = {"WT": p.WT, "bias": p.bias}
         n = len(train)

@@ -74,3 +74,48 @@ def test_default_recipe_reaches_the_target_accuracy(digits, rule, target):
     train, test = digits
     m = Trainer(TrainConfig(rule=rule, epochs=20, seed=0), progress=False).fit(train, test)
     assert m["test_accuracy"] >= target, m["history"][-1]
+
+
+def test_silent_hidden_layer_is_woken_at_init_and_then_learns(tmp_path):
+    """Sparse input that leaves the default init silent: without activation LFP stays at chance."""
+    from spikelfp.datasets.custom import write_recordings
+
+    from spikelfp import datasets
+    from spikelfp.train import activate_hidden, probe_batch
+
+    rng = np.random.default_rng(0)
+
+    def rec(lab):
+        n = 300
+        ev = np.zeros(n, dtype=[("t", np.float64), ("x", np.int64), ("y", np.int64), ("p", np.int64)])
+        ev["t"] = np.sort(rng.uniform(0, 100_000, n))
+        ev["x"] = rng.integers(0, 6, n) + 5 * lab
+        ev["y"] = rng.integers(0, 16, n)
+        ev["p"] = rng.integers(0, 2, n)
+        return ev
+
+    splits = {s: [(rec(k % 3), k % 3) for k in range(m)] for s, m in (("train", 90), ("test", 45))}
+    write_recordings(tmp_path / "sparse.h5", splits, sensor_size=[16, 16, 2], n_classes=3)
+    train, test = datasets.load(str(tmp_path / "sparse.h5"), root=str(tmp_path / "cache"))
+    probe = probe_batch(train)
+    import spikelfp
+    cold = spikelfp.Network.random([train.n_in, 32, 3], seed=0)
+    assert spikelfp.simulate(cold, probe).counts[0].mean() / train.n_steps < 1e-3   # default init: ~silent
+    warm = activate_hidden(cold, probe)
+    rate = spikelfp.simulate(warm, probe).counts[0].mean() / train.n_steps
+    assert 0.01 <= rate <= 0.2
+    np.testing.assert_array_equal(warm.layers[1].weight, cold.layers[1].weight)   # output layer untouched
+    off = Trainer(TrainConfig(hidden=[32], epochs=5, init_min_rate=0.0), progress=False).fit(train, test)
+    on = Trainer(TrainConfig(hidden=[32], epochs=5), progress=False).fit(train, test)
+    assert off["test_accuracy"] <= 0.4 and on["test_accuracy"] >= 0.8, (off["test_accuracy"], on["test_accuracy"])
+
+
+def test_activation_leaves_active_layers_alone(small_digits):
+    from spikelfp.train import activate_hidden, probe_batch
+
+    train, _ = small_digits
+    net = Trainer(TrainConfig(hidden=[64], seed=2)).init_network(train.n_in, train.n_classes,
+                                                                  np.random.default_rng(2), 1e-3)
+    same = activate_hidden(net, probe_batch(train))
+    for a, b in zip(net.layers, same.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
