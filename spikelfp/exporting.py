@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .io import load_checkpoint
-from .loihi import check_loihi_compatible, quantize, simulate_fixed
+from .loihi import simulate_fixed
 from .simulate import predict, simulate
 
 TARGETS = ("lava", "nir", "netx")
@@ -32,21 +32,25 @@ def _accuracy(rasters_or_counts, labels) -> float:
     return float(np.mean(predict(counts) == labels))
 
 
-def write_lava_parameters(path, export) -> None:
-    """The Lava process parameters of both modes as HDF5 (what the runner builds)."""
+def write_lava_parameters(path, fixed_export) -> None:
+    """The Lava process parameters of both modes as HDF5 (what the runner builds), from a
+    ``mode="fixed"`` :class:`~spikelfp.backends.lava.LavaExport` (it holds the float network too)."""
     import h5py
+
+    from spikelfp.backends.lava import float_parameters
 
     from .io import atomic_path
 
-    q = quantize(export.network)
+    net, q = fixed_export.network, fixed_export.quantized
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["kind"] = "spikelfp-lava-parameters"
-        for l, (layer, ql) in enumerate(zip(export.network.layers, q.layers, strict=True)):
+        for l, (layer, ql) in enumerate(zip(net.layers, q.layers, strict=True)):
             g = f.create_group(f"layer_{l}")
             fl = g.create_group("floating_pt")
+            fp = float_parameters(layer)
             fl.create_dataset("weights", data=layer.weight.astype(np.float64))
-            fl.create_dataset("bias_mant", data=np.zeros(layer.n_out) if layer.bias is None else layer.bias)
-            fl.attrs.update({"du": 1.0, "dv": 1.0 - layer.beta, "vth": layer.threshold})
+            fl.create_dataset("bias_mant", data=fp["bias_mant"])
+            fl.attrs.update({"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"]})
             fx = g.create_group("fixed_pt")
             fx.create_dataset("weights", data=ql.weight)
             fx.create_dataset("bias_mant", data=ql.bias_mant)
@@ -84,12 +88,9 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     out = out or base + DEFAULT_SUFFIX[target]
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes)}
     if target == "lava":
-        check_loihi_compatible(net)
-        exp = backend.export(net, "float")
-        write_lava_parameters(out, exp)
-        report["layers"] = {"float": exp.describe(), "fixed": backend.export(net, "fixed").describe()}
-    elif target == "nir":
-        backend.export(net, out)
+        float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
+        write_lava_parameters(out, fixed_exp)
+        report["layers"] = {"float": float_exp.describe(), "fixed": fixed_exp.describe()}
     else:
         backend.export(net, out)
     if check and check > 0:
@@ -99,12 +100,12 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
         ref = simulate(net, eb, raster=True)
         report.update({"samples": int(idx.size), "reference_accuracy": _accuracy(ref.counts, y)})
         if target == "lava":
-            q = quantize(net)
-            sim_fixed = simulate_fixed(q, eb, raster=True)
-            run_float = backend.export(net, "float").run(eb)
-            run_fixed = backend.export(net, "fixed").run(eb)
-            full_q = simulate_fixed(q, test.batch(np.arange(len(test))))
-            full_ref = simulate(net, test.batch(np.arange(len(test))))
+            sim_fixed = simulate_fixed(fixed_exp.quantized, eb, raster=True)
+            run_float = float_exp.run(eb)
+            run_fixed = fixed_exp.run(eb)
+            everything = test.batch(np.arange(len(test)))
+            full_q = simulate_fixed(fixed_exp.quantized, everything)
+            full_ref = simulate(net, everything)
             report.update({
                 "float_accuracy": _accuracy(run_float.rasters, y),
                 "fixed_accuracy": _accuracy(run_fixed.rasters, y),

@@ -36,7 +36,8 @@ import numpy as np
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import Network
-from .simulate import Record, default_chunks
+from .packed import layer_offsets
+from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
 W_MAX_INT = 254
@@ -128,27 +129,18 @@ def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool =
     sizes = np.asarray(q.sizes, dtype=np.int64)
     eb = as_event_batch(x, int(sizes[0]))
     L = len(q.layers)
-    w_off = np.zeros(L + 1, dtype=np.int64)
-    np.cumsum(sizes[:-1] * sizes[1:], out=w_off[1:])
-    n_off = np.zeros(L + 1, dtype=np.int64)
-    np.cumsum(sizes[1:], out=n_off[1:])
+    w_off, n_off = layer_offsets(sizes)
     WT = np.concatenate([la.weight.T.astype(np.int64).ravel() for la in q.layers])
     bias = np.concatenate([la.effective_bias for la in q.layers]).astype(np.int64)
     B, T = eb.batch_size, eb.n_steps
-    counts = np.zeros((B, int(n_off[-1])), dtype=np.int32)
-    ras = np.zeros((B, T, int(n_off[-1])), np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
-    mem = np.zeros((B, T, int(n_off[-1])), np.int64) if membrane else np.zeros((1, 1, 1), np.int64)
+    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, raster, membrane)
     forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off,
                   np.array([la.weight_exp for la in q.layers], np.int64),
                   np.array([la.du for la in q.layers], np.int64),
                   np.array([la.dv for la in q.layers], np.int64),
                   np.array([la.vth for la in q.layers], np.int64), bias,
                   default_chunks(B), counts, raster, ras, membrane, mem)
-    sl = [slice(int(n_off[l]), int(n_off[l + 1])) for l in range(L)]
     synops = eb.counts().sum(1).astype(np.int64) * int(sizes[1])
     for l in range(1, L):
-        synops += counts[:, sl[l - 1]].sum(1).astype(np.int64) * int(sizes[l + 1])
-    return Record(counts=[np.ascontiguousarray(counts[:, s]) for s in sl],
-                  rasters=[np.ascontiguousarray(ras[:, :, s]) for s in sl] if raster else None,
-                  membranes=[np.ascontiguousarray(mem[:, :, s]) for s in sl] if membrane else None,
-                  synops=synops)
+        synops += counts[:, n_off[l - 1]: n_off[l]].sum(1).astype(np.int64) * int(sizes[l + 1])
+    return split_record(counts, ras, mem, n_off, raster, membrane, synops)

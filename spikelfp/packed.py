@@ -35,13 +35,19 @@ class Packed(NamedTuple):
     reset: np.ndarray
 
 
+def layer_offsets(sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(w_off, n_off) for sizes (n_0..n_L): where each layer's weights / neurons start in the flat buffers."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    w_off = np.zeros(sizes.size, dtype=np.int64)
+    np.cumsum(sizes[:-1] * sizes[1:], out=w_off[1:])
+    n_off = np.zeros(sizes.size, dtype=np.int64)
+    np.cumsum(sizes[1:], out=n_off[1:])
+    return w_off, n_off
+
+
 def pack(net: Network) -> Packed:
     sizes = np.asarray(net.sizes, dtype=np.int64)
-    L = len(net)
-    w_off = np.zeros(L + 1, dtype=np.int64)
-    np.cumsum(sizes[:-1] * sizes[1:], out=w_off[1:])
-    n_off = np.zeros(L + 1, dtype=np.int64)
-    np.cumsum(sizes[1:], out=n_off[1:])
+    w_off, n_off = layer_offsets(sizes)
     WT = np.empty(w_off[-1], dtype=net.dtype)
     bias = np.zeros(n_off[-1], dtype=net.dtype)
     for l, layer in enumerate(net.layers):

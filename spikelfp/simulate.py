@@ -84,16 +84,26 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
     """
     p = network if isinstance(network, Packed) else pack(network)
     eb = as_event_batch(x, int(p.sizes[0]))
-    B, T = eb.batch_size, eb.n_steps
-    n_tot = int(p.n_off[-1])
-    counts = np.zeros((B, n_tot), dtype=np.int32)
-    ras = np.zeros((B, T, n_tot), dtype=np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
-    mem = np.zeros((B, T, n_tot), dtype=p.WT.dtype) if membrane else np.zeros((1, 1, 1), p.WT.dtype)
-    synops = forward(eb.indptr, eb.indices, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
-                     p.has_bias, p.beta, p.theta, p.reset, default_chunks(B), counts,
+    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane)
+    synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
+                     p.bias, p.has_bias, p.beta, p.theta, p.reset, default_chunks(eb.batch_size), counts,
                      raster, ras, membrane, mem)
-    L = len(p.sizes) - 1
-    sl = [slice(int(p.n_off[l]), int(p.n_off[l + 1])) for l in range(L)]
+    return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
+
+
+def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool):
+    """The kernels' output arrays: counts (B, n_tot) and, if asked, rasters/membranes (B, T, n_tot)
+    (a (1, 1, 1) placeholder otherwise)."""
+    B, T = eb.batch_size, eb.n_steps
+    counts = np.zeros((B, n_tot), dtype=np.int32)
+    ras = np.zeros((B, T, n_tot), np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
+    mem = np.zeros((B, T, n_tot), mem_dtype) if membrane else np.zeros((1, 1, 1), mem_dtype)
+    return counts, ras, mem
+
+
+def split_record(counts, ras, mem, n_off, raster: bool, membrane: bool, synops) -> Record:
+    """Cut the kernels' all-layer arrays into per-layer arrays of a :class:`Record`."""
+    sl = [slice(int(n_off[l]), int(n_off[l + 1])) for l in range(len(n_off) - 1)]
     return Record(
         counts=[np.ascontiguousarray(counts[:, s]) for s in sl],
         rasters=[np.ascontiguousarray(ras[:, :, s]) for s in sl] if raster else None,
