@@ -76,6 +76,21 @@ def _saccade(name):
     return splits, present
 
 
+def _spoken():
+    def splits(root, progress=None, download=True, gen_seed=0, size="full"):
+        from . import tonic_sets as ts
+        from .spoken import build_recordings
+
+        save_to = build_recordings(root, gen_seed, progress, size=size)
+        return {s: ts.SHD.open(save_to, s, download=False) for s in ("train", "test")}
+
+    def present(root):
+        from .spoken import recordings_dir
+        return os.path.exists(os.path.join(recordings_dir(root, 0), "COMPLETE"))
+
+    return splits, present
+
+
 def _tonic(source):
     def splits(root, progress=None, download=True, gen_seed=0):
         return {s: source.open(root, s, download) for s in ("train", "test")}
@@ -99,6 +114,14 @@ def _registry():
                     "saccades (offline)", 10, (34, 34, 2), Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2),
                     m5_splits, tuple(str(k) for k in range(10)), "mnist5k-v1", True, m5_present),
     ]
+    from .spoken import CLASSES as SPOKEN_CLASSES
+
+    spoken_splits, spoken_present = _spoken()
+    entries.append(DatasetSpec(
+        "spoken-digits", "SHD-like spoken digits 0-9 in English and German (20 classes): eSpeak NG speech through a "
+        "700-channel cochlea model, test speakers unseen in training (offline, read through tonic's SHD class)",
+        20, (700, 1, 1), Binning(bin_us=25_000.0, n_bins=40), spoken_splits, SPOKEN_CLASSES, "spoken-v1", True,
+        spoken_present, "SHD"))
     for name, src, desc, ncls, sensor, binning, classes in [
         ("nmnist", ts.NMNIST, "N-MNIST (Orchard et al. 2015), 60k/10k saccade recordings", 10, (34, 34, 2),
          Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), tuple(str(k) for k in range(10))),
@@ -186,8 +209,11 @@ def bin_split(ds, spec: DatasetSpec, binning: Binning, progress=None, split="") 
                                      spec.name, list(spec.classes))
 
 
-def cache_path(spec: DatasetSpec, binning: Binning, root: str, gen_seed: int = 0) -> tuple[str, dict]:
+def cache_path(spec: DatasetSpec, binning: Binning, root: str, gen_seed: int = 0,
+               size: str | None = None) -> tuple[str, dict]:
     extra = {"gen_seed": gen_seed} if spec.offline else {}
+    if size is not None:
+        extra["size"] = size
     if spec.version.startswith("custom:"):
         extra = {}
     key = _cache_key(spec, binning, extra)
@@ -197,8 +223,11 @@ def cache_path(spec: DatasetSpec, binning: Binning, root: str, gen_seed: int = 0
 
 
 def load(name: str, binning: Binning | None = None, *, root=None, progress=None, gen_seed: int = 0,
-         download: bool = True):
+         download: bool = True, size: str | None = None):
     """Load a dataset, binned: returns ``(train, test)`` :class:`EventDataset`.
+
+    ``size`` picks a smaller build of a generated dataset that offers one (``spoken-digits``:
+    ``"tiny"``, 60 recordings, for tests); None is the full set.
 
     The binned result is cached in ``<root>/<name>/binned-<hash>.h5`` keyed by the dataset, its
     binning and the library version; a stale or corrupt cache is rebuilt, never used, and a failed
@@ -207,11 +236,15 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     spec = get_spec(name)
     binning = binning or spec.default_binning
     root = data_root(root)
-    path, key = cache_path(spec, binning, root, gen_seed)
+    if size is not None and spec.name != "spoken-digits":
+        raise ValueError(f"{spec.name} has no size option (only spoken-digits has: tiny)")
+    path, key = cache_path(spec, binning, root, gen_seed, size)
     cached = read_cache(path, key)
     if cached is not None and {"train", "test"} <= set(cached):
         return cached["train"], cached["test"]
     kwargs = {"gen_seed": gen_seed} if spec.offline else {}
+    if size is not None:
+        kwargs["size"] = size
     raw = spec.splits(root, progress, download, **kwargs)
     out = {s: bin_split(raw[s], spec, binning, progress, s) for s in ("train", "test")}
     write_cache(path, out, key)

@@ -62,7 +62,7 @@ class TonicSource:
 
         With ``download`` (the default), tonic checks, downloads and extracts as it always does.
         Offline (``download=False``) what is on disk is used as it is: tonic's class with its
-        existence check replaced by ours (archive and extracted folder present) and its download
+        existence check replaced by ours (the extracted files present) and its download
         replaced by an error; reading, labels and ordering stay tonic's.
         """
         tonic = require_tonic()
@@ -71,7 +71,8 @@ class TonicSource:
         if not self.present(root, split) and self.archive_present(root, split) and self.extract_ourselves:
             _safe_extract(os.path.join(self.folder(root), a.filename), self.folder(root))
         if not download:
-            if not self.present(root, split):
+            # offline, the extracted files are what is read (an archive beside them is not needed)
+            if not os.path.exists(os.path.join(self.folder(root), a.extracted)):
                 raise DatasetNotAvailable(self.missing_message(root, split))
             message = self.missing_message(root, split)
 

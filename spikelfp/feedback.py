@@ -24,7 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .events import EventBatch, as_event_batch
-from .kernels.feedback import REWARD_RATE, REWARD_SOFTMAX, spike_count_feedback, temporal_feedback
+from .kernels.feedback import (
+    FORM_CARRY,
+    FORM_PAPER,
+    REWARD_CE,
+    REWARD_RATE,
+    REWARD_SOFTMAX,
+    spike_count_feedback,
+    temporal_feedback,
+)
 from .kernels.optim import scale_by_abs
 from .network import Network
 from .packed import Packed, layer_view, pack
@@ -59,7 +67,16 @@ class SoftmaxReward:
             raise ValueError(f"softmax reward needs tau > 0 (got {self.tau})")
 
 
-REWARDS = {"rate": RateReward, "softmax": SoftmaxReward}
+@dataclass(frozen=True)
+class CEReward(SoftmaxReward):
+    name = "ce"
+    kind = REWARD_CE
+
+
+REWARDS = {"rate": RateReward, "softmax": SoftmaxReward, "ce": CEReward}
+
+
+FORMS = {"carry": FORM_CARRY, "paper": FORM_PAPER}
 
 
 @dataclass(frozen=True)
@@ -171,7 +188,13 @@ class Temporal(Rule):
     reward: RateReward | SoftmaxReward = RateReward()
     weight_scaling: bool = True
     n_chunks: int | None = None
+    out_scale: bool = False
+    form: str = "carry"
     name = "temporal"
+
+    def __post_init__(self):
+        if self.form not in FORMS:
+            raise ValueError(f"unknown temporal-rule form {self.form!r}; choose one of {', '.join(FORMS)}")
 
     def feedback(self, network, x: EventBatch, labels) -> Feedback:
         p, eb, y = self._inputs(network, x, labels)
@@ -187,7 +210,8 @@ class Temporal(Rule):
         passed = np.zeros((nc, n_tot))
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, self.eps, self.reward.kind,
-                          float(self.reward.tau), nc, counts, GT, Gb, recv, passed)
+                          float(self.reward.tau), bool(self.out_scale), FORMS[self.form], nc,
+                          counts, GT, Gb, recv, passed)
         # reduce the chunks in a fixed order (reproducible bits)
         return self._finish(p, _sum_rows(GT), _sum_rows(Gb), counts, _sum_rows(recv), _sum_rows(passed))
 

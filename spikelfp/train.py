@@ -92,7 +92,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def make_rule(self):
-        reward = get_reward(self.reward, **({"tau": self.tau} if self.reward == "softmax" else {}))
+        reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling)
 
 

@@ -41,7 +41,7 @@ def sigmoid(x):
 
 def count_reward(N, y, T, kind, tau):
     n = len(N)
-    if kind == "softmax":
+    if kind in ("softmax", "ce"):
         e = np.exp(np.asarray(N, float) / tau - np.max(np.asarray(N, float) / tau))
         p = e / e.sum()
         r = -p
@@ -61,7 +61,9 @@ def temporal_reward(raster_out, y, kind, tau):
     T, n = raster_out.shape
     N = raster_out.sum(0)
     g = np.zeros((T, n))
-    if kind == "softmax":
+    if kind == "ce":                      # onehot - softmax(N / tau) at every step, every class
+        g[:] = count_reward(N, y, T, "ce", tau)
+    elif kind == "softmax":
         r = count_reward(N, y, T, "softmax", tau)
         g[:, y] = r[y]
         for k in range(n):
@@ -75,8 +77,14 @@ def temporal_reward(raster_out, y, kind, tau):
     return g
 
 
-def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True):
-    """Rule B, straight from DESIGN §5. Returns (F_W list, F_b list, received, passed)."""
+def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True, out_scale=False,
+                      form="carry"):
+    """Rule B, straight from docs/rules.md. Returns (F_W list, F_b list, received, passed).
+
+    form "carry": D = |c| + |I| + eps; "paper" (lfprop 1.0.0): u = v[t-1] after its reset,
+    D = |u| + |I - (1 - beta) u| + eps; both carry c rho = beta u rho back in time.
+    out_scale: the output reward g[t] is given in membrane units, g[t] * D[t] (so rho = g + ...).
+    """
     fw = forward(net, x)
     B = x.shape[0]
     L = len(net.layers)
@@ -98,15 +106,21 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
             for t in range(T - 1, -1, -1):
                 v_prev = mem[t - 1] if t > 0 else np.zeros(layer.n_out)
                 s_prev = raster[t - 1] if t > 0 else np.zeros(layer.n_out)
-                c = layer.beta * v_prev * (1 - s_prev) if layer.reset == "zero" else layer.beta * v_prev
+                u = v_prev * (1 - s_prev) if layer.reset == "zero" else v_prev
+                c = layer.beta * u
                 I = W @ xin[t] + b
-                A = g[t] + C
-                rho = A / (np.abs(c) + np.abs(I) + eps)
+                if form == "paper":
+                    D = np.abs(u) + np.abs(I - (1 - layer.beta) * u) + eps
+                else:
+                    D = np.abs(c) + np.abs(I) + eps
+                gt = g[t] * D if (out_scale and l == L - 1) else g[t]
+                A = gt + C
+                rho = A / D
                 C = c * rho
                 FW[l] += np.outer(rho, xin[t])
                 Fb[l] += rho
                 g_below[t] = xin[t] * (W.T @ rho)
-                recv[l] += np.abs(g[t])
+                recv[l] += np.abs(gt)
                 passed[l] += np.abs(I * rho)
             g = g_below
     for l, layer in enumerate(net.layers):

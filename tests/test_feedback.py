@@ -7,10 +7,10 @@ from conftest import random_input, random_net
 
 import spikelfp
 from spikelfp import RateReward, SoftmaxReward, SpikeCount, Temporal, check_conservation
-from spikelfp.feedback import ConservationError, get_rule
+from spikelfp.feedback import CEReward, ConservationError, get_rule
 from spikelfp.kernels.feedback import count_reward, temporal_reward
 
-REWARDS = {"rate": RateReward(), "softmax": SoftmaxReward(tau=2.0)}
+REWARDS = {"rate": RateReward(), "softmax": SoftmaxReward(tau=2.0), "ce": CEReward(tau=2.0)}
 
 
 def _case(seed, reset, bias, n_layers):
@@ -25,12 +25,13 @@ def _case(seed, reset, bias, n_layers):
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("reward", ["rate", "softmax"])
+@pytest.mark.parametrize("reward", ["rate", "softmax", "ce"])
 @pytest.mark.parametrize("n_layers", [2, 3])
-def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers):
+@pytest.mark.parametrize("form,out_scale", [("carry", False), ("carry", True), ("paper", False), ("paper", True)])
+def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, form, out_scale):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = Temporal(reward=REWARDS[reward]).feedback(net, x, y)
-    FW, Fb, recv, passed = ref.temporal_feedback(net, x, y, kind=reward)
+    fb = Temporal(reward=REWARDS[reward], form=form, out_scale=out_scale).feedback(net, x, y)
+    FW, Fb, recv, passed = ref.temporal_feedback(net, x, y, kind=reward, out_scale=out_scale, form=form)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)

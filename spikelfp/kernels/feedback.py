@@ -17,7 +17,11 @@ from numba import njit, prange
 from .lif import run_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
-REWARD_SOFTMAX = 1   # onehot - softmax(N / tau)
+REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
+REWARD_CE = 2        # onehot - softmax(N / tau) at every step for every class (cross-entropy on counts)
+
+FORM_CARRY = 0       # denominator |c[t]| + |I[t]|, carry c[t] = beta v[t-1] (1 - s[t-1]) (zero reset)
+FORM_PAPER = 1       # lfprop 1.0.0: |u| + |I - (1 - beta) u|, u = v[t-1] (after reset), carry beta u
 
 
 @njit(cache=True, inline="always")
@@ -35,7 +39,7 @@ def count_reward(N, y, T, kind, tau, out):
     """
     n = N.size
     half = T // 2
-    if kind == REWARD_SOFTMAX:
+    if kind == REWARD_SOFTMAX or kind == REWARD_CE:
         m = -1e300
         for k in range(n):
             m = max(m, N[k] / tau)
@@ -66,6 +70,12 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
     n = N.size
     half = T // 2
     w = np.empty(n)
+    if kind == REWARD_CE:
+        count_reward(N, y, T, kind, tau, w)   # w = onehot - p, at every step
+        for t in range(T):
+            for k in range(n):
+                g[t, k] = w[k]
+        return
     if kind == REWARD_SOFTMAX:
         count_reward(N, y, T, kind, tau, w)   # w = onehot - p
         gy = w[y]
@@ -121,7 +131,7 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
 
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
-                      beta, theta, reset, eps, reward_kind, tau, n_chunks,
+                      beta, theta, reset, eps, reward_kind, tau, out_scale, form, n_chunks,
                       counts, GT, Gb, recv, passed):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
@@ -211,17 +221,24 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     Cn[j] = 0.0
                 rcl = rc[col: col + n_out]      # slices, not rc[col + j]: vectorisable
                 psl = ps[col: col + n_out]
+                scale = out_scale and l == L - 1
+                bl = beta[l]
                 for t in range(T - 1, -1, -1):
                     rr = rhob[t]
                     gt_row = g[t]
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
                     for j in range(n_out):
-                        gj = gt_row[j]
-                        a = gj + Cn[j]
                         cc = crow_t[j]
                         ii = irow_t[j]
-                        r = a / (abs(cc) + abs(ii) + eps)
+                        if form == FORM_PAPER:
+                            u = cc / bl if bl != 0.0 else 0.0      # v[t-1] after its reset
+                            den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
+                        else:
+                            den = abs(cc) + abs(ii) + eps
+                        gj = gt_row[j] * den if scale else gt_row[j]
+                        a = gj + Cn[j]
+                        r = a / den
                         rr[j] = r
                         Cn[j] = cc * r
                         rcl[j] += abs(gj)
