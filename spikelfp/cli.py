@@ -85,8 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
         t.add_argument("--rule", choices=sorted(RULES), default="temporal", help="feedback rule (default temporal)")
         t.add_argument("--reward", choices=sorted(REWARDS),
-                       help="output reward (default: temporal->rate, spike-count->softmax)")
-        t.add_argument("--tau", type=_positive(float), default=2.0, help="softmax reward temperature (default 2)")
+                       help="output reward (default ce: cross-entropy on spike counts; rate: the paper's)")
+        t.add_argument("--tau", type=_positive(float), default=1.0,
+                       help="ce/softmax reward temperature [spikes] (default 1: the counts are the logits)")
+        t.add_argument("--form", choices=["carry", "paper"], default="carry",
+                       help="temporal rule's denominator: carry (default) or paper (lfprop 1.0.0's)")
+        t.add_argument("--secant", choices=["bounded", "signed"], default="bounded",
+                       help="spike-count rule's secant a/z: bounded by 1/theta (default) or signed (first version)")
         t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
         t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
         t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
@@ -189,7 +194,8 @@ def _train_config(args):
     from spikelfp.train import TrainConfig
 
     return TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=getattr(args, "rule", "temporal"),
-                       reward=args.reward, tau=args.tau, eps=args.eps, weight_scaling=not args.no_weight_scaling,
+                       reward=args.reward, tau=args.tau, form=args.form, secant=args.secant, eps=args.eps,
+                       weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
                        beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,

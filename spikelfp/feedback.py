@@ -30,6 +30,8 @@ from .kernels.feedback import (
     REWARD_CE,
     REWARD_RATE,
     REWARD_SOFTMAX,
+    SECANT_BOUNDED,
+    SECANT_SIGNED,
     spike_count_feedback,
     temporal_feedback,
 )
@@ -68,15 +70,32 @@ class SoftmaxReward:
 
 
 @dataclass(frozen=True)
-class CEReward(SoftmaxReward):
+class CEReward:
+    """Cross-entropy on spike counts (the counts are the logits): ``onehot(y) - softmax(N / tau)``.
+
+    Temporal rule: every output neuron gets its ``onehot_k - p_k`` at **every** step, true and
+    wrong classes alike, given in membrane units (``membrane=True``, the default): the reward of
+    step t is ``(onehot_k - p_k) * D_k[t]``, so the output layer's rho is exactly the
+    cross-entropy gradient plus the reward carried back in time -- the spiking analogue of the
+    LFP paper's ANN reward ``logits * (onehot - softmax)``. Spike-count rule: ``R = z (onehot - p)``,
+    the same as :class:`SoftmaxReward`. See docs/rules.md for why (measured).
+    """
+
+    tau: float = 1.0
+    membrane: bool = True
     name = "ce"
     kind = REWARD_CE
+
+    def __post_init__(self):
+        if not self.tau > 0:
+            raise ValueError(f"ce reward needs tau > 0 (got {self.tau})")
 
 
 REWARDS = {"rate": RateReward, "softmax": SoftmaxReward, "ce": CEReward}
 
 
 FORMS = {"carry": FORM_CARRY, "paper": FORM_PAPER}
+SECANTS = {"signed": SECANT_SIGNED, "bounded": SECANT_BOUNDED}
 
 
 @dataclass(frozen=True)
@@ -140,7 +159,7 @@ class Rule:
 
     name = "rule"
     eps: float
-    reward: RateReward | SoftmaxReward
+    reward: RateReward | SoftmaxReward | CEReward
     weight_scaling: bool
 
     def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
@@ -185,10 +204,9 @@ class Temporal(Rule):
     """
 
     eps: float = 1e-6
-    reward: RateReward | SoftmaxReward = RateReward()
+    reward: RateReward | SoftmaxReward | CEReward = CEReward()
     weight_scaling: bool = True
     n_chunks: int | None = None
-    out_scale: bool = False
     form: str = "carry"
     name = "temporal"
 
@@ -210,7 +228,7 @@ class Temporal(Rule):
         passed = np.zeros((nc, n_tot))
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, self.eps, self.reward.kind,
-                          float(self.reward.tau), bool(self.out_scale), FORMS[self.form], nc,
+                          float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form], nc,
                           counts, GT, Gb, recv, passed)
         # reduce the chunks in a fixed order (reproducible bits)
         return self._finish(p, _sum_rows(GT), _sum_rows(Gb), counts, _sum_rows(recv), _sum_rows(passed))
@@ -225,9 +243,14 @@ class SpikeCount(Rule):
     """
 
     eps: float = 1e-6
-    reward: RateReward | SoftmaxReward = SoftmaxReward(tau=2.0)
+    reward: RateReward | SoftmaxReward | CEReward = CEReward()
     weight_scaling: bool = True
+    secant: str = "bounded"
     name = "spike-count"
+
+    def __post_init__(self):
+        if self.secant not in SECANTS:
+            raise ValueError(f"unknown spike-count secant {self.secant!r}; choose one of {', '.join(SECANTS)}")
 
     def feedback(self, network, x: EventBatch, labels, record=None) -> Feedback:
         from .simulate import simulate
@@ -241,8 +264,8 @@ class SpikeCount(Rule):
         recv = np.zeros(n_tot)
         passed = np.zeros(n_tot)
         spike_count_feedback(eb.counts().astype(p.WT.dtype), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
-                             p.bias, p.has_bias, self.eps, self.reward.kind, float(self.reward.tau),
-                             GT, Gb, recv, passed)
+                             p.bias, p.has_bias, p.theta, self.eps, self.reward.kind, float(self.reward.tau),
+                             SECANTS[self.secant], GT, Gb, recv, passed)
         return self._finish(p, GT, Gb, counts, recv, passed)
 
 
@@ -273,5 +296,5 @@ def get_reward(name: str, **kwargs):
     return cls(**kwargs)
 
 
-__all__ = ["Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "Feedback", "RULES", "REWARDS",
+__all__ = ["Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "CEReward", "Feedback", "RULES", "REWARDS",
            "check_conservation", "get_rule", "get_reward", "Network"]

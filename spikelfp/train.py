@@ -30,7 +30,7 @@ from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
 from .packed import Packed, pack, unpack
 from .simulate import predict, simulate, tie_rate
 
-DEFAULT_REWARD = {"temporal": "rate", "spike-count": "softmax"}
+DEFAULT_REWARD = {"temporal": "ce", "spike-count": "ce"}
 
 
 @dataclass
@@ -40,8 +40,10 @@ class TrainConfig:
     dataset: str = "digits-saccade"
     hidden: list = field(default_factory=lambda: [256])
     rule: str = "temporal"
-    reward: str | None = None          # None: the rule's default (temporal: rate, spike-count: softmax)
-    tau: float = 2.0                   # softmax reward temperature [spikes]
+    reward: str | None = None          # None: the rule's default (ce for both rules; docs/rules.md)
+    tau: float = 1.0                   # softmax/ce reward temperature [spikes]
+    form: str = "carry"                # temporal rule: "carry" (spikelfp) or "paper" (lfprop 1.0.0)
+    secant: str = "bounded"            # spike-count rule: "bounded" or "signed" (the first version's)
     eps: float = 1e-6                  # feedback stabiliser
     weight_scaling: bool = True        # the paper's |W| factor
     epochs: int = 20
@@ -89,11 +91,15 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        if "secant" not in d and "reward" in d:   # written before the secant existed: the signed one ran
+            d["secant"] = "signed"
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def make_rule(self):
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
-        return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling)
+        extra = {"form": self.form} if self.rule == "temporal" else {"secant": self.secant}
+        return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling, **extra)
 
 
 def probe_batch(data, n: int = 64):

@@ -132,8 +132,11 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
     return FW, Fb, np.concatenate(recv), np.concatenate(passed)
 
 
-def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True):
-    """Rule A, straight from DESIGN §5. Returns (F_W, F_b, received, passed, lrp_sums).
+def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True, secant="signed"):
+    """Rule A, straight from docs/rules.md. Returns (F_W, F_b, received, passed, lrp_sums).
+
+    secant "signed": rho = R / (z + eps sign z); "bounded": a spiking neuron (count a > 0) takes
+    rho = R / (max(|z|, theta a) + eps) -- its secant a / z kept positive and at most 1 / theta.
 
     lrp_sums[l] = (sum of R handed below + bias share, sum of z*rho) per layer: equal (LRP conservation).
     """
@@ -165,6 +168,10 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
         if l > 0:
             z = zs[l - 1]
             rho = R_below / (z + eps * np.where(z >= 0, 1.0, -1.0))
+            if secant == "bounded":
+                theta = net.layers[l - 1].threshold
+                bounded = R_below / (np.maximum(np.abs(z), theta * a) + eps)
+                rho = np.where(a > 0, bounded, rho)
             R = R_below
     return FW, Fb, np.concatenate(recv), np.concatenate(passed), sums
 

@@ -20,6 +20,9 @@ REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
 REWARD_CE = 2        # onehot - softmax(N / tau) at every step for every class (cross-entropy on counts)
 
+SECANT_SIGNED = 0    # rule A: rho = R / (z + eps sign z)
+SECANT_BOUNDED = 1   # rule A: a spiking neuron's secant in (0, 1/theta]: rho = R / (max(|z|, theta a) + eps)
+
 FORM_CARRY = 0       # denominator |c[t]| + |I[t]|, carry c[t] = beta v[t-1] (1 - s[t-1]) (zero reset)
 FORM_PAPER = 1       # lfprop 1.0.0: |u| + |I - (1 - beta) u|, u = v[t-1] (after reset), carry beta u
 
@@ -275,8 +278,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
 
 
 @njit(cache=True)
-def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, eps,
-                         reward_kind, tau, GT, Gb, recv, passed):
+def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, eps,
+                         reward_kind, tau, secant, GT, Gb, recv, passed):
     """Rule A (spike-count rule) for a batch: the window as a rate network.
 
     a_0 = input counts (B, n_in), a_l = spike counts of layer l, ``z_l = a_{l-1} W_l^T + T b_l``.
@@ -341,7 +344,11 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
             R = a * np.dot(rho, W_T.T)
             zb = zs[l - 1]
             rho = np.empty((B, n_in), dtype=a_in.dtype)
+            th = theta[l - 1]
             for b in range(B):
                 for i in range(n_in):
                     zz = zb[b, i]
-                    rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))
+                    if secant == SECANT_BOUNDED and a[b, i] > 0:
+                        rho[b, i] = R[b, i] / (max(abs(zz), th * a[b, i]) + eps)
+                    else:
+                        rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))
