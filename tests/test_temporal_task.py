@@ -6,8 +6,8 @@ class; the default `ce` reward must give a low tie rate and high accuracy here.
 """
 
 import numpy as np
-
 from spikelfp.datasets import EventDataset
+
 from spikelfp.train import TrainConfig, Trainer
 
 N_GROUPS, PER_GROUP, T = 4, 12, 24
