@@ -1,16 +1,26 @@
 """NIR backend: export a Network to the Neuromorphic Intermediate Representation, and import it back.
 
 Graph: ``input -> fc0 (Affine, or Linear without bias) -> lif0 (LIF) -> fc1 -> lif1 ... -> output``.
-NIR's LIF is continuous, ``tau dv/dt = (v_leak - v) + R I``, reset to ``v_reset``. Discretised by
-forward Euler with step ``dt`` it is spikelfp's layer when
+NIR's LIF is continuous, ``tau dv/dt = (v_leak - v) + R I``, reset to ``v_reset``. The NIR
+ecosystem (norse, snntorch, the NIR paper's reference simulators) discretises it by forward Euler
+with a step ``dt``: ``v <- (1 - dt/tau) v + (R dt/tau) I``. spikelfp's layer at a time step of
+``dt`` [s] (the model's bin width, ``Network.dt``) is exactly that with
 
-    tau = dt / (1 - beta),   R = tau / dt,   v_leak = 0,   v_reset = 0,   v_threshold = theta
+    tau = dt / (1 - beta),   R = tau / dt = 1 / (1 - beta),   v_leak = 0,   v_reset = 0,   v_threshold = theta
 
-(beta = 1, no leak, is written as tau = inf). ``dt`` defaults to 1e-4 s, the step that snntorch's
-and norse's NIR importers discretise with, so their import of our file runs our dynamics; the
-graph's metadata holds that ``dt``, the model's own time step (``bin_dt``) and the exact per-layer
-decays, which :func:`from_nir` uses so that a round trip is bit-exact. Subtract reset has no NIR
-form and is refused.
+so the file holds the model's physical time constants (beta 0.9 at 10 ms bins: tau = 100 ms) and
+its metadata the step ``dt`` they refer to (and the exact per-layer decays, which make a round trip
+bit-exact). beta = 1 (no leak) is written as tau = inf. Subtract reset has no NIR form and is
+refused.
+
+Import (:func:`from_nir`) needs the step: an explicit ``dt=`` argument, else the graph's
+``metadata["dt"]``; a graph that states neither is refused rather than guessed. A norse-style graph
+``Linear -> LIF(tau = 10 ms, r = 1)`` read with ``dt=1e-3`` gives beta = 0.9 and weights scaled by
+the input gain ``r dt / tau`` = 0.1, exactly the Euler model.
+
+snntorch's importer (``snntorch.import_nir.import_from_nir``) hard-codes ``dt = 1e-4``: give it
+:func:`for_snntorch` of the graph (time constants rescaled to that step; same discrete model) and
+it runs spike for spike like spikelfp (tested).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import numpy as np
 from spikelfp.io import atomic_path
 from spikelfp.network import LIFLayer, Network
 
-NIR_DT = 1e-4
+SNNTORCH_DT = 1e-4      # the step snntorch's NIR importer assumes
 
 
 def _nir():
@@ -33,9 +43,11 @@ def _nir():
     return nir
 
 
-def to_nir(network: Network, dt: float = NIR_DT):
-    """The :class:`nir.NIRGraph` of a network."""
+def to_nir(network: Network, dt: float | None = None):
+    """The :class:`nir.NIRGraph` of a network, in physical units for time step ``dt`` [s]
+    (default: the network's own, ``network.dt``)."""
     nir = _nir()
+    dt = float(network.dt if dt is None else dt)
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (got {dt})")
     nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
@@ -48,22 +60,53 @@ def to_nir(network: Network, dt: float = NIR_DT):
         W = layer.weight.astype(np.float64)
         nodes[f"fc{l}"] = (nir.Affine(weight=W, bias=layer.bias.astype(np.float64)) if layer.bias is not None
                            else nir.Linear(weight=W))
-        one_minus = 1.0 - layer.beta
-        tau = dt / one_minus if one_minus > 0 else np.inf
+        tau, r = tau_r_from_beta(layer.beta, dt)
         n = layer.n_out
-        nodes[f"lif{l}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / dt if np.isfinite(tau) else 1.0),
-                                   v_leak=np.zeros(n), v_threshold=np.full(n, float(layer.threshold)),
-                                   v_reset=np.zeros(n))
+        nodes[f"lif{l}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.zeros(n),
+                                   v_threshold=np.full(n, float(layer.threshold)), v_reset=np.zeros(n))
         edges += [(prev, f"fc{l}"), (f"fc{l}", f"lif{l}")]
         prev = f"lif{l}"
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
     edges.append((prev, "output"))
-    meta = {"dt": float(dt), "bin_dt": float(network.dt), "producer": "spikelfp",
+    meta = {"dt": dt, "producer": "spikelfp", "time_convention": "forward Euler, beta = 1 - dt / tau",
             "beta": np.array([la.beta for la in network.layers], dtype=np.float64)}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def export(network: Network, path, dt: float = NIR_DT) -> str:
+def tau_r_from_beta(beta: float, dt: float) -> tuple[float, float]:
+    """NIR LIF ``(tau [s], r)`` of a layer with decay ``beta`` per step ``dt`` [s] (unit input gain)."""
+    one_minus = 1.0 - float(beta)
+    if one_minus <= 0:
+        return float("inf"), 1.0
+    return dt / one_minus, 1.0 / one_minus
+
+
+def for_snntorch(graph):
+    """A copy of ``graph`` with its time constants rescaled to snntorch's importer step (1e-4 s).
+
+    snntorch's ``import_from_nir`` discretises every LIF with ``dt = 1e-4``; scaling tau by
+    ``1e-4 / dt`` (r unchanged) keeps ``beta = 1 - dt/tau`` and the input gain ``r dt/tau``, so the
+    imported model is the same discrete network::
+
+        from snntorch.import_nir import import_from_nir
+        model = import_from_nir(for_snntorch(nir.read("model.nir")))
+    """
+    import copy
+
+    nir = _nir()
+    dt = (graph.metadata or {}).get("dt")
+    if dt is None:
+        raise ValueError("the graph does not state its time step (metadata['dt']); cannot rescale it")
+    g = copy.deepcopy(graph)
+    k = SNNTORCH_DT / float(dt)
+    for node in g.nodes.values():
+        if isinstance(node, nir.LIF):
+            node.tau = np.asarray(node.tau, dtype=np.float64) * k
+    g.metadata = {**(g.metadata or {}), "dt": SNNTORCH_DT}
+    return g
+
+
+def export(network: Network, path, dt: float | None = None) -> str:
     """Write ``network`` as a NIR HDF5 file (atomically); returns the path."""
     nir = _nir()
     graph = to_nir(network, dt)
@@ -88,11 +131,22 @@ def _chain(graph):
     return order
 
 
-def from_nir(graph) -> Network:
-    """A Network from a NIR graph of (Affine | Linear) -> LIF pairs with v_leak = 0, v_reset = 0."""
+def from_nir(graph, dt: float | None = None) -> Network:
+    """A Network from a NIR graph of (Affine | Linear) -> LIF pairs with v_leak = 0, v_reset = 0.
+
+    ``dt`` [s] is the simulation step to discretise with (forward Euler, as NIR's own tools do):
+    the argument, else ``graph.metadata["dt"]``; with neither, ValueError (never a guess).
+    """
     nir = _nir()
     meta = graph.metadata or {}
-    dt = float(meta.get("dt", NIR_DT))
+    if dt is None:
+        if "dt" not in meta:
+            raise ValueError("the NIR graph does not state its time step (metadata['dt']): pass dt= "
+                             "(the step in seconds to simulate it with, e.g. dt=1e-3)")
+        dt = meta["dt"]
+    dt = float(dt)
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 (got {dt})")
     exact_beta = np.asarray(meta["beta"], dtype=np.float64) if "beta" in meta else None
     order = [k for k in _chain(graph) if not isinstance(graph.nodes[k], nir.Output)]
     if len(order) % 2:
@@ -123,17 +177,18 @@ def from_nir(graph) -> Network:
             W = W * w_scale
             b = None if b is None else b * w_scale
         layers.append(LIFLayer(W, b, beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero"))
-    return Network(layers, dt=float(meta.get("bin_dt", 1e-3)))
+    # files of spikelfp 0.1 wrote dt = 1e-4 (snntorch's step) and the bin width as bin_dt
+    return Network(layers, dt=float(meta.get("bin_dt", dt)))
 
 
-def load(path) -> Network:
-    """Read a NIR file into a Network."""
+def load(path, dt: float | None = None) -> Network:
+    """Read a NIR file into a Network (``dt``: see :func:`from_nir`)."""
     nir = _nir()
     try:
         graph = nir.read(os.fspath(path))
     except (OSError, KeyError) as e:
         raise ValueError(f"{path}: not a readable NIR file: {e}") from None
-    return from_nir(graph)
+    return from_nir(graph, dt)
 
 
-__all__ = ["to_nir", "from_nir", "export", "load", "NIR_DT"]
+__all__ = ["to_nir", "from_nir", "for_snntorch", "tau_r_from_beta", "export", "load", "SNNTORCH_DT"]

@@ -1,4 +1,4 @@
-"""LFP feedback: rewards and rules as small named objects over jitted kernels (DESIGN §5).
+"""LFP feedback: rewards and rules as small named objects over jitted kernels (docs/rules.md).
 
 A *reward* says how good the output spikes were; a *rule* propagates it from the output down
 through the layers and returns per-connection feedback ``F`` (an ascent direction; the trainer
@@ -236,7 +236,7 @@ class Temporal(Rule):
 
 @dataclass(frozen=True)
 class SpikeCount(Rule):
-    """Rule A, the spike-count rule: the window as a rate network (DESIGN §5).
+    """Rule A, the spike-count rule: the window as a rate network (docs/rules.md).
 
     ``z = a W^T + T b`` (a = presynaptic counts); ``rho_out = reward(N_out)``; per layer
     ``F_W = |W| * (rho^T a)``, ``R_below = a * (rho W)``, ``rho_below = R_below / (z + eps sign z)``.

@@ -2,7 +2,7 @@
 
 A :class:`Network` is a feed-forward stack of :class:`LIFLayer` objects. It holds parameters only;
 the simulator (:func:`spikelfp.simulate`) and the backends interpret it. Every layer follows the
-neuron contract of ``shared/DESIGN.md`` §3, for t = 1..T and v[0] = s[0] = 0::
+neuron contract of ``docs/neuron.md``, for t = 1..T and v[0] = s[0] = 0::
 
     I[t] = W x[t] + b
     reset="zero":      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]

@@ -50,7 +50,7 @@ class Optimizer:
 
 
 class Adam(Optimizer):
-    """Adam (torch's form); default lr 1e-3 as DESIGN §5 prescribes for LFP."""
+    """Adam (torch's form); default lr 1e-3 as docs/rules.md gives for LFP."""
 
     name = "adam"
 

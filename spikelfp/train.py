@@ -110,7 +110,7 @@ def probe_batch(data, n: int = 64):
 def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float = 0.05) -> Network:
     """Scale up hidden layers that are (nearly) silent at init on real input.
 
-    LFP cannot wake a silent layer: no spikes, no feedback (DESIGN §5: "initialisation must keep
+    LFP cannot wake a silent layer: no spikes, no feedback (docs/rules.md: "initialisation must keep
     every layer active"). For each hidden layer, bottom up, whose mean firing rate on ``probe``
     (spikes per neuron and step) is below ``min_rate``, the layer's weights (and bias) are
     multiplied by the factor, found by bisection on a log scale, that brings the rate to about

@@ -1,4 +1,4 @@
-"""Slow, obvious numpy references for every kernel (written from DESIGN.md, not from the kernels)."""
+"""Slow, obvious numpy references for every kernel (written from docs/, not from the kernels)."""
 
 import math
 

@@ -13,13 +13,13 @@ from spikelfp.datasets.saccade_sets import split_indices
 
 from spikelfp import datasets
 
-FIXTURE_NMNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "sample_nmnist.bin")
+FIXTURE_NMNIST = os.path.join(os.path.dirname(__file__), "fixtures", "sample_nmnist.bin")   # see fixtures/README.md
 
 
 def test_real_nmnist_fixture_loads_through_tonic():
     path = os.path.abspath(FIXTURE_NMNIST)
     if not os.path.exists(path):
-        pytest.fail(f"shared fixture missing: {path}")
+        pytest.fail(f"fixture missing: {path}")
     ev = tonic.io.read_mnist_file(path, dtype=tonic.datasets.NMNIST.dtype)
     assert len(ev) == 4325
     assert ev["x"].min() >= 0 and ev["x"].max() <= 33 and ev["y"].min() >= 0 and ev["y"].max() <= 33

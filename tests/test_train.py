@@ -70,7 +70,7 @@ def test_bad_config_is_refused():
 @pytest.mark.slow
 @pytest.mark.parametrize("rule, target", [("temporal", 0.95), ("spike-count", 0.90)])
 def test_default_recipe_reaches_the_target_accuracy(digits, rule, target):
-    """DESIGN §5's recipe on digits-saccade (578-256-10, Adam 1e-3, batch 32, 20 epochs)."""
+    """The recipe of docs/rules.md on digits-saccade (578-256-10, Adam 1e-3, batch 32, 20 epochs)."""
     train, test = digits
     m = Trainer(TrainConfig(rule=rule, epochs=20, seed=0), progress=False).fit(train, test)
     assert m["test_accuracy"] >= target, m["history"][-1]

@@ -1,4 +1,4 @@
-"""Pure numba kernels: LFP rewards and the two feedback rules (DESIGN §5).
+"""Pure numba kernels: LFP rewards and the two feedback rules (docs/rules.md).
 
 Feedback is returned in the packed weight layout (``GT[w_off[l] + i*n_out + j]`` is the summed
 ``rho_j * x_i`` of connection i -> j) *before* the |W| factor; the caller forms

@@ -6,7 +6,7 @@ row ``WT[w_off[l] + i*n_out : ... + n_out]`` to the input current ("one SynOp pe
 Biases, thresholds and decays are flat per-neuron / per-layer arrays; see
 :func:`spikelfp.kernels.pack`.
 
-Per step t (DESIGN §3)::
+Per step t (docs/neuron.md)::
 
     I[t] = b + sum over input spikes i at t of W[:, i]      (added in ascending i)
     zero:      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]
