@@ -43,7 +43,8 @@ def test_nir_parameters_are_the_models_physical_time_constants(tmp_path):
         tau, r = float(lif.tau[0]), float(lif.r[0])
         assert tau == pytest.approx(0.025 / (1 - 0.8))    # 125 ms: beta = 1 - dt / tau
         assert r * 0.025 / tau == pytest.approx(1.0)      # the input passes with gain 1
-        assert np.all(lif.v_reset == 0) and np.all(lif.v_leak == 0) and np.all(lif.v_threshold == net.layers[l].threshold)
+        assert np.all(lif.v_reset == 0) and np.all(lif.v_leak == 0)
+        assert np.all(lif.v_threshold == net.layers[l].threshold)
     assert isinstance(g.nodes["fc0"], nir.Linear)
 
 
