@@ -32,32 +32,6 @@ def _accuracy(rasters_or_counts, labels) -> float:
     return float(np.mean(predict(counts) == labels))
 
 
-def write_lava_parameters(path, fixed_export) -> None:
-    """The Lava process parameters of both modes as HDF5 (what the runner builds), from a
-    ``mode="fixed"`` :class:`~spikelfp.backends.lava.LavaExport` (it holds the float network too)."""
-    import h5py
-
-    from spikelfp.backends.lava import float_parameters
-
-    from .io import atomic_path
-
-    net, q = fixed_export.network, fixed_export.quantized
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["kind"] = "spikelfp-lava-parameters"
-        for l, (layer, ql) in enumerate(zip(net.layers, q.layers, strict=True)):
-            g = f.create_group(f"layer_{l}")
-            fl = g.create_group("floating_pt")
-            fp = float_parameters(layer)
-            fl.create_dataset("weights", data=layer.weight.astype(np.float64))
-            fl.create_dataset("bias_mant", data=fp["bias_mant"])
-            fl.attrs.update({"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"]})
-            fx = g.create_group("fixed_pt")
-            fx.create_dataset("weights", data=ql.weight)
-            fx.create_dataset("bias_mant", data=ql.bias_mant)
-            fx.attrs.update({"weight_exp": ql.weight_exp, "num_weight_bits": 8, "du": ql.du, "dv": ql.dv,
-                             "vth": ql.vth, "bias_exp": ql.bias_exp, "scale": ql.scale})
-
-
 def _test_data(ckpt, n: int, seed: int, data_root, progress):
     from spikelfp import datasets
     from spikelfp.datasets import Binning
@@ -89,7 +63,7 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes)}
     if target == "lava":
         float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
-        write_lava_parameters(out, fixed_exp)
+        backend.write_parameters(out, net)
         report["layers"] = {"float": float_exp.describe(), "fixed": fixed_exp.describe()}
     else:
         backend.export(net, out)

@@ -112,6 +112,71 @@ def test_export_cli_on_a_trained_model(tmp_path, small_digits, data_root):
         assert key in rep
     assert 0.5 < rep["fixed_spike_agreement"]["overall"] <= 1.0
     assert os.path.exists(tmp_path / "run" / "model.lava.h5")
+    # the README's Lava example, on this very file
+    example = os.path.join(HERE, "..", "examples", "run_in_lava.py")
+    r = subprocess.run([sys.executable, example, str(tmp_path / "run" / "model.lava.h5"), "--samples", "6",
+                        "--data-root", data_root], capture_output=True, text=True, timeout=420)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "agree on 100% of predictions" in r.stdout, r.stdout
+
+
+def test_exported_file_loads_as_lava_processes_and_runs(tmp_path):
+    """What a Lava user does with ``--to lava``'s file: lava.load -> processes, own source and sink."""
+    out = run_script(tmp_path, """
+        import multiprocessing
+        import numpy as np
+        from conftest import random_net, random_input
+        import spikelfp
+        from spikelfp import compat
+        from spikelfp.backends import lava
+        compat.patch_lava()
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        rng = np.random.default_rng(7)
+        net = random_net(rng, [14, 9, 4], bias=True, beta=0.85)
+        lava.write_parameters(sys.argv[0] + ".lava.h5", net)
+        B, T, L = 3, 10, 2
+        x = random_input(rng, B, T, 14, 0.35)
+        res, workers = {}, []
+        for mode in ("float", "fixed"):
+            procs = lava.load(sys.argv[0] + ".lava.h5", mode=mode, n_steps=T)
+            steps = B * T + L
+            data = np.zeros((14, steps))
+            data[:, : B * T] = x.reshape(B * T, 14).T
+            src = Source(data=data if mode == "float" else data.astype(np.int32))
+            sink = Sink(shape=(4,), buffer=steps)
+            src.s_out.connect(procs.s_in)
+            procs.s_out.connect(sink.a_in)
+            try:
+                src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=procs.select_tag))
+                workers += [p.pid for p in multiprocessing.active_children()]
+                got = sink.data.get()
+            finally:
+                src.stop()
+            res[mode] = np.stack([got[:, b * T + L: (b + 1) * T + L].T for b in range(B)]).astype(np.uint8)
+        ref = spikelfp.simulate(net, x, raster=True).rasters[-1]
+        from spikelfp.loihi import quantize, simulate_fixed
+        ref_fixed = simulate_fixed(quantize(net), x, raster=True).rasters[-1]
+        print(json.dumps({"float": bool(np.array_equal(res["float"], ref)),
+                          "fixed": bool(np.array_equal(res["fixed"], ref_fixed)),
+                          "spikes": int(ref.sum()), "workers": workers}))
+    """)
+    assert out["spikes"] > 0
+    assert out["float"], "float Lava from the loaded file differs from spikelfp"
+    assert out["fixed"], "fixed-point Lava from the loaded file differs from spikelfp's Loihi mode"
+
+
+def test_lava_parameter_file_errors(tmp_path):
+    (tmp_path / "x.lava.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="unreadable Lava parameter file"):
+        lava_backend.read_parameters(tmp_path / "x.lava.h5")
+    import h5py
+    with h5py.File(tmp_path / "y.lava.h5", "w") as f:
+        f.attrs["kind"] = "something-else"
+    with pytest.raises(ValueError, match="not a spikelfp Lava parameter file"):
+        lava_backend.read_parameters(tmp_path / "y.lava.h5")
 
 
 def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root):

@@ -113,6 +113,24 @@ class LavaExport:
                             "scale": q.scale, "bias": layer.bias is not None})
         return out
 
+    def layer_parameters(self) -> list[dict]:
+        """Per layer, the keyword arguments of Lava's ``Dense`` and ``LIF`` in this mode (one place)."""
+        out = []
+        for l, layer in enumerate(self.network.layers):
+            if self.mode == "float":
+                p = float_parameters(layer)
+                out.append({"dense": {"weights": layer.weight.astype(np.float64)},
+                            "lif": {"du": p["du"], "dv": p["dv"], "vth": p["vth"], "bias_mant": p["bias_mant"],
+                                    "bias_exp": 0}})
+            else:
+                q = self.quantized.layers[l]
+                out.append({"dense": {"weights": q.weight.astype(np.int32), "weight_exp": int(q.weight_exp),
+                                      "num_weight_bits": 8},
+                            "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
+                                    "bias_mant": q.bias_mant.astype(np.int32),
+                                    "bias_exp": np.full(layer.n_out, q.bias_exp, dtype=np.int32)}})
+        return out
+
     def run(self, x) -> LavaRun:
         """Run a batch (EventBatch or dense (B, T, n_in)) through Lava; returns aligned rasters."""
         RunSteps, Loihi2SimCfg, Dense, RingBuffer, LIFReset, SignMode, SpikeRecorder = _lava()
@@ -129,28 +147,14 @@ class LavaExport:
         t0 = time.perf_counter()
         try:
             src = RingBuffer(data=data)
-            prev = src.s_out
+            procs = build_processes(self.layer_parameters(), self.mode, n_steps=T)
+            src.s_out.connect(procs.s_in)
             recorders = []
-            for l, layer in enumerate(net.layers):
-                if self.mode == "float":
-                    dense = Dense(weights=layer.weight.astype(np.float64))
-                    lif = LIFReset(shape=(layer.n_out,), reset_interval=T, reset_offset=(l + 2) % T,
-                                   **float_parameters(layer))
-                else:
-                    q = self.quantized.layers[l]
-                    dense = Dense(weights=q.weight.astype(np.int32), weight_exp=q.weight_exp,
-                                  num_weight_bits=8, sign_mode=SignMode.MIXED)
-                    lif = LIFReset(shape=(layer.n_out,), du=q.du, dv=q.dv, vth=q.vth,
-                                   bias_mant=q.bias_mant.astype(np.int32),
-                                   bias_exp=np.full(layer.n_out, q.bias_exp, dtype=np.int32),
-                                   reset_interval=T, reset_offset=(l + 2) % T)
+            for l, (layer, lif) in enumerate(zip(net.layers, procs.lifs, strict=True)):
                 rec = SpikeRecorder(shape=(layer.n_out,), n_steps=steps, path=os.path.join(tmp, f"layer{l}.npy"))
-                prev.connect(dense.s_in)
-                dense.a_out.connect(lif.a_in)
                 lif.s_out.connect(rec.a_in)
-                prev = lif.s_out
                 recorders.append(rec)
-            cfg = Loihi2SimCfg(select_tag="floating_pt" if self.mode == "float" else "fixed_pt")
+            cfg = Loihi2SimCfg(select_tag=procs.select_tag)
             src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
             workers = [p.pid for p in multiprocessing.active_children()]
         finally:
@@ -174,9 +178,160 @@ class LavaExport:
         return LavaRun(rasters, self.mode, steps, seconds, workers)
 
 
+@dataclass
+class LavaProcesses:
+    """A spikelfp network as a chain of Lava processes: per layer ``Dense -> LIF`` (``LIFReset``
+    when samples of ``n_steps`` steps are to be separated by a reset).
+
+    Connect a source's ``s_out`` to :attr:`s_in` and :attr:`s_out` to a sink's ``a_in``; run with
+    ``Loihi2SimCfg(select_tag=procs.select_tag)``. Each Dense adds one step of delay: the spikes of
+    layer l for input step t appear at Lava step t + l + 1.
+    """
+
+    denses: list
+    lifs: list
+    mode: str
+    n_steps: int | None
+
+    @property
+    def s_in(self):
+        return self.denses[0].s_in
+
+    @property
+    def s_out(self):
+        return self.lifs[-1].s_out
+
+    @property
+    def select_tag(self) -> str:
+        return "floating_pt" if self.mode == "float" else "fixed_pt"
+
+
+def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = None) -> LavaProcesses:
+    """Lava ``Dense -> LIF`` processes of every layer, connected in a chain.
+
+    ``layer_params`` as :meth:`LavaExport.layer_parameters` gives them (or :func:`load` reads them).
+    With ``n_steps`` = T, ``LIFReset`` clears each layer's u and v at the first step of every
+    sample in a stream of back-to-back samples of T steps (offset by the layer's Dense delays:
+    ``reset_interval = T``, ``reset_offset = (l + 2) % T``); without it, plain ``LIF`` (one stream).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown Lava mode {mode!r}; choose float or fixed")
+    _, _, Dense, _, LIFReset, SignMode, _ = _lava()
+    from lava.proc.lif.process import LIF
+
+    denses, lifs = [], []
+    for l, p in enumerate(layer_params):
+        kw = dict(p["dense"])
+        if mode == "fixed":
+            kw["sign_mode"] = SignMode.MIXED
+        dense = Dense(**kw)
+        n_out = kw["weights"].shape[0]
+        if n_steps:
+            lif = LIFReset(shape=(n_out,), reset_interval=int(n_steps), reset_offset=(l + 2) % int(n_steps),
+                           **p["lif"])
+        else:
+            lif = LIF(shape=(n_out,), **p["lif"])
+        if lifs:
+            lifs[-1].s_out.connect(dense.s_in)
+        dense.a_out.connect(lif.a_in)
+        denses.append(dense)
+        lifs.append(lif)
+    return LavaProcesses(denses, lifs, mode, n_steps)
+
+
+def write_parameters(path, network: Network) -> None:
+    """Write the Lava parameters of both modes to an HDF5 file (``spikelfp export --to lava``).
+
+    Layout: ``/layer_<l>/{floating_pt,fixed_pt}/{dense,lif}/<name>`` (datasets and attributes named
+    as Lava's ``Dense`` and ``LIF`` keyword arguments), attributes ``kind``, ``n_layers``. Read it
+    back with :func:`load`, which builds the Lava processes.
+    """
+    import h5py
+
+    from spikelfp.io import atomic_path
+
+    modes = {"floating_pt": LavaExport(network, "float"), "fixed_pt": LavaExport(network, "fixed")}
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["kind"] = "spikelfp-lava-parameters"
+        f.attrs["format_version"] = 2
+        f.attrs["n_layers"] = len(network)
+        f.attrs["dt"] = float(network.dt)
+        for tag, ex in modes.items():
+            for l, p in enumerate(ex.layer_parameters()):
+                for part in ("dense", "lif"):
+                    g = f.require_group(f"layer_{l}/{tag}/{part}")
+                    for k, v in p[part].items():
+                        if np.ndim(v) == 0:
+                            g.attrs[k] = v
+                        else:
+                            g.create_dataset(k, data=v)
+        q = modes["fixed_pt"].quantized
+        for l, ql in enumerate(q.layers):
+            f[f"layer_{l}/fixed_pt"].attrs["scale"] = ql.scale
+
+
+def read_parameters(path, mode: str = "float") -> list[dict]:
+    """Per-layer Lava keyword arguments stored by :func:`write_parameters` for ``mode``."""
+    import h5py
+
+    if mode not in MODES:
+        raise ValueError(f"unknown Lava mode {mode!r}; choose float or fixed")
+    tag = "floating_pt" if mode == "float" else "fixed_pt"
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            if f.attrs.get("kind") != "spikelfp-lava-parameters":
+                raise ValueError(f"{path}: not a spikelfp Lava parameter file (kind={f.attrs.get('kind')!r})")
+            if int(f.attrs.get("format_version", 1)) < 2:
+                raise ValueError(f"{path}: written by spikelfp 0.1; export the model again to load it into Lava")
+            out = []
+            for l in range(int(f.attrs["n_layers"])):
+                layer = {}
+                for part in ("dense", "lif"):
+                    g = f[f"layer_{l}/{tag}/{part}"]
+                    d = {k: g[k][()] for k in g}
+                    d.update({k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()})
+                    layer[part] = d
+                out.append(layer)
+            return out
+    except (OSError, KeyError) as e:
+        raise ValueError(f"{path}: unreadable Lava parameter file ({type(e).__name__}: {e})") from None
+
+
+def load(path, mode: str = "float", n_steps: int | None = None) -> LavaProcesses:
+    """Build the Lava processes of an exported model (``spikelfp export --to lava``).
+
+    Parameters
+    ----------
+    path : str
+        The ``.lava.h5`` file.
+    mode : ``"float"`` or ``"fixed"``
+        ``floating_pt`` (spike-exact with spikelfp) or ``fixed_pt`` (8-bit weights, Loihi 2 integer
+        arithmetic; bit-exact with :func:`spikelfp.loihi.simulate_fixed`).
+    n_steps : int, optional
+        Steps per sample T: reset every layer between back-to-back samples (see
+        :func:`build_processes`). None: one continuous stream.
+
+    Example (``docs/lava.md`` has the full, runnable version)::
+
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        from spikelfp.backends import lava
+
+        net = lava.load("model.lava.h5", mode="float", n_steps=30)
+        src, sink = Source(data=spikes_in), Sink(shape=(10,), buffer=n)   # spikes_in: (n_in, n)
+        src.s_out.connect(net.s_in); net.s_out.connect(sink.a_in)
+        src.run(condition=RunSteps(num_steps=n), run_cfg=Loihi2SimCfg(select_tag=net.select_tag))
+        out = sink.data.get(); src.stop()
+    """
+    return build_processes(read_parameters(path, mode), mode, n_steps)
+
+
 def export(network: Network, mode: str = "float") -> LavaExport:
     """Build the Lava export of a network (``mode`` float or fixed)."""
     return LavaExport(network, mode)
 
 
-__all__ = ["export", "LavaExport", "LavaRun", "UnsupportedNetworkError", "float_parameters", "MODES"]
+__all__ = ["export", "load", "build_processes", "write_parameters", "read_parameters", "LavaExport", "LavaRun",
+           "LavaProcesses", "UnsupportedNetworkError", "float_parameters", "MODES"]
