@@ -143,8 +143,8 @@ def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, o
     history = []
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs * steps, desc=f"train sg-{surrogate}", unit="batch", leave=False)
+        from spikelfp.progress import progress_bar
+        bar = progress_bar(total=epochs * steps, desc=f"train sg-{surrogate}", unit="batch", leave=False)
     log(f"snntorch surrogate-gradient training on {torch.get_num_threads()} torch threads")
     try:
         for epoch in range(epochs):

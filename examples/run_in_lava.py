@@ -12,9 +12,9 @@ import argparse
 import os
 
 import numpy as np
+from spikelfp.backends import lava
 
 from spikelfp import compat, datasets, simulate
-from spikelfp.backends import lava
 from spikelfp.io import load_checkpoint
 
 compat.patch_lava()          # lava-nc 0.10 on Python 3.11: import lava only after this

@@ -68,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--offline", action="store_true",
                        help="never download: a missing dataset says which archive to place where")
         p.add_argument("--data-root", metavar="DIR",
-                       help="dataset cache (default $SPIKELFP_DATA or ~/.cache/spikelfp)")
+                       help="dataset cache folder (default $SPIKELFP_DATA or ~/.cache/spikelfp)")
 
     def binning_opts(p):
-        p.add_argument("--bin-ms", type=_positive(float), help="time bin [ms] (dataset default: 10)")
+        p.add_argument("--bin-ms", type=_positive(float),
+                       help="time bin [ms] (default: the dataset's; `spikelfp datasets` lists them)")
         p.add_argument("--steps", "-T", type=_positive(int), dest="n_bins",
-                       help="time steps T (dataset default: 30); without --bin-ms the dataset's window is kept")
-        p.add_argument("--spatial-factor", type=_positive(int), help="spatial downsampling (dataset default: 2)")
+                       help="time steps T (default: the dataset's, e.g. 30 for digits-saccade, 100 for shd); "
+                            "without --bin-ms the dataset's window is kept")
+        p.add_argument("--spatial-factor", type=_positive(int),
+                       help="spatial downsampling of camera datasets (default: the dataset's)")
         p.add_argument("--merge-polarity", action="store_true", help="one channel for both polarities")
 
     def train_opts(t):
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--preset", choices=sorted(PRESETS),
                        help="named settings (paper-mlp: the paper's LIF MLP); explicit options override it")
         t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
-        t.add_argument("--rule", choices=sorted(RULES), default="temporal", help="feedback rule (default temporal)")
+        t.add_argument("--rule", choices=sorted(RULES), help="feedback rule (default temporal)")
         t.add_argument("--reward", choices=sorted(REWARDS),
                        help="output reward (default ce: cross-entropy on spike counts; rate: the paper's)")
         t.add_argument("--tau", type=_positive(float), default=1.0,
@@ -99,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
         t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
         t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-        t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant")
+        t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant",
+                       help="learning-rate schedule: constant (default) or onecycle (warm-up, then cosine decay)")
         t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
         t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
         t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
@@ -137,12 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a saved model on a dataset's test split.")
     e.add_argument("model", help="model.h5 written by spikelfp train")
     data_opts(e)
-    e.add_argument("--split", choices=["test", "train"], default="test")
+    e.add_argument("--split", choices=["test", "train"], default="test", help="which split to score (default test)")
     common(e)
 
     d = sub.add_parser("datasets", help="list the datasets",
                        description="List the registered datasets and their cache state.")
-    d.add_argument("--data-root", metavar="DIR")
+    d.add_argument("--data-root", metavar="DIR", help="dataset cache folder")
     common(d, seed=False)
 
     x = sub.add_parser("export", help="export a model to Lava, NIR or netx (and check it)",
@@ -151,10 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--to", required=True, choices=["lava", "nir", "netx"], help="target")
     x.add_argument("--out", metavar="PATH", help="output file (default: next to the model)")
     x.add_argument("--check", type=int, default=0, metavar="N", help="compare spikes on N test samples")
-    x.add_argument("--data-root", metavar="DIR")
+    x.add_argument("--data-root", metavar="DIR", help="dataset cache folder (for --check)")
     common(x)
 
-    i = sub.add_parser("info", help="versions and which backends import")
+    i = sub.add_parser("info", help="versions and which backends import",
+                       description="Print the versions of spikelfp and its dependencies, and which backends import.")
     common(i, seed=False)
     return ap
 
@@ -167,10 +172,11 @@ def _emit(args, obj, text: str):
 
 
 def _progress(args):
-    if args.no_progress or not sys.stderr.isatty():
+    """tqdm on a terminal, periodic plain lines when piped or logged, nothing with --no-progress."""
+    if args.no_progress:
         return None
-    from tqdm import tqdm
-    return tqdm
+    from spikelfp.progress import progress_bar
+    return progress_bar
 
 
 def _binning(args, spec):
@@ -193,7 +199,7 @@ def _binning(args, spec):
 def _train_config(args):
     from spikelfp.train import TrainConfig
 
-    return TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=getattr(args, "rule", "temporal"),
+    return TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=getattr(args, "rule", None) or "temporal",
                        reward=args.reward, tau=args.tau, form=args.form, secant=args.secant, eps=args.eps,
                        weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -210,7 +216,9 @@ def cmd_train(args) -> int:
     spec = datasets.get_spec(args.dataset)
     binning = _binning(args, spec)
     cfg = _train_config(args)
-    out = args.out or os.path.join("runs", f"{args.dataset}-{args.rule}-seed{args.seed}")
+    name = os.path.splitext(os.path.basename(args.dataset))[0] if datasets.registry.is_path(args.dataset) \
+        else args.dataset
+    out = args.out or os.path.join("runs", f"{name}-{cfg.rule}-seed{args.seed}")   # always under ./runs
     if os.path.exists(os.path.join(out, "model.h5")) and not (args.resume or args.overwrite):
         raise CLIError(f"{out}/model.h5 exists: pass --resume to continue it, --overwrite to replace it, "
                        "or choose another --out")
@@ -223,7 +231,7 @@ def cmd_train(args) -> int:
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, rule {cfg.rule} "
           f"(reward {cfg.reward}), {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
-    trainer = Trainer(cfg, progress=not args.no_progress and sys.stderr.isatty())
+    trainer = Trainer(cfg, progress=not args.no_progress)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
     latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
     if args.out is None:  # runs/latest -> the default run directory just written
@@ -236,7 +244,8 @@ def cmd_train(args) -> int:
             pass
     text = (f"test accuracy {m['test_accuracy']:.4f} (train {m['train_accuracy']:.4f}, ties "
             f"{m['test_tie_rate']:.3f}) after {m['epochs']} epochs; {m['seconds_per_epoch']:.2f} s/epoch, "
-            f"{m['samples_per_s']:.0f} samples/s; model: {os.path.join(out, 'model.h5')}")
+            f"{m['samples_per_s']:.0f} samples/s (JIT compile {m['compile_seconds']:.1f} s, not included); "
+            f"model: {os.path.join(out, 'model.h5')}")
     _emit(args, m, text)
     return 0
 
@@ -245,6 +254,9 @@ def cmd_bench(args) -> int:
     from spikelfp import datasets
     from spikelfp.bench import markdown_table, run_bench
 
+    if args.rule is not None:
+        raise CLIError("bench trains both LFP rules (and the SG surrogates): choose them with --methods, "
+                       "not --rule")
     spec = datasets.get_spec(args.dataset)
     binning = _binning(args, spec)
     cfg = _train_config(args)
@@ -391,6 +403,8 @@ def _apply_preset(parser, argv):
     if not name:
         return args
     preset = get_preset(name)
+    if args.command == "bench":
+        preset.pop("rule", None)          # bench trains both rules
     parser._subparsers_by_name[args.command].set_defaults(**preset)
     return parser.parse_args(argv)
 

@@ -110,9 +110,23 @@ def _rows_strictly_sorted(ptr, idx):
     return True
 
 
-def as_event_batch(x, n_in: int | None = None) -> EventBatch:
-    """Accept an :class:`EventBatch` or a dense (B, T, n_in) 0/1 array; check n_in if given."""
-    eb = x if isinstance(x, EventBatch) else EventBatch.from_dense(x)
+def as_event_batch(x, n_in: int | None = None, time_first: bool = False) -> EventBatch:
+    """Accept an :class:`EventBatch` or a dense 0/1 array; check n_in if given.
+
+    Dense input is batch-first ``(B, T, n_in)``; ``time_first=True`` takes snntorch's and norse's
+    ``(T, B, n_in)`` instead (the two cannot be told apart from the shape: say which).
+    """
+    if isinstance(x, EventBatch):
+        if time_first:
+            raise ValueError("time_first applies to dense (T, B, n_in) arrays, not to an EventBatch")
+        eb = x
+    else:
+        if time_first:
+            a = np.asarray(x)
+            if a.ndim != 3:
+                raise ValueError(f"time_first input must be (T, B, n_in); got shape {a.shape}")
+            x = np.swapaxes(a, 0, 1)
+        eb = EventBatch.from_dense(x)
     if n_in is not None and eb.n_in != n_in:
         raise ValueError(f"input has {eb.n_in} channels but the network expects {n_in}")
     return eb

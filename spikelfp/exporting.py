@@ -7,6 +7,7 @@ Checks compare spike trains bin by bin: the agreement of a layer is the fraction
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -75,8 +76,12 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
         report.update({"samples": int(idx.size), "reference_accuracy": _accuracy(ref.counts, y)})
         if target == "lava":
             sim_fixed = simulate_fixed(fixed_exp.quantized, eb, raster=True)
+            note = (lambda m: print(m, file=sys.stderr, flush=True)) if progress is not None else (lambda m: None)
+            note(f"lava: running {idx.size} samples ({idx.size * eb.n_steps} steps) in floating_pt ...")
             run_float = float_exp.run(eb)
+            note(f"lava: floating_pt done in {run_float.seconds:.0f} s; running fixed_pt ...")
             run_fixed = fixed_exp.run(eb)
+            note(f"lava: fixed_pt done in {run_fixed.seconds:.0f} s")
             everything = test.batch(np.arange(len(test)))
             full_q = simulate_fixed(fixed_exp.quantized, everything)
             full_ref = simulate(net, everything)

@@ -169,9 +169,9 @@ class Rule:
         return Feedback(GT, Gb, counts, recv, passed, p)
 
     @staticmethod
-    def _inputs(network, x, labels):
+    def _inputs(network, x, labels, time_first=False):
         p = network if isinstance(network, Packed) else pack(network)
-        eb = as_event_batch(x, int(p.sizes[0]))
+        eb = as_event_batch(x, int(p.sizes[0]), time_first)
         y = np.ascontiguousarray(labels, dtype=np.int64)
         if y.shape != (eb.batch_size,):
             raise ValueError(f"labels must have shape ({eb.batch_size},); got {y.shape}")
@@ -214,8 +214,8 @@ class Temporal(Rule):
         if self.form not in FORMS:
             raise ValueError(f"unknown temporal-rule form {self.form!r}; choose one of {', '.join(FORMS)}")
 
-    def feedback(self, network, x: EventBatch, labels) -> Feedback:
-        p, eb, y = self._inputs(network, x, labels)
+    def feedback(self, network, x: EventBatch, labels, *, time_first: bool = False) -> Feedback:
+        p, eb, y = self._inputs(network, x, labels, time_first)
         B, T = eb.batch_size, eb.n_steps
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         import numba
@@ -252,10 +252,10 @@ class SpikeCount(Rule):
         if self.secant not in SECANTS:
             raise ValueError(f"unknown spike-count secant {self.secant!r}; choose one of {', '.join(SECANTS)}")
 
-    def feedback(self, network, x: EventBatch, labels, record=None) -> Feedback:
+    def feedback(self, network, x: EventBatch, labels, record=None, *, time_first: bool = False) -> Feedback:
         from .simulate import simulate
 
-        p, eb, y = self._inputs(network, x, labels)
+        p, eb, y = self._inputs(network, x, labels, time_first)
         rec = record if record is not None else simulate(p, eb)
         counts = np.concatenate(rec.counts, axis=1)
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])

@@ -68,13 +68,14 @@ def default_chunks(batch_size: int) -> int:
     return max(1, min(batch_size, 4 * numba.get_num_threads()))
 
 
-def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bool = False) -> Record:
+def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bool = False,
+             time_first: bool = False) -> Record:
     """Run a network on a batch of binary spike input.
 
     Parameters
     ----------
     network : Network (or an already packed one)
-    x : EventBatch or array (B, T, n_in) of 0/1
+    x : EventBatch or array (B, T, n_in) of 0/1 (or (T, B, n_in) with ``time_first=True``)
     raster, membrane : bool
         Also record spike trains / membrane traces (B, T, n) per layer.
 
@@ -83,7 +84,7 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
     Record
     """
     p = network if isinstance(network, Packed) else pack(network)
-    eb = as_event_batch(x, int(p.sizes[0]))
+    eb = as_event_batch(x, int(p.sizes[0]), time_first)
     counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
                      p.bias, p.has_bias, p.beta, p.theta, p.reset, default_chunks(eb.batch_size), counts,

@@ -102,9 +102,15 @@ class TrainConfig:
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling, **extra)
 
 
+PROBE_SEED = 20241127
+
+
 def probe_batch(data, n: int = 64):
-    """The first ``n`` training samples: a fixed batch to check the init's activity on."""
-    return data.batch(np.arange(min(n, len(data))))
+    """``n`` training samples drawn by a fixed generator (independent of the run's seed and never
+    consuming it): the batch the init's activity is checked on. Drawn, not the first n, because
+    datasets are often sorted by label (the first 64 would all be one class)."""
+    k = min(n, len(data))
+    return data.batch(np.sort(np.random.default_rng(PROBE_SEED).choice(len(data), size=k, replace=False)))
 
 
 def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float = 0.05) -> Network:
@@ -212,6 +218,21 @@ class Trainer:
             return OPTIMIZERS["adam"](lr=c.lr)
         return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
 
+    def warm_up(self, p: Packed, data) -> float:
+        """Run every kernel a training run uses once on 2 samples (feedback, optimizer step,
+        evaluation), so that JIT compilation is not counted in the first epoch's time; changes no
+        state (copies of the weights, a fresh optimizer). Returns the seconds it took (~0 once
+        numba's on-disk cache is warm)."""
+        t0 = time.perf_counter()
+        idx = np.arange(min(2, len(data)))
+        with single_threaded_blas():
+            fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
+            params = {"WT": p.WT.copy(), "bias": p.bias.copy()}
+            self._optimizer().step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0,
+                                   scale=-1.0 / idx.size)
+            simulate(p, data.batch(idx))
+        return time.perf_counter() - t0
+
     # ------------------------------------------------------------------ loop
     def fit(self, train, test, out_dir: str | None = None, *, resume: bool = False,
             binning: dict | None = None, log=None) -> dict:
@@ -254,11 +275,14 @@ class Trainer:
                  else constant(c.lr))
         bar = None
         if self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=c.epochs * steps_per_epoch, initial=len(history) * steps_per_epoch,
+            from .progress import progress_bar
+            bar = progress_bar(total=c.epochs * steps_per_epoch, initial=len(history) * steps_per_epoch,
                        desc=f"train {c.rule}", unit="batch", leave=False)
         t_train = sum(h.get("train_seconds", 0.0) for h in history)
         t0_all = time.perf_counter()
+        compile_s = self.warm_up(p, train)
+        if compile_s > 1.0:
+            log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
         try:
             with single_threaded_blas():
                 for epoch in range(len(history), c.epochs):
@@ -310,6 +334,7 @@ class Trainer:
             "test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
             "test_tie_rate": last["test_tie_rate"], "epochs": len(history),
             "wall_s": time.perf_counter() - t0_all,
+            "compile_seconds": compile_s,
             "train_seconds": t_train,
             "seconds_per_epoch": t_train / len(history),
             "samples_per_s": n * len(history) / t_train,

@@ -85,3 +85,46 @@ def test_lava_installs_and_imports_with_the_shim():
             "from lava.proc.lif.process import LIF\nfrom lava.proc.dense.process import Dense\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_bench_refuses_rule_and_runs_of_recordings_files_go_under_runs(tmp_path, monkeypatch):
+    from spikelfp.cli import main
+
+    assert main(["bench", "lfp-vs-sg", "--rule", "temporal", "--epochs", "1"]) == 2
+    monkeypatch.chdir(tmp_path)
+    import spikelfp.cli as cli
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_makedirs(path, exist_ok=False):
+        seen["out"] = path
+        raise Stop
+
+    import numpy as np
+    from spikelfp.datasets.custom import write_recordings
+
+    data = tmp_path / "elsewhere" / "my_recordings.h5"
+    data.parent.mkdir()
+    ev = {"t": np.array([10, 20]), "x": np.array([1, 2])}
+    write_recordings(data, {"train": [(ev, 0), (ev, 1)], "test": [(ev, 0)]}, sensor_size=[4, 1, 1], n_classes=2)
+    monkeypatch.setattr(cli.os, "makedirs", fake_makedirs)
+    with pytest.raises(Stop):
+        cli.main(["train", "--dataset", str(data), "--epochs", "1", "--data-root", str(tmp_path / "cache")])
+    assert seen["out"] == os.path.join("runs", "my_recordings-temporal-seed0")
+
+
+def test_plain_progress_lines_when_not_a_terminal(capsys):
+    from spikelfp.progress import PlainProgress, progress_bar
+
+    bar = progress_bar(total=3, desc="build", unit="recording")        # pytest's stderr is no terminal
+    assert isinstance(bar, PlainProgress)
+    for _ in range(3):
+        bar.update()
+    bar.close()
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("build: 0/3 recording (started") and lines[-1].startswith("build: 3/3 recording (done")
+    assert list(PlainProgress(range(4), desc="x")) == [0, 1, 2, 3]

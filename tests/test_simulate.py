@@ -146,3 +146,18 @@ def test_event_batch_validation():
         EventBatch(np.array([0, 1]), np.array([7]), 1, 1, 5)
     with pytest.raises(ValueError, match="indptr"):
         EventBatch(np.array([0, 1, 1]), np.array([1]), 1, 1, 5)
+
+
+def test_time_first_layout_is_explicit():
+    rng = np.random.default_rng(11)
+    net = spikelfp.Network.random([7, 5, 3], seed=1, gain=3.0)
+    x = (rng.random((4, 9, 7)) < 0.4).astype(np.uint8)            # (B, T, n)
+    a = spikelfp.simulate(net, x, raster=True)
+    b = spikelfp.simulate(net, np.swapaxes(x, 0, 1).copy(), raster=True, time_first=True)
+    for ra, rb in zip(a.rasters, b.rasters):
+        np.testing.assert_array_equal(ra, rb)
+    fa = spikelfp.Temporal(n_chunks=1).feedback(net, x, np.arange(4) % 3)
+    fb = spikelfp.Temporal(n_chunks=1).feedback(net, np.swapaxes(x, 0, 1), np.arange(4) % 3, time_first=True)
+    np.testing.assert_array_equal(fa.weight_flat, fb.weight_flat)
+    with pytest.raises(ValueError, match=r"\(T, B, n_in\)"):
+        spikelfp.simulate(net, x[0], time_first=True)

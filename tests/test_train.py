@@ -119,3 +119,15 @@ def test_activation_leaves_active_layers_alone(small_digits):
     same = activate_hidden(net, probe_batch(train))
     for a, b in zip(net.layers, same.layers):
         np.testing.assert_array_equal(a.weight, b.weight)
+
+
+def test_probe_batch_is_drawn_not_the_first_samples(small_digits):
+    from spikelfp.train import probe_batch
+
+    train, _ = small_digits
+    assert np.all(np.diff(train.labels) >= 0), "the split is sorted by label (what made this matter)"
+    probe = probe_batch(train, 64)
+    assert probe.batch_size == 64
+    idx = np.sort(np.random.default_rng(20241127).choice(len(train), 64, replace=False))
+    assert len(np.unique(train.labels[idx])) >= 8                     # many classes, not only class 0
+    np.testing.assert_array_equal(probe.indices, train.batch(idx).indices)
