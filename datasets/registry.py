@@ -57,6 +57,7 @@ class DatasetSpec:
     offline: bool = False          # generated here, never downloaded
     present: Callable = None       # root -> bool (raw files on disk)
     raw_folder: str = ""           # folder of the raw files under the root (tonic's class name)
+    archives: tuple = ()           # ((split, filename, md5, url), ...) a user places by hand offline
 
     def input_size(self, binning: Binning | None = None) -> int:
         return (binning or self.default_binning).n_channels(self.sensor_size)
@@ -93,6 +94,16 @@ def _spoken():
 
 def _tonic(source):
     def splits(root, progress=None, download=True, gen_seed=0):
+        if not download:      # name every missing archive at once, not only the first split's
+            from .tonic_sets import DatasetNotAvailable
+
+            missing = [s for s in ("train", "test")
+                       if not os.path.exists(os.path.join(source.folder(root), source.archives[s].extracted))
+                       and not (source.extract_ourselves and source.archive_present(root, s))]
+            opened = {s: source.open(root, s, download) for s in ("train", "test") if s not in missing}
+            if missing:
+                raise DatasetNotAvailable(" ".join(source.missing_message(root, s) for s in missing))
+            return opened
         return {s: source.open(root, s, download) for s in ("train", "test")}
 
     def present(root):
@@ -121,7 +132,7 @@ def _registry():
         "spoken-digits", "SHD-like spoken digits 0-9 in English and German (20 classes): eSpeak NG speech through a "
         "700-channel cochlea model, test speakers unseen in training (offline, read through tonic's SHD class)",
         20, (700, 1, 1), Binning(bin_us=25_000.0, n_bins=40), spoken_splits, SPOKEN_CLASSES, "spoken-v1", True,
-        spoken_present, "SHD"))
+        spoken_present))
     for name, src, desc, ncls, sensor, binning, classes in [
         ("nmnist", ts.NMNIST, "N-MNIST (Orchard et al. 2015), 60k/10k saccade recordings", 10, (34, 34, 2),
          Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), tuple(str(k) for k in range(10))),
@@ -136,7 +147,8 @@ def _registry():
     ]:
         splits, present = _tonic(src)
         entries.append(DatasetSpec(name, desc, ncls, sensor, binning, splits, classes, f"{name}-tonic1",
-                                   False, present, src.cls_name))
+                                   False, present, src.cls_name,
+                                   tuple((s, a.filename, a.md5, a.url) for s, a in src.archives.items())))
     return {e.name: e for e in entries}
 
 

@@ -317,7 +317,9 @@ def cmd_datasets(args) -> int:
         rows.append({"name": name, "classes": spec.n_classes, "sensor_size": list(spec.sensor_size),
                      "input_size": spec.input_size(), "steps": b.n_bins, "bin_ms": b.bin_us / 1000,
                      "present": bool(spec.present(root)), "cached": cached, "bytes_on_disk": size,
-                     "offline": spec.offline, "description": spec.description})
+                     "offline": spec.offline, "description": spec.description,
+                     "files": [{"split": sp, "archive": fn, "md5": md5, "url": url,
+                                "folder": os.path.join(root, spec.raw_folder)} for sp, fn, md5, url in spec.archives]})
     lines = [f"{'name':<16} {'classes':>7} {'sensor':>12} {'inputs':>6} {'T':>4} {'on disk':>9} {'binned':>6}  "
              "description"]
     for r in rows:
@@ -325,6 +327,13 @@ def cmd_datasets(args) -> int:
         disk = f"{r['bytes_on_disk'] / 1e6:.1f} MB" if r["present"] else ("not built" if r["offline"] else "absent")
         lines.append(f"{r['name']:<16} {r['classes']:>7} {sensor:>12} {r['input_size']:>6} {r['steps']:>4} "
                      f"{disk:>9} {'yes' if r['cached'] else 'no':>6}  {r['description']}")
+    absent = [r for r in rows if not r["present"] and r["files"]]
+    if absent:
+        lines.append("\nabsent datasets download on first use; offline, place these archives by hand:")
+        for r in absent:
+            for f in r["files"]:
+                lines.append(f"  {r['name']:<12} {f['split']:<5} {f['archive']:<24} md5 {f['md5']}  in {f['folder']}/"
+                             f"  ({f['url']})")
     lines.append(f"cache: {root}   (your own recordings: --dataset path/to/file.h5, layout in "
                  "spikelfp.datasets.custom)")
     _emit(args, {"root": root, "datasets": rows}, "\n".join(lines))

@@ -257,3 +257,18 @@ def test_data_path_needs_no_torch(data_root, digits):
             "b = tr.batch([0, 1]); print(b.n_events > 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]
+
+
+def test_offline_message_names_every_missing_archive(tmp_path):
+    with pytest.raises(DatasetNotAvailable) as e:
+        datasets.load("shd", root=str(tmp_path), download=False)
+    assert "shd_train.h5.zip" in str(e.value) and "shd_test.h5.zip" in str(e.value)
+    from spikelfp.cli import main
+
+    assert main(["datasets", "--data-root", str(tmp_path), "--json", str(tmp_path / "d.json")]) == 0
+    import json
+
+    rows = {r["name"]: r for r in json.loads((tmp_path / "d.json").read_text())["datasets"]}
+    assert {f["archive"] for f in rows["shd"]["files"]} == {"shd_train.h5.zip", "shd_test.h5.zip"}
+    assert rows["shd"]["files"][0]["md5"] == "f3252aeb598ac776c1b526422d90eecb"
+    assert "spoken-digits" in rows and rows["spoken-digits"]["offline"]
