@@ -99,6 +99,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     runs = {m: [] for m in methods}
+    load_before = os.getloadavg()[0]
     for k in range(int(seeds)):
         seed_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
         for m in methods:
@@ -140,13 +141,15 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
     report = {
         "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
         "architecture": [train.n_in, *cfg.hidden, train.n_classes], "batch_size": cfg.batch_size,
-        "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr}, "sg": {"optimizer": "adam" if cfg.optimizer == "adam"
+        "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
+                "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype}, "sg": {"optimizer": "adam" if cfg.optimizer == "adam"
                                                                   else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "torch_threads": 2,
-                    "blas_threads_in_lfp": 1},
+                    "blas_threads_in_lfp": 1,
+                    "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
     }
     if out:
         os.makedirs(out, exist_ok=True)
@@ -176,6 +179,11 @@ def markdown_table(r: dict) -> str:
     for m, c in r.get("comparison", {}).items():
         tail.append(f"- {m}: {c['speedup_vs_sg_per_epoch']:.2f}× faster per epoch than the faster SG run; "
                     f"accuracy {c['accuracy_minus_best_sg'] * 100:+.2f} pp vs the better SG surrogate")
+    load = r["machine"].get("load_average_1min")
+    if load:
+        busy = max(load["before"], load["after"]) - r["machine"]["numba_threads"]
+        tail.append(f"- machine load (1-min average) {load['before']:.2f} before, {load['after']:.2f} after"
+                    + (": **other work was running; timings are pessimistic**" if busy > 0.5 else ""))
     return head + "\n".join(lines) + "\n\n" + "\n".join(tail) + "\n"
 
 
@@ -184,30 +192,39 @@ def write_plots(r: dict, runs: dict, out: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    b = r.get("binning") or {}
+    setting = (f"{r['dataset']}, {r['lfp'].get('dtype', 'float64')}, T={b.get('n_bins', '?')} x "
+               f"{b.get('bin_us', 0) / 1000:g} ms")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for e in r["methods"]:
         curves = np.array(e["accuracy_per_epoch"])
         ep = np.arange(1, curves.shape[1] + 1)
         ax.plot(ep, curves.mean(0), label=e["name"])
         if curves.shape[0] > 1:
-            ax.fill_between(ep, curves.min(0), curves.max(0), alpha=0.2)
+            sd = curves.std(0, ddof=1)
+            ax.fill_between(ep, curves.mean(0) - sd, curves.mean(0) + sd, alpha=0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"{r['dataset']}: accuracy per epoch")
+    n = len(r["seeds"]) if isinstance(r.get("seeds"), list) else r.get("seeds")
+    ax.set_title(f"{setting}\nmean over {n} seeds, band: ± 1 std")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "accuracy_per_epoch.png"), dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for e in r["methods"]:
         fr = [0.0] + list(PRUNE_FRACTIONS)
         acc = [e["test_accuracy_mean"]] + [e["pruned_accuracy"][str(f)] for f in PRUNE_FRACTIONS]
-        ax.plot(fr, acc, marker="o", label=e["name"])
+        sd = [e.get("test_accuracy_std", 0.0)] + [e.get("pruned_accuracy_std", {}).get(str(f), 0.0)
+                                                  for f in PRUNE_FRACTIONS]
+        ax.errorbar(fr, acc, yerr=sd, marker="o", capsize=3, label=e["name"])
     ax.set_xlabel("fraction of weights pruned (global magnitude)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("pruning without retraining")
+    ax.set_title(f"{setting}\npruning without retraining (mean ± std over seeds)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "pruning.png"), dpi=120)
@@ -219,9 +236,9 @@ def write_plots(r: dict, runs: dict, out: str) -> None:
         bins = np.logspace(-6, math.log10(max(w.max(), 1e-5)), 60)
         ax.hist(np.clip(w, 1e-6, None), bins=bins, histtype="step", label=m)
     ax.set_xscale("log")
-    ax.set_xlabel("|w| (first seed, all layers)")
+    ax.set_xlabel("|w| (first seed, all layers; the first bin holds every |w| < 1e-6, exact zeros included)")
     ax.set_ylabel("count")
-    ax.set_title("weight magnitudes")
+    ax.set_title(f"{setting}\nweight magnitudes")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "weights.png"), dpi=120)
