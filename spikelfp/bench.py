@@ -142,8 +142,8 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
         "architecture": [train.n_in, *cfg.hidden, train.n_classes], "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
-                "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype}, "sg": {"optimizer": "adam" if cfg.optimizer == "adam"
-                                                                  else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
+                "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
+        "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
