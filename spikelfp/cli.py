@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 EXIT_USAGE = 2
 
 
@@ -62,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def data_opts(p):
-        p.add_argument("--dataset", default="digits-saccade",
+        p.add_argument("--dataset",
                        help=f"dataset name ({', '.join(DATASETS)}) or the path of a recordings .h5/.npz "
-                            "(default digits-saccade)")
+                            "(default digits-saccade; eval and export: the model's own)")
         p.add_argument("--offline", action="store_true",
                        help="never download: a missing dataset says which archive to place where")
         p.add_argument("--data-root", metavar="DIR",
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    t.add_argument("--allow-large", action="store_true",
+                   help="run even when the memory estimate exceeds what is available")
     common(t)
 
     b = sub.add_parser("bench", help="benchmark LFP against surrogate gradients",
@@ -209,24 +213,115 @@ def _train_config(args):
                        seed=args.seed)
 
 
+# options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
+RESUME_FIXED = {"dataset": "--dataset", "hidden": "--hidden", "rule": "--rule", "reward": "--reward", "tau": "--tau",
+                "form": "--form", "secant": "--secant", "eps": "--eps", "weight_scaling": "--no-weight-scaling",
+                "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
+                "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
+                "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
+                "dtype": "--dtype", "seed": "--seed"}
+BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--spatial-factor",
+                "merge_polarity": "--merge-polarity"}
+
+
+def _given(args, dest) -> bool:
+    """Whether an option was set on the command line (differs from the train parser's default)."""
+    default = build_parser()._subparsers_by_name["train"].get_default(dest)
+    return getattr(args, dest, default) != default
+
+
+def _resume_config(args, out):
+    """The run's config from its checkpoint; refuses every changed option but --epochs, by name."""
+    from spikelfp.datasets import Binning
+    from spikelfp.io import load_checkpoint
+    from spikelfp.train import TrainConfig
+
+    path = os.path.join(out, "model.h5")
+    if not os.path.exists(path):
+        raise CLIError(f"--resume: no checkpoint at {path}")
+    ck = load_checkpoint(path)
+    saved = TrainConfig.from_dict(ck.config)
+    asked = _train_config(args)
+    bad = []
+    for name, flag in RESUME_FIXED.items():
+        dest = {"weight_scaling": "no_weight_scaling"}.get(name, name)
+        if dest in ("rule",):
+            given = args.rule is not None
+        else:
+            given = _given(args, dest)
+        if given and getattr(asked, name) != getattr(saved, name):
+            bad.append(f"{flag} (run: {getattr(saved, name)!r}, asked: {getattr(asked, name)!r})")
+    bad += [f"{flag} (the run's binning is stored in its checkpoint)" for dest, flag in BINNING_OPTS.items()
+            if _given(args, dest)]
+    if bad:
+        raise CLIError("--resume continues a run with its own settings; only --epochs may change. Drop: "
+                       + "; ".join(bad))
+    if args.epochs <= len(ck.history) and _given(args, "epochs"):
+        raise CLIError(f"--resume --epochs {args.epochs}: the run already has {len(ck.history)} epochs")
+    cfg = TrainConfig.from_dict({**saved.to_dict(), "epochs": args.epochs if _given(args, "epochs") else saved.epochs})
+    binning = Binning(**ck.binning) if ck.binning else None
+    return cfg, binning
+
+
 def cmd_train(args) -> int:
+    from spikelfp import datasets
+    from spikelfp.io import RunInUse, RunLock, remove_stale_temporaries, same_file
+
+    if not args.resume:
+        args.dataset = args.dataset or "digits-saccade"
+    elif args.dataset is None:
+        args.dataset = "digits-saccade"     # only names the default folder; the checkpoint's dataset is used
+
+    if datasets.registry.is_path(args.dataset):
+        args.dataset = os.path.abspath(args.dataset)         # stored in the checkpoint: works from anywhere
+    name = os.path.splitext(os.path.basename(args.dataset))[0] if datasets.registry.is_path(args.dataset) \
+        else args.dataset
+    out = args.out or os.path.join("runs", f"{name}-{args.rule or 'temporal'}-seed{args.seed}")   # under ./runs
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} is a file, not a run folder")
+    model = os.path.join(out, "model.h5")
+    if args.json and (same_file(args.json, model) or same_file(args.json, os.path.join(out, "metrics.json"))):
+        raise CLIError(f"--json {args.json} would overwrite the run's own {os.path.basename(args.json)}")
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite contradict each other: choose one")
+    if os.path.exists(model) and not (args.resume or args.overwrite):
+        raise CLIError(f"{model} exists: pass --resume to continue it, --overwrite to replace it, "
+                       "or choose another --out")
+    created = not os.path.exists(out)
+    os.makedirs(out, exist_ok=True)
+    try:
+        with RunLock(out):
+            remove_stale_temporaries(out)
+            return _train_locked(args, out)
+    except RunInUse as e:
+        raise CLIError(str(e)) from None
+    finally:
+        if created and os.path.isdir(out) and not [f for f in os.listdir(out) if f != ".lock"]:
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)      # a run that never started leaves no folder
+
+
+def _train_locked(args, out) -> int:
     from spikelfp import datasets
     from spikelfp.train import Trainer
 
-    spec = datasets.get_spec(args.dataset)
-    binning = _binning(args, spec)
-    cfg = _train_config(args)
-    name = os.path.splitext(os.path.basename(args.dataset))[0] if datasets.registry.is_path(args.dataset) \
-        else args.dataset
-    out = args.out or os.path.join("runs", f"{name}-{cfg.rule}-seed{args.seed}")   # always under ./runs
-    if os.path.exists(os.path.join(out, "model.h5")) and not (args.resume or args.overwrite):
-        raise CLIError(f"{out}/model.h5 exists: pass --resume to continue it, --overwrite to replace it, "
-                       "or choose another --out")
-    os.makedirs(out, exist_ok=True)
+    if args.resume:
+        cfg, binning = _resume_config(args, out)
+        spec = datasets.get_spec(cfg.dataset)
+        binning = binning or spec.default_binning
+    else:
+        spec = datasets.get_spec(args.dataset)
+        binning = _binning(args, spec)
+        cfg = _train_config(args)
+    _check_size(cfg, spec, binning, args)
     t0 = time.perf_counter()
-    train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
+    train, test = datasets.load(cfg.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
-    print(f"{args.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
+    unseen = sorted(set(np.unique(test.labels).tolist()) - set(np.unique(train.labels).tolist()))
+    if unseen:
+        raise CLIError(f"{cfg.dataset}: the test split holds classes that training never saw ({unseen[:10]}): "
+                       "every model would score 0 on them")
+    print(f"{cfg.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, rule {cfg.rule} "
@@ -250,10 +345,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_size(cfg, spec, binning, args) -> None:
+    """Refuse (exit 2) a run whose weights and training buffers would not fit in memory."""
+    from spikelfp.memory import available_bytes, estimate_training_bytes
+
+    n_in = spec.input_size(binning)
+    need = estimate_training_bytes(n_in, cfg.hidden, spec.n_classes, binning.n_bins, cfg.batch_size, cfg.dtype)
+    have = available_bytes()
+    if need > 0.8 * have and not getattr(args, "allow_large", False):
+        raise CLIError(f"this run needs about {need / 2**30:.1f} GiB ({n_in}-{'-'.join(map(str, cfg.hidden))}-"
+                       f"{spec.n_classes}, T={binning.n_bins}, batch {cfg.batch_size}: --hidden/--steps/"
+                       f"--batch-size) but {have / 2**30:.1f} GiB are available; --allow-large runs it anyway")
+
+
 def cmd_bench(args) -> int:
     from spikelfp import datasets
     from spikelfp.bench import markdown_table, run_bench
 
+    args.dataset = args.dataset or "digits-saccade"
     if args.rule is not None:
         raise CLIError("bench trains both LFP rules (and the SG surrogates): choose them with --methods, "
                        "not --rule")
@@ -275,13 +384,17 @@ def cmd_bench(args) -> int:
 def cmd_eval(args) -> int:
     from spikelfp import datasets
     from spikelfp.datasets import Binning
-    from spikelfp.io import load_checkpoint
+    from spikelfp.io import load_checkpoint, same_file
     from spikelfp.train import evaluate
 
+    if args.json and same_file(args.json, args.model):
+        raise CLIError(f"--json {args.json} is the model file itself: choose another path")
     ck = load_checkpoint(args.model)
     name = args.dataset if args.dataset else (ck.dataset or "digits-saccade")
     spec = datasets.get_spec(name)
-    binning = Binning(**ck.binning) if ck.binning else spec.default_binning
+    own = ck.dataset is not None and (name == ck.dataset or (datasets.registry.is_path(name)
+                                                              and same_file(name, ck.dataset)))
+    binning = Binning(**ck.binning) if (ck.binning and own) else spec.default_binning
     train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
     data = test if args.split == "test" else train
@@ -379,22 +492,16 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import signal
-
-    from spikelfp.exporting import export_model, format_report
+    from spikelfp.exporting import export_model, format_report, output_path
+    from spikelfp.io import same_file
 
     if args.check < 0:
         raise CLIError("--check takes a number of samples >= 0")
-
-    def _terminate(signum, frame):  # let `finally` blocks stop Lava's workers
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        r = export_model(args.model, args.to, out=args.out, check=args.check, seed=args.seed,
-                         data_root=args.data_root, progress=_progress(args))
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    out = output_path(args.model, args.to, args.out)
+    if args.json and (same_file(args.json, args.model) or same_file(args.json, out)):
+        raise CLIError(f"--json {args.json} would overwrite the model or the export: choose another path")
+    r = export_model(args.model, args.to, out=out, check=args.check, seed=args.seed,
+                     data_root=args.data_root, progress=_progress(args))
     _emit(args, r, format_report(r))
     return 0
 
@@ -418,18 +525,66 @@ def _apply_preset(parser, argv):
     return parser.parse_args(argv)
 
 
+class _SafeStdout:
+    """stdout that goes quiet when its reader has gone (``spikelfp train | head -1``): the command
+    finishes its work and writes its files instead of dying with a BrokenPipeError traceback."""
+
+    def __init__(self, stream):
+        self._s = stream
+        self.broken = False
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                return self._s.write(text)
+            except BrokenPipeError:
+                self.broken = True
+        return len(text)
+
+    def flush(self):
+        if not self.broken:
+            try:
+                self._s.flush()
+            except BrokenPipeError:
+                self.broken = True
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
+def _interrupt(signum, frame):
+    """SIGTERM behaves as Ctrl-C: ``finally`` blocks run (checkpoints stay whole, Lava stops)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
-    from spikelfp.io import ModelFileError
+    import signal
+
+    from spikelfp.io import ModelFileError, RunInUse
 
     args = _apply_preset(build_parser(), argv)
+    if not isinstance(sys.stdout, _SafeStdout):
+        sys.stdout = _SafeStdout(sys.stdout)
+    old = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return COMMANDS[args.command](args)
-    except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError) as e:
+    except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError, RunInUse) as e:
         print(f"spikelfp {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except IsADirectoryError as e:
+        print(f"spikelfp {args.command}: error: {e.filename} is a folder, not a file", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        if e.errno == 28:   # ENOSPC: atomic writes left every existing file as it was
+            print(f"spikelfp {args.command}: error: disk full writing {e.filename or 'a file'}; existing files "
+                  "are unchanged", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({e})" if str(e) else "interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,21 @@ def _accuracy(rasters_or_counts, labels) -> float:
     return float(np.mean(predict(counts) == labels))
 
 
+def output_path(model_path, target: str, out=None) -> str:
+    """The export's file (default: the model's name with the target's suffix); never the model itself."""
+    from .io import same_file
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    base = os.path.splitext(os.fspath(model_path))[0]
+    out = os.fspath(out) if out else base + DEFAULT_SUFFIX[target]
+    if same_file(out, model_path):
+        raise ValueError(f"the export would overwrite its input {model_path}: pass --out with another path")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a folder: give a file name")
+    return out
+
+
 def _test_data(ckpt, n: int, seed: int, data_root, progress):
     from spikelfp import datasets
     from spikelfp.datasets import Binning
@@ -54,13 +69,12 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     test samples through the exported network and compare with spikelfp's simulation."""
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    out = output_path(model_path, target, out)
     ckpt = load_checkpoint(model_path)
     net = ckpt.network
     from spikelfp import backends
 
     backend = backends.get(target)
-    base = os.path.splitext(os.fspath(model_path))[0]
-    out = out or base + DEFAULT_SUFFIX[target]
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes)}
     if target == "lava":
         float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")

@@ -50,11 +50,80 @@ def atomic_path(path):
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def same_file(a, b) -> bool:
+    """True when paths ``a`` and ``b`` name the same file (existing or not: resolved paths)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def remove_stale_temporaries(folder) -> list:
+    """Remove ``.<name>.*.tmp`` files that an interrupted atomic write left in ``folder``
+    (call only while holding the folder's lock: no live writer can own them). Returns their names."""
+    gone = []
+    if not os.path.isdir(folder):
+        return gone
+    for name in os.listdir(folder):
+        if name.startswith(".") and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                gone.append(name)
+    return gone
+
+
+class RunInUse(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive ``fcntl`` lock on ``<folder>/.lock`` for the life of a run (released on exit,
+    also when the process is killed: the kernel drops it with the file descriptor)."""
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+        self.fh = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(os.path.join(self.folder, ".lock"), "a+")
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            owner = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise RunInUse(f"{self.folder} is in use by another spikelfp run (pid {owner}); wait for it or "
+                           "choose another --out") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        if self.fh is not None:
+            with contextlib.suppress(OSError):
+                self.fh.truncate(0)
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
 
 
 def write_json(path, obj) -> None:

@@ -41,12 +41,21 @@ class Optimizer:
         return {"state": {"name": self.name, "steps": self.steps, "lr": self.lr},
                 "arrays": {k: v.copy() for k, v in self.buffers.items()}}
 
-    def load_state_dict(self, d: dict) -> None:
+    def load_state_dict(self, d: dict, params: dict | None = None) -> None:
+        """Restore a :meth:`state_dict`; with ``params``, every buffer must match its parameter's
+        shape (a mismatch would silently restart the moments: resume would not be exact)."""
         st = d.get("state", {})
         if st.get("name", self.name) != self.name:
             raise ValueError(f"optimizer state is for {st.get('name')!r}, not {self.name!r}")
+        buffers = {k: np.array(v, dtype=np.float64) for k, v in d.get("arrays", {}).items()}
+        if params is not None:
+            for key, b in buffers.items():
+                name = key.split(".")[0]
+                if name not in params or b.shape != params[name].shape:
+                    raise ValueError(f"optimizer state {key!r} has shape {b.shape}, the parameter "
+                                     f"{name!r} {getattr(params.get(name), 'shape', None)}")
         self.steps = int(st.get("steps", 0))
-        self.buffers = {k: np.array(v, dtype=np.float64) for k, v in d.get("arrays", {}).items()}
+        self.buffers = buffers
 
 
 class Adam(Optimizer):

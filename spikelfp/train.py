@@ -260,10 +260,20 @@ class Trainer:
                                      f"this run asks for {getattr(c, k)!r}")
             net = ck.network.astype(c.dtype)
             history = list(ck.history)
+            if history and not (ck.optimizer and ck.rng_state):
+                raise ValueError(f"--resume: {ckpt_path} lacks the optimizer or random-generator state, so the "
+                                 "run cannot continue exactly; start a new run")
             if ck.optimizer:
-                opt.load_state_dict(ck.optimizer)
+                pk = pack(net)
+                try:
+                    opt.load_state_dict(ck.optimizer, {"WT": pk.WT, "bias": pk.bias})
+                except (ValueError, KeyError, TypeError) as e:
+                    raise ValueError(f"--resume: {ckpt_path}: unusable optimizer state ({e})") from None
             if ck.rng_state:
-                rng.bit_generator.state = ck.rng_state
+                try:
+                    rng.bit_generator.state = ck.rng_state
+                except (ValueError, KeyError, TypeError) as e:
+                    raise ValueError(f"--resume: {ckpt_path}: corrupt random-generator state ({e})") from None
             log(f"resuming from epoch {len(history)} of {c.epochs}")
         else:
             net = self.init_network(train.n_in, train.n_classes, rng, dt, probe=probe_batch(train))
