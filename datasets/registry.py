@@ -24,9 +24,10 @@ class DatasetError(ValueError):
 
 def data_root(root=None) -> str:
     """Cache folder: ``root``, else ``$SPIKELFP_DATA``, else ``~/.cache/spikelfp``."""
-    if root:
-        return os.path.abspath(os.path.expanduser(root))
-    return os.path.abspath(os.path.expanduser(os.environ.get("SPIKELFP_DATA", "~/.cache/spikelfp")))
+    path = os.path.abspath(os.path.expanduser(root or os.environ.get("SPIKELFP_DATA", "~/.cache/spikelfp")))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"dataset cache {path} (--data-root or $SPIKELFP_DATA) is a file, not a folder")
+    return path
 
 
 def require_tonic():

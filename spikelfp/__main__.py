@@ -1,5 +1,3 @@
-import sys
+from spikelfp.cli import console_main
 
-from spikelfp.cli import main
-
-sys.exit(main())
+console_main()

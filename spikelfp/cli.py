@@ -552,20 +552,14 @@ class _SafeStdout:
         return getattr(self._s, name)
 
 
-def _interrupt(signum, frame):
-    """SIGTERM behaves as Ctrl-C: ``finally`` blocks run (checkpoints stay whole, Lava stops)."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv=None) -> int:
-    import signal
-
+    from spikelfp import interrupts
     from spikelfp.io import ModelFileError, RunInUse
 
     args = _apply_preset(build_parser(), argv)
     if not isinstance(sys.stdout, _SafeStdout):
         sys.stdout = _SafeStdout(sys.stdout)
-    old = signal.signal(signal.SIGTERM, _interrupt)
+    interrupts.install()            # SIGTERM behaves as Ctrl-C (reliably: see spikelfp.interrupts)
     try:
         return COMMANDS[args.command](args)
     except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError, RunInUse) as e:
@@ -581,11 +575,41 @@ def main(argv=None) -> int:
             return EXIT_USAGE
         raise
     except KeyboardInterrupt as e:
+        interrupts.acknowledge()
         print(f"interrupted ({e})" if str(e) else "interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, old)
+        interrupts.uninstall()
+
+
+def console_main() -> None:
+    """The ``spikelfp`` command: :func:`main`, then an exit that cannot hang.
+
+    The interpreter's own shutdown joins every multiprocessing child (Lava's workers) and can
+    wait for good on one that an interrupt or an error left behind. The command has cleaned up
+    what it owns by then, so whatever child is still alive is killed and the process leaves
+    without that join.
+    """
+    import multiprocessing
+    import traceback
+
+    from spikelfp import interrupts
+
+    try:
+        rc = main()
+    except BaseException:  # noqa: BLE001 - an unexpected error: report it, then the same exit
+        traceback.print_exc()
+        rc = 1
+    if multiprocessing.active_children():
+        interrupts._kill_children()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(rc)
+    sys.exit(rc)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

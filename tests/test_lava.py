@@ -1,11 +1,13 @@
 """Lava backend: every Lava run happens in a subprocess with a timeout, so a hang cannot stall CI,
 and each checks afterwards that none of the worker processes Lava forked is still alive."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -179,29 +181,83 @@ def test_lava_parameter_file_errors(tmp_path):
         lava_backend.read_parameters(tmp_path / "y.lava.h5")
 
 
-def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root):
-    model = _trained_model(tmp_path, small_digits)
-    p = subprocess.Popen([sys.executable, "-m", "spikelfp", "export", str(model), "--to", "lava", "--check", "300",
-                          "--data-root", data_root], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start_export(model, data_root):
+    """The export in its own session, so the test can always kill everything it started."""
+    return subprocess.Popen([sys.executable, "-m", "spikelfp", "export", str(model), "--to", "lava", "--check", "300",
+                             "--data-root", data_root], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_workers(p, n=3, within=120.0) -> set:
     workers: set[int] = set()
-    deadline = time.time() + 120
+    deadline = time.time() + within
     while time.time() < deadline and p.poll() is None:
         workers |= _children(p.pid)
-        if len(workers) >= 3:
+        if len(workers) >= n:
             break
         time.sleep(0.05)
-    assert workers, "Lava never started its workers"
-    time.sleep(0.3)
-    p.send_signal(signal.SIGTERM)
+    return workers
+
+
+def _kill_all(p, workers):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    for w in workers:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(w, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        p.wait(timeout=10)
+
+
+def _survivors(workers, within=15.0):
+    deadline = time.time() + within
+    alive = [w for w in workers if _alive(w)]
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [w for w in workers if _alive(w)]
+    return alive
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root, delay):
+    model = _trained_model(tmp_path, small_digits)
+    p = _start_export(model, data_root)
+    workers: set[int] = set()
     try:
-        p.wait(timeout=60)
+        workers = _wait_for_workers(p, n=1 if delay == 0 else 3)
+        assert workers, "Lava never started its workers"
+        time.sleep(delay)                               # 0: while Lava is still starting its workers
+        workers |= _children(p.pid)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)                              # must not hang
+        survivors = _survivors(workers)
+        assert not survivors, f"Lava workers survived SIGTERM: {survivors}"
+        assert p.returncode != 0
+        assert not [d for d in os.listdir(tempfile.gettempdir()) if d.startswith("spikelfp-lava-")
+                    and _owned_by(d, p.pid)]
     finally:
-        if p.poll() is None:
-            p.kill()
-    time.sleep(1.0)
-    survivors = [w for w in workers if _alive(w)]
-    assert not survivors, f"Lava workers survived SIGTERM: {survivors}"
-    assert p.returncode != 0
+        _kill_all(p, workers)
+
+
+def _owned_by(folder, pid) -> bool:
+    return folder.startswith(f"spikelfp-lava-{pid}-")
+
+
+def test_sigkill_of_the_parent_takes_the_workers_with_it(tmp_path, small_digits, data_root):
+    model = _trained_model(tmp_path, small_digits)
+    p = _start_export(model, data_root)
+    workers: set[int] = set()
+    try:
+        workers = _wait_for_workers(p, n=3)
+        assert workers, "Lava never started its workers"
+        time.sleep(0.3)
+        workers |= _children(p.pid)
+        p.send_signal(signal.SIGKILL)                   # no handler, no finally: only PR_SET_PDEATHSIG helps
+        p.wait(timeout=30)
+        survivors = _survivors(workers)
+        assert not survivors, f"Lava workers outlived their SIGKILLed parent: {survivors}"
+    finally:
+        _kill_all(p, workers)
 
 
 def _children(pid: int) -> set:

@@ -40,6 +40,42 @@ from spikelfp.loihi import UnsupportedNetworkError, check_loihi_compatible, quan
 from spikelfp.network import Network
 
 MODES = ("float", "fixed")
+_AT_FORK = []
+
+
+def _die_with_parent() -> None:
+    """In a forked Lava worker: ask the kernel to SIGKILL it when its parent dies (prctl
+    PR_SET_PDEATHSIG), so a killed spikelfp (even by SIGKILL) leaves no orphaned workers."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):   # not Linux: the finally-block cleanup still applies
+        pass
+
+
+def _guard_workers() -> None:
+    if not _AT_FORK:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _AT_FORK.append(True)
+
+
+def _reap_workers(timeout: float = 5.0) -> None:
+    """Kill whatever worker a failed or interrupted run left (after Lava's own stop(), if any).
+
+    Lava's ``SystemProcess.join`` takes no timeout: the base class's join is used."""
+    from multiprocessing.process import BaseProcess
+
+    for p in multiprocessing.active_children():
+        try:
+            if timeout > 0:
+                BaseProcess.join(p, timeout=0.1)
+            if p.is_alive():
+                p.kill()
+            BaseProcess.join(p, timeout=max(timeout, 2.0))
+        except Exception:  # noqa: BLE001 - best effort: PR_SET_PDEATHSIG still covers it
+            pass
 
 
 def _lava():
@@ -141,10 +177,11 @@ class LavaExport:
         dense_in = eb.to_dense(np.float64 if self.mode == "float" else np.int32)
         data = np.zeros((net.n_in, steps), dtype=dense_in.dtype)
         data[:, : B * T] = dense_in.reshape(B * T, net.n_in).T
-        tmp = tempfile.mkdtemp(prefix="spikelfp-lava-")
+        tmp = tempfile.mkdtemp(prefix=f"spikelfp-lava-{os.getpid()}-")   # pid: whose it is
         src = None
         workers: list[int] = []
         t0 = time.perf_counter()
+        _guard_workers()
         try:
             src = RingBuffer(data=data)
             procs = build_processes(self.layer_parameters(), self.mode, n_steps=T)
@@ -157,12 +194,24 @@ class LavaExport:
             cfg = Loihi2SimCfg(select_tag=procs.select_tag)
             src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
             workers = [p.pid for p in multiprocessing.active_children()]
+        except BaseException as e:
+            interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
+            if interrupted:
+                from spikelfp import interrupts
+                interrupts.acknowledge()          # handled here: no re-raise during the cleanup
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        else:
+            interrupted = False
         finally:
-            if src is not None:
+            # On an interrupt, Lava's stop() can block for good while workers are still starting
+            # (seen under SIGTERM): kill the workers instead; otherwise stop Lava the normal way.
+            if src is not None and not interrupted:
                 try:
                     src.stop()
                 except Exception:  # noqa: BLE001 - a failed run may already have stopped
                     pass
+            _reap_workers(timeout=0.0 if interrupted else 5.0)
         seconds = time.perf_counter() - t0
         try:
             rasters = []
