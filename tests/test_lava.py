@@ -256,6 +256,9 @@ def test_sigkill_of_the_parent_takes_the_workers_with_it(tmp_path, small_digits,
         p.wait(timeout=30)
         survivors = _survivors(workers)
         assert not survivors, f"Lava workers outlived their SIGKILLed parent: {survivors}"
+        # its temp folder cannot be removed by the dead process: the next run removes it
+        lava_backend.remove_stale_tempdirs()
+        assert not [d for d in os.listdir(tempfile.gettempdir()) if _owned_by(d, p.pid)]
     finally:
         _kill_all(p, workers)
 

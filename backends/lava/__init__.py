@@ -61,6 +61,24 @@ def _guard_workers() -> None:
         _AT_FORK.append(True)
 
 
+def remove_stale_tempdirs() -> list:
+    """Remove ``spikelfp-lava-<pid>-*`` folders whose process is gone (a SIGKILLed run cannot
+    clean up after itself; the next run does). Returns the folders removed."""
+    gone = []
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        if not name.startswith("spikelfp-lava-"):
+            continue
+        try:
+            pid = int(name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            gone.append(name)
+    return gone
+
+
 def _reap_workers(timeout: float = 5.0) -> None:
     """Kill whatever worker a failed or interrupted run left (after Lava's own stop(), if any).
 
@@ -177,6 +195,7 @@ class LavaExport:
         dense_in = eb.to_dense(np.float64 if self.mode == "float" else np.int32)
         data = np.zeros((net.n_in, steps), dtype=dense_in.dtype)
         data[:, : B * T] = dense_in.reshape(B * T, net.n_in).T
+        remove_stale_tempdirs()
         tmp = tempfile.mkdtemp(prefix=f"spikelfp-lava-{os.getpid()}-")   # pid: whose it is
         src = None
         workers: list[int] = []
