@@ -81,7 +81,8 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     epoch_s = float(np.mean([h["train_seconds"] for h in hist]))
     log(f"  {method} seed {cfg.seed}: test {final['accuracy']:.4f}, {epoch_s:.2f} s/epoch, "
         f"pruned 90% {pruned['0.9']:.4f}")
-    return {"seed": cfg.seed, "test_accuracy": final["accuracy"], "epoch_seconds": epoch_s,
+    return {"seed": cfg.seed, "test_accuracy": final["accuracy"], "test_tie_rate": final["tie_rate"],
+            "epoch_seconds": epoch_s,
             "samples_per_s": len(train) / epoch_s, "wall_s": wall,
             "spikes_per_sample": final["spikes_per_sample"], "synops_per_sample": final["synops_per_sample"],
             "gini": gini(weights), "frac_below_1e-3": float(np.mean(np.abs(weights) < 1e-3)),
@@ -113,6 +114,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
             "name": m,
             "test_accuracy": [r["test_accuracy"] for r in rs],
             "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
+            "test_tie_rate_mean": float(np.mean([r["test_tie_rate"] for r in rs])),
             "epoch_seconds": [r["epoch_seconds"] for r in rs],
             "epoch_seconds_mean": es_mean, "epoch_seconds_std": es_std,
             "samples_per_s": float(np.mean([r["samples_per_s"] for r in rs])),
@@ -164,13 +166,14 @@ def markdown_table(r: dict) -> str:
     head = (f"LFP vs surrogate gradients on {r['dataset']} ({'-'.join(map(str, r['architecture']))}, "
             f"{r['epochs']} epochs, batch {r['batch_size']}, {r['seeds']} seeds; mean ± std; "
             f"numba {r['machine']['numba_threads']} threads, torch {r['machine']['torch_threads']} threads)\n\n")
-    cols = ["method", "test accuracy", "s / epoch", "samples/s", "spikes / inference", "SynOps / inference",
-            "Gini |W|", "|w| < 1e-3", "pruned 50%", "pruned 70%", "pruned 90%", "pruned 95%"]
+    cols = ["method", "test accuracy", "test ties", "s / epoch", "samples/s", "spikes / inference",
+            "SynOps / inference", "Gini |W|", "|w| < 1e-3", "pruned 50%", "pruned 70%", "pruned 90%", "pruned 95%"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for e in r["methods"]:
         p = e["pruned_accuracy"]
         lines.append("| " + " | ".join([
             e["name"], f"{e['test_accuracy_mean']:.4f} ± {e['test_accuracy_std']:.4f}",
+            f"{e.get('test_tie_rate_mean', float('nan')):.3f}",
             f"{e['epoch_seconds_mean']:.2f} ± {e['epoch_seconds_std']:.2f}", f"{e['samples_per_s']:.0f}",
             f"{e['spikes_per_sample']:.0f}", f"{e['synops_per_sample']:.3g}", f"{e['gini']:.3f}",
             f"{e['frac_below_1e-3']:.3f}", f"{p['0.5']:.4f}", f"{p['0.7']:.4f}", f"{p['0.9']:.4f}",
