@@ -557,6 +557,7 @@ def main(argv=None) -> int:
     from spikelfp.io import ModelFileError, RunInUse
 
     args = _apply_preset(build_parser(), argv)
+    real_stdout = sys.stdout
     if not isinstance(sys.stdout, _SafeStdout):
         sys.stdout = _SafeStdout(sys.stdout)
     interrupts.install()            # SIGTERM behaves as Ctrl-C (reliably: see spikelfp.interrupts)
@@ -580,6 +581,8 @@ def main(argv=None) -> int:
         return 130
     finally:
         interrupts.uninstall()
+        if not getattr(sys.stdout, "broken", False):
+            sys.stdout = real_stdout
 
 
 def console_main() -> None:

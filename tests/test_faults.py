@@ -1,0 +1,245 @@
+"""Fault injection: careless paths, interrupted runs, oversized requests, concurrent runs, full disks.
+
+Every case must end with exit status 2 (or 130 for an interrupt), one line naming the option or
+file, no traceback, no existing file changed, and no process or temporary file left behind.
+Subprocesses run in their own session and are always killed at the end, also when a test fails.
+"""
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from spikelfp.cli import main
+from spikelfp.io import RunLock
+from spikelfp.memory import estimate_training_bytes
+
+SMALL = ["--hidden", "16", "--epochs", "1", "--no-progress"]
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_root, digits):
+    """A small trained run folder (model.h5 + metrics.json)."""
+    out = tmp_path_factory.mktemp("faults") / "run"
+    assert main(["train", "--out", str(out), "--data-root", data_root, "--hidden", "16", "--epochs", "2",
+                 "--no-progress"]) == 0
+    return out
+
+
+def _one_error_line(capsys, *needles):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    for n in needles:
+        assert n in err[0], (n, err[0])
+    return err[0]
+
+
+# ---------------------------------------------------------------- outputs never overwrite inputs
+def test_outputs_that_name_an_input_are_refused(run, data_root, capsys, tmp_path):
+    model = run / "model.h5"
+    before = _sha(model)
+    assert main(["export", str(model), "--to", "nir", "--out", str(model)]) == 2
+    _one_error_line(capsys, "overwrite its input")
+    assert main(["eval", str(model), "--json", str(model), "--data-root", data_root]) == 2
+    _one_error_line(capsys, "--json")
+    assert main(["train", "--out", str(run), "--resume", "--json", str(model), "--data-root", data_root]) == 2
+    _one_error_line(capsys, "--json")
+    nir_named = tmp_path / "m.nir"                      # a model file whose default export name is itself
+    nir_named.write_bytes(model.read_bytes())
+    assert main(["export", str(nir_named), "--to", "nir"]) == 2
+    _one_error_line(capsys, "overwrite its input")
+    assert _sha(model) == before and _sha(nir_named) == before
+
+
+# ---------------------------------------------------------------- resume takes the run's own config
+def test_resume_refuses_changed_settings_by_name_and_keeps_the_model(run, data_root, capsys):
+    model = run / "model.h5"
+    before = _sha(model)
+    assert main(["train", "--out", str(run), "--resume", "--lr", "0.5", "--steps", "15", "--beta", "0.1",
+                 "--epochs", "3", "--data-root", data_root]) == 2
+    line = _one_error_line(capsys, "--lr", "--beta", "--steps")
+    assert "only --epochs may change" in line
+    assert _sha(model) == before
+
+
+def test_resume_needs_no_option_repeated(tmp_path, data_root):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out), "--data-root", data_root, "--hidden", "12", "--lr", "0.002",
+                 "--epochs", "1", "--no-progress"]) == 0
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--data-root", data_root,
+                 "--no-progress"]) == 0
+    from spikelfp.io import load_checkpoint
+
+    ck = load_checkpoint(out / "model.h5")
+    assert ck.config["hidden"] == [12] and ck.config["lr"] == 0.002 and len(ck.history) == 2
+
+
+# ---------------------------------------------------------------- one run per folder
+def test_a_locked_run_folder_is_refused(tmp_path, data_root, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    with RunLock(out):
+        assert main(["train", "--out", str(out), "--data-root", data_root, *SMALL]) == 2
+    _one_error_line(capsys, "in use by another spikelfp run", str(os.getpid()))
+    assert not (out / "model.h5").exists()
+
+
+# ---------------------------------------------------------------- careless paths and values
+def test_bad_paths_and_values_get_one_line(tmp_path, data_root, capsys):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    cases = [
+        (["train", "--out", str(f), *SMALL], "is a file"),
+        (["train", "--out", str(tmp_path / "o1"), "--data-root", str(f), *SMALL], "is a file, not a folder"),
+        (["train", "--out", str(tmp_path / "o2"), "--data-root", data_root, "--hidden", "1000000", "--epochs", "1"],
+         "--hidden"),
+        (["train", "--out", str(tmp_path / "o3"), "--data-root", data_root, "--steps", "10000000", "--epochs", "1"],
+         "--steps"),
+    ]
+    for argv, needle in cases:
+        t0 = time.monotonic()
+        assert main(argv) == 2, argv
+        _one_error_line(capsys, needle)
+        assert time.monotonic() - t0 < 60, "refused only after allocating?"
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_memory_estimate_grows_with_the_request():
+    small = estimate_training_bytes(578, [256], 10, 30, 32)
+    assert 1e6 < small < 5e8
+    assert estimate_training_bytes(578, [1_000_000], 10, 30, 32) > 20 * 2**30
+    assert estimate_training_bytes(578, [256], 10, 10_000_000, 32) > 20 * 2**30
+
+
+def test_unseen_test_classes_are_refused(tmp_path, capsys):
+    from spikelfp.datasets.custom import write_recordings
+
+    ev = {"t": np.array([10, 20, 30]), "x": np.array([1, 2, 3])}
+    path = tmp_path / "rec.h5"
+    write_recordings(path, {"train": [(ev, 0), (ev, 1)], "test": [(ev, 2)]}, sensor_size=[4, 1, 1], n_classes=3)
+    assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--data-root",
+                 str(tmp_path / "cache"), *SMALL]) == 2
+    _one_error_line(capsys, "never saw", "[2]")
+    assert not (tmp_path / "r").exists(), "a failed start leaves no empty run folder"
+
+
+# ---------------------------------------------------------------- eval uses the model's own data
+def test_eval_defaults_to_the_models_dataset_from_another_folder(tmp_path, monkeypatch, capsys):
+    from spikelfp.datasets.custom import write_recordings
+
+    rng = np.random.default_rng(0)
+
+    def rec(lab):
+        n = 120
+        return {"t": np.sort(rng.uniform(0, 90_000, n)), "x": rng.integers(0, 5, n) + 5 * lab}
+
+    path = tmp_path / "data" / "mine.h5"
+    path.parent.mkdir()
+    write_recordings(path, {s: [(rec(k % 2), k % 2) for k in range(m)] for s, m in (("train", 40), ("test", 20))},
+                     sensor_size=[10, 1, 1], n_classes=2)
+    cache = str(tmp_path / "cache")
+    monkeypatch.chdir(tmp_path / "data")
+    assert main(["train", "--dataset", "mine.h5", "--out", str(tmp_path / "run"), "--data-root", cache,
+                 "--hidden", "8", "--epochs", "3", "--no-progress", "--json", str(tmp_path / "m.json")]) == 0
+    import json
+
+    trained = json.loads((tmp_path / "m.json").read_text())["test_accuracy"]
+    monkeypatch.chdir(tmp_path)                      # elsewhere: the stored path is absolute
+    assert main(["eval", str(tmp_path / "run" / "model.h5"), "--data-root", cache,
+                 "--json", str(tmp_path / "e.json")]) == 0
+    got = json.loads((tmp_path / "e.json").read_text())
+    assert got["dataset"] == str(path) and got["accuracy"] == trained
+
+
+# ---------------------------------------------------------------- files: mode, full disk
+def test_files_get_the_umask_mode(run):
+    mode = os.stat(run / "metrics.json").st_mode & 0o777
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
+
+
+def test_disk_full_keeps_the_existing_model(run, data_root, monkeypatch, capsys):
+    import spikelfp.io as sio
+
+    model = run / "model.h5"
+    before = _sha(model)
+    real = os.replace
+
+    def full(src, dst):
+        if str(dst).endswith("model.h5"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(sio.os, "replace", full)
+    assert main(["train", "--out", str(run), "--overwrite", "--data-root", data_root, *SMALL]) == 2
+    _one_error_line(capsys, "disk full")
+    assert _sha(model) == before
+    assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- signals and pipes (subprocesses)
+def _spawn(argv, **kw):
+    return subprocess.Popen([sys.executable, "-m", "spikelfp", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+def _kill(p):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        p.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_training_keeps_a_resumable_run(tmp_path, data_root, sig):
+    out = tmp_path / "r"
+    p = _spawn(["train", "--out", str(out), "--data-root", data_root, "--hidden", "16", "--epochs", "200",
+                "--no-progress"])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "model.h5").exists() and p.poll() is None:
+            time.sleep(0.05)
+        assert (out / "model.h5").exists(), p.stderr.read() if p.poll() is not None else "no checkpoint"
+        time.sleep(0.2)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 130, err
+        assert "Traceback" not in err and "interrupted" in err
+        assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    finally:
+        _kill(p)
+    assert main(["train", "--out", str(out), "--resume", "--data-root", data_root, "--no-progress",
+                 "--epochs", str(_epochs(out) + 1)]) == 0
+
+
+def _epochs(out):
+    from spikelfp.io import load_checkpoint
+
+    return len(load_checkpoint(out / "model.h5").history)
+
+
+def test_closed_stdout_is_no_traceback(data_root, monkeypatch, capsys):
+    """Like ``spikelfp datasets | head -0``: the reader is gone before the first line."""
+    r, w = os.pipe()
+    os.close(r)
+    dead = os.fdopen(w, "w")
+    monkeypatch.setattr(sys, "stdout", dead)
+    try:
+        assert main(["datasets", "--data-root", data_root]) == 0
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(BrokenPipeError):
+            dead.close()
+    assert "Traceback" not in capsys.readouterr().err
