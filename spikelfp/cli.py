@@ -600,6 +600,10 @@ def console_main() -> None:
 
     try:
         rc = main()
+    except SystemExit as e:            # argparse: --help, --version, usage errors
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
     except BaseException:  # noqa: BLE001 - an unexpected error: report it, then the same exit
         traceback.print_exc()
         rc = 1
