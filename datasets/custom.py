@@ -73,6 +73,17 @@ class _Split:
         for f in ("t", "x", "sample_ptr", "labels"):
             if f not in arrays:
                 raise DatasetError(f"{path}: /{split}/{f} is missing (see spikelfp.datasets.custom)")
+        for f in ("x", "y", "p", "sample_ptr", "labels"):
+            if f in arrays and np.asarray(arrays[f]).size and np.asarray(arrays[f]).dtype.kind not in "iu":
+                raise DatasetError(f"{path}: /{split}/{f} holds {np.asarray(arrays[f]).dtype} values; it must be "
+                                   "integers")
+        t = np.asarray(arrays["t"])
+        if t.size and t.dtype.kind not in "iuf":
+            raise DatasetError(f"{path}: /{split}/t holds {t.dtype} values; it must be numbers [us]")
+        if t.size and not np.all(np.isfinite(t)):
+            raise DatasetError(f"{path}: /{split}/t has NaN or infinite event times")
+        if t.size and t.min() < 0:
+            raise DatasetError(f"{path}: /{split}/t has negative event times (min {t.min()})")
         ptr = np.asarray(arrays["sample_ptr"], dtype=np.int64)
         n_ev = len(arrays["t"])
         for f in ("x", "y", "p"):
@@ -82,6 +93,12 @@ class _Split:
                 or np.any(np.diff(ptr) < 0):
             raise DatasetError(f"{path}: /{split}/sample_ptr must have n_samples + 1 non-decreasing entries "
                                f"from 0 to {n_ev}")
+        if n_ev:
+            d = np.diff(t.astype(np.float64))
+            d[ptr[1:-1] - 1] = 0.0                  # sample boundaries may step back
+            if np.any(d < 0):
+                k = int(np.searchsorted(ptr, int(np.argmax(d < 0)) + 1, side="right") - 1)
+                raise DatasetError(f"{path}: /{split}/t is not ascending within sample {k}")
         self.ptr, self.arrays, self.sensor = ptr, arrays, sensor
         names = [f for f in ("t", "x", "y", "p") if f in arrays]
         self.dtype = np.dtype([(f, np.float64 if f == "t" else np.int64) for f in names])

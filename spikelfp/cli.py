@@ -8,6 +8,7 @@ Bad input exits with status 2 and one line saying what is wrong; no existing fil
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -26,9 +27,31 @@ def _hidden(text: str) -> list[int]:
         sizes = [int(s) for s in str(text).replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--hidden takes sizes like 256 or 256,128 (got {text!r})") from None
+    if not sizes:
+        raise argparse.ArgumentTypeError("--hidden needs at least one layer size, e.g. 256 or 256,128")
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError("hidden sizes must be >= 1")
     return sizes
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed takes a whole number >= 0 (got {text!r})") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"--seed must be >= 0 (got {v})")
+    return v
+
+
+def _rate(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1) spikes per neuron and step, got {text!r}")
+    return v
 
 
 def _positive(kind):
@@ -37,8 +60,8 @@ def _positive(kind):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        if not (v > 0 and math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"expected a finite value > 0, got {text!r}")
         return v
     return parse
 
@@ -60,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, seed=True):
         p.add_argument("--json", metavar="PATH", help="also write the figures to PATH (JSON)")
         if seed:
-            p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+            p.add_argument("--seed", type=_seed, default=0, help="random seed, >= 0 (default 0)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def data_opts(p):
@@ -112,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
         t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
         t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
-        t.add_argument("--init-min-rate", type=float, default=0.01,
+        t.add_argument("--init-min-rate", type=_rate, default=0.01,
                        help="scale up hidden layers firing less than this (spikes/neuron/step) at init on "
                             "the first 64 training samples; 0 disables (default 0.01)")
         t.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -552,6 +575,17 @@ class _SafeStdout:
         return getattr(self._s, name)
 
 
+def _interrupt_cause(e: BaseException):
+    """The KeyboardInterrupt in ``e``'s cause/context chain, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv=None) -> int:
     from spikelfp import interrupts
     from spikelfp.io import ModelFileError, RunInUse
@@ -578,6 +612,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         interrupts.acknowledge()
         print(f"interrupted ({e})" if str(e) else "interrupted", file=sys.stderr)
+        return 130
+    except SystemError as e:
+        # an interrupt that landed inside a numba dispatcher surfaces as SystemError caused by it
+        cause = _interrupt_cause(e)
+        if cause is None:
+            raise
+        interrupts.acknowledge()
+        print(f"interrupted ({cause})", file=sys.stderr)
         return 130
     finally:
         interrupts.uninstall()

@@ -205,7 +205,8 @@ def _attr_json(f, name, default):
     try:
         return json.loads(f.attrs[name])
     except (TypeError, ValueError) as e:
-        raise ModelFileError(f"attribute {name!r} is not valid JSON: {e}") from None
+        where = getattr(getattr(f, "file", f), "filename", "?")
+        raise ModelFileError(f"{where}: attribute {name!r} is not valid JSON: {e}") from None
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -239,6 +240,9 @@ def load_checkpoint(path) -> Checkpoint:
                 if "weight" not in gl:
                     raise ModelFileError(f"{path}: network/layer_{l}/weight is missing")
                 bias = gl["bias"][()] if "bias" in gl else None
+                for name, arr in (("weight", gl["weight"]), ("bias", gl["bias"] if "bias" in gl else None)):
+                    if arr is not None and arr.dtype.kind != "f":
+                        raise ModelFileError(f"{path}: network/layer_{l}/{name} holds {arr.dtype} values, not floats")
                 reset = gl.attrs.get("reset", "zero")
                 reset = reset.decode() if isinstance(reset, bytes) else str(reset)
                 layers.append(LIFLayer(gl["weight"][()], bias, float(gl.attrs.get("beta", 0.9)),
@@ -250,11 +254,22 @@ def load_checkpoint(path) -> Checkpoint:
                 opt = {"state": _attr_json(go, "state", {}), "arrays": {k: go[k][()] for k in go}}
             seed = f.attrs.get("seed")
             ds = f.attrs.get("dataset")
+            binning = _attr_json(f, "binning", None)
+            if binning is not None:
+                from spikelfp.datasets.binning import Binning
+
+                try:
+                    Binning(**binning)
+                except TypeError as e:
+                    raise ModelFileError(f"{path}: stored binning is not valid ({e})") from None
+            history = _attr_json(f, "history", [])
+            if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+                raise ModelFileError(f"{path}: stored training history is corrupt (expected a list of epochs)")
             return Checkpoint(
                 network=net,
                 config=_attr_json(f, "config", {}),
-                history=_attr_json(f, "history", []),
-                binning=_attr_json(f, "binning", None),
+                history=history,
+                binning=binning,
                 dataset=None if ds is None else str(ds),
                 seed=None if seed is None else int(seed),
                 optimizer=opt,

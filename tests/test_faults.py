@@ -243,3 +243,65 @@ def test_closed_stdout_is_no_traceback(data_root, monkeypatch, capsys):
         with contextlib.suppress(BrokenPipeError):
             dead.close()
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("t", np.array([10.0, np.nan, 30.0, 40.0]), "NaN"),
+    ("t", np.array([-5.0, 20.0, 30.0, 40.0]), "negative"),
+    ("t", np.array([30.0, 20.0, 10.0, 40.0]), "not ascending within sample 0"),
+    ("x", np.array([1.0, 2.0, 3.0, 1.0]), "must be integers"),
+    ("sample_ptr", np.array([0.0, 3.0, 4.0]), "must be integers"),
+])
+def test_bad_recordings_fields_are_refused(tmp_path, field, value, needle):
+    import h5py
+    from spikelfp.datasets.registry import DatasetError
+
+    from spikelfp import datasets
+
+    path = tmp_path / "rec.h5"
+    arrays = {"t": np.array([10.0, 20.0, 30.0, 5.0]), "x": np.array([1, 2, 3, 1]),
+              "sample_ptr": np.array([0, 3, 4]), "labels": np.array([0, 1])}
+    with h5py.File(path, "w") as f:
+        f.attrs["sensor_size"] = [4]
+        for split in ("train", "test"):
+            for k, v in {**arrays, field: value}.items():
+                f.create_dataset(f"{split}/{k}", data=v)
+    with pytest.raises(DatasetError, match=needle) as e:
+        datasets.load(str(path), root=str(tmp_path / "cache"))
+    assert str(path) in str(e.value)
+
+
+def test_bad_numbers_on_the_command_line(capsys):
+    for argv, needle in [(["train", "--hidden", ""], "--hidden"), (["train", "--eps", "inf"], "finite"),
+                         (["train", "--init-min-rate", "-5"], "rate"), (["train", "--seed", "-1"], "--seed")]:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err
+
+
+def test_corrupt_checkpoint_fields_name_the_file(run, tmp_path):
+    import shutil
+
+    import h5py
+
+    from spikelfp.io import ModelFileError, load_checkpoint
+
+    for attr, value, needle in [("binning", '{"bin_us": 1000, "nonsense": 3}', "binning"),
+                                ("history", '{"not": "a list"}', "history"), ("config", "{bad json", "config")]:
+        p = tmp_path / f"{attr}.h5"
+        shutil.copy(run / "model.h5", p)
+        with h5py.File(p, "r+") as f:
+            f.attrs[attr] = value
+        with pytest.raises(ModelFileError, match=needle) as e:
+            load_checkpoint(p)
+        assert str(p) in str(e.value)
+    p = tmp_path / "intw.h5"
+    shutil.copy(run / "model.h5", p)
+    with h5py.File(p, "r+") as f:
+        w = f["network/layer_0/weight"][()]
+        del f["network/layer_0/weight"]
+        f["network/layer_0/weight"] = (w * 100).astype(np.int64)
+    with pytest.raises(ModelFileError, match="not floats"):
+        load_checkpoint(p)
