@@ -19,6 +19,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# lava-nc 0.10.0 declares python<3.11 but runs on 3.11 (with spikelfp's compat shim)
 	$(PY) -m pip install --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	# compile and cache every numba kernel now, so the first run does not wait for the JIT
+	$(PY) -m spikelfp.warmup
 	touch $(STAMP)
 
 train: venv

@@ -1,0 +1,56 @@
+"""Compile (and cache on disk) every numba kernel a run uses: ``python -m spikelfp.warmup``.
+
+``make venv`` runs it once after installing, so the first ``spikelfp train`` starts at full speed
+instead of spending its first epoch in the JIT compiler. It compiles each kernel for the types a
+run passes (float64 and float32 networks, both rules, both resets, Adam and SGD, the Loihi mode,
+the binning and the cochlea). Prints the seconds it took.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+def warm_up() -> float:
+    from spikelfp import Network, SpikeCount, Temporal, simulate
+    from spikelfp.datasets.base import EventDataset
+    from spikelfp.datasets.binning import Binning, bin_events
+    from spikelfp.loihi import quantize, simulate_fixed
+    from spikelfp.optim import OPTIMIZERS
+    from spikelfp.packed import pack
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    x = (rng.random((2, 6, 8)) < 0.4).astype(np.uint8)
+    y = np.array([0, 1])
+    for dtype in (np.float64, np.float32):
+        for reset in ("zero", "subtract"):
+            net = Network.random([8, 5, 3], seed=0, gain=3.0, reset=reset, dtype=dtype)
+            simulate(net, x, raster=True, membrane=True)
+            simulate(net, x)
+            for rule in (Temporal(), Temporal(form="paper"), SpikeCount()):
+                fb = rule.feedback(net, x, y)
+            p = pack(net)
+            for name in OPTIMIZERS:
+                OPTIMIZERS[name](lr=1e-3).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
+                                              {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
+    simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
+    ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([2, 3], np.int32))] * 2, [0, 1], 6, 8, 2)
+    ds.batch(np.array([0, 1]))
+    bin_events(np.array([1, 2]), np.array([0, 1]), np.array([10.0, 2000.0]), np.array([0, 1]),
+               Binning(bin_us=1000.0, n_bins=4), (4, 2, 2))
+    try:
+        from spikelfp.datasets.cochlea import cochlea
+
+        cochlea(np.zeros(160), 16000.0, rng, n_channels=4)
+    except ImportError:   # pragma: no cover - scipy is a dependency
+        pass
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    s = warm_up()
+    print(f"spikelfp: numba kernels compiled and cached in {s:.1f} s", file=sys.stderr)
