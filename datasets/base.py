@@ -1,9 +1,12 @@
-"""Binned event datasets in memory, and their versioned HDF5 cache."""
+"""Binned event datasets in memory, their versioned HDF5 cache, and atomic dataset builds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,3 +157,37 @@ def read_cache(path, key: dict) -> dict | None:
             return out
     except Exception:  # truncated/corrupt file, bad arrays: the caller rebuilds it
         return None
+
+
+class _Build:
+    note = ""
+
+
+@contextlib.contextmanager
+def build_folder(final: str):
+    """Build a dataset folder atomically: yields an object whose ``.path`` is a temporary folder
+    beside ``final``; when the block succeeds, ``COMPLETE`` (holding ``.note``) is written and the
+    folder renamed to ``final``; on any error or interrupt it is removed. Temporary folders of
+    builds whose process is gone (killed) are removed first: ``.building-<pid>-*``."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    for name in os.listdir(parent):
+        if name.startswith(".building-"):
+            try:
+                pid = int(name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    b = _Build()
+    b.path = tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=parent)
+    try:
+        yield b
+        with open(os.path.join(b.path, "COMPLETE"), "w") as fh:
+            fh.write(b.note + "\n")
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(b.path, final)
+    except BaseException:
+        shutil.rmtree(b.path, ignore_errors=True)
+        raise

@@ -15,11 +15,10 @@ deterministic for a generator seed and built once into the cache folder.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from .base import build_folder
 from .saccade import emulate_saccades, encode_nmnist
 
 GENERATOR_VERSION = 1
@@ -78,10 +77,8 @@ def build_recordings(root: str, gen_seed: int = 0, progress=None, name: str = "d
         return final
     images, labels = loader()
     train_idx, test_idx = split_indices(labels)
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".building-", dir=parent)
-    try:
+    with build_folder(final) as b:
+        tmp = b.path
         rng = np.random.default_rng([gen_seed, GENERATOR_VERSION])
         folder = {int(k): "Train" for k in train_idx} | {int(k): "Test" for k in test_idx}
         it = range(len(labels))
@@ -93,14 +90,7 @@ def build_recordings(root: str, gen_seed: int = 0, progress=None, name: str = "d
             os.makedirs(d, exist_ok=True)
             with open(os.path.join(d, f"{k:05d}.bin"), "wb") as fh:
                 fh.write(encode_nmnist(x, y, t, p))
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"{len(labels)} recordings, generator v{GENERATOR_VERSION}, seed {gen_seed}\n")
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        b.note = f"{len(labels)} recordings, generator v{GENERATOR_VERSION}, seed {gen_seed}"
     return final
 
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from .base import build_folder
 
 GENERATOR_VERSION = 1
 FS = 16_000.0            # cochlea sampling rate [Hz]
@@ -228,10 +228,8 @@ def build_recordings(root: str, gen_seed: int = 0, progress=None, size: str = "f
     Espeak.check()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         waves, version = pool.submit(synthesise, flat, gen_seed).result()
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".building-", dir=parent)
-    try:
+    with build_folder(final) as b:
+        tmp = b.path
         os.makedirs(os.path.join(tmp, "SHD"))
         all_speakers = list(TRAIN_SPEAKERS) + list(TEST_SPEAKERS)
         speaker_ids = {s.variant: k for k, s in enumerate(all_speakers)}
@@ -250,13 +248,6 @@ def build_recordings(root: str, gen_seed: int = 0, progress=None, size: str = "f
                          version, split)
         if bar is not None:
             bar.close()
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"{total} recordings, generator v{GENERATOR_VERSION}, seed {gen_seed}, size {size}, "
-                     f"eSpeak NG {version}\n")
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        b.note = (f"{total} recordings, generator v{GENERATOR_VERSION}, seed {gen_seed}, size {size}, "
+                  f"eSpeak NG {version}")
     return final

@@ -137,3 +137,21 @@ def test_size_option_only_for_spoken_digits(tmp_path):
         datasets.load("digits-saccade", root=str(tmp_path), size="tiny")
     with pytest.raises(ValueError, match="unknown spoken-digits size"):
         spoken.build_recordings(str(tmp_path), 0, size="huge")
+
+
+def test_build_folder_is_atomic_and_clears_killed_builds(tmp_path):
+    from spikelfp.datasets.base import build_folder
+
+    final = tmp_path / "set" / "v1"
+    (tmp_path / "set").mkdir()
+    dead = tmp_path / "set" / ".building-999999999-abc"          # a build whose process was killed
+    dead.mkdir()
+    with pytest.raises(RuntimeError):
+        with build_folder(str(final)) as b:
+            (open(os.path.join(b.path, "x"), "w")).close()
+            raise RuntimeError("interrupted build")
+    assert not final.exists() and not dead.exists()
+    assert not [p for p in os.listdir(tmp_path / "set") if p.startswith(".building")]
+    with build_folder(str(final)) as b:
+        b.note = "done"
+    assert (final / "COMPLETE").read_text() == "done\n"
