@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
         t.add_argument("--rule", choices=sorted(RULES), help="feedback rule (default temporal)")
         t.add_argument("--reward", choices=sorted(REWARDS),
-                       help="output reward (default ce: cross-entropy on spike counts; rate: the paper's)")
+                       help="output reward (default ce: cross-entropy on spike counts; the temporal rule with "
+                            "--reset subtract defaults to rate, the paper's)")
         t.add_argument("--tau", type=_positive(float), default=1.0,
                        help="ce/softmax reward temperature [spikes] (default 1: the counts are the logits)")
         t.add_argument("--form", choices=["carry", "paper"], default="carry",

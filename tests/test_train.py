@@ -131,3 +131,10 @@ def test_probe_batch_is_drawn_not_the_first_samples(small_digits):
     idx = np.sort(np.random.default_rng(20241127).choice(len(train), 64, replace=False))
     assert len(np.unique(train.labels[idx])) >= 8                     # many classes, not only class 0
     np.testing.assert_array_equal(probe.indices, train.batch(idx).indices)
+
+
+def test_default_reward_follows_the_reset():
+    assert TrainConfig().reward == "ce"
+    assert TrainConfig(reset="subtract").reward == "rate"            # the paper's setting
+    assert TrainConfig(rule="spike-count", reset="subtract").reward == "ce"
+    assert TrainConfig(reset="subtract", reward="ce").reward == "ce"  # explicit wins
