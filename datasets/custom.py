@@ -135,8 +135,11 @@ def custom_spec(path: str) -> DatasetSpec:
         raise DatasetError(f"{path}: labels must lie in [0, {n_classes}); found {labels.min()}..{labels.max()}")
     splits = {s: _Split(path, s, raw[s], sensor) for s in ("train", "test")}
     if "bin_us" in a and "n_bins" in a:
-        binning = Binning(bin_us=float(a["bin_us"]), n_bins=int(a["n_bins"]),
-                          spatial_factor=int(a.get("spatial_factor", 1)))
+        try:
+            binning = Binning(bin_us=float(a["bin_us"]), n_bins=int(a["n_bins"]),
+                              spatial_factor=int(a.get("spatial_factor", 1)))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{path}: the stored default binning is not valid ({e})") from None
     else:
         t = np.asarray(raw["train"]["t"], dtype=np.float64)
         span = float(t.max()) + 1.0 if t.size else 1.0
@@ -146,7 +149,10 @@ def custom_spec(path: str) -> DatasetSpec:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     classes = a.get("classes")
-    classes = tuple(json.loads(classes)) if isinstance(classes, str) else tuple(str(k) for k in range(n_classes))
+    if isinstance(classes, str):
+        classes = tuple(json.loads(classes))
+    else:   # default names; none for absurd class counts (the memory check refuses those runs)
+        classes = tuple(str(k) for k in range(n_classes)) if n_classes <= 100_000 else ()
     name = os.path.basename(path)
     return DatasetSpec(name=name, description=f"recordings file {path}", n_classes=n_classes, sensor_size=sensor,
                        default_binning=binning, splits=lambda root, progress=None, download=True: splits,

@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
     b.add_argument("--out", metavar="DIR", default="runs/bench", help="output folder (default runs/bench)")
+    b.add_argument("--allow-large", action="store_true",
+                   help="run even when the memory estimate exceeds what is available")
     common(b)
     ap._subparsers_by_name = {"train": t, "bench": b}
 
@@ -341,10 +343,7 @@ def _train_locked(args, out) -> int:
     t0 = time.perf_counter()
     train, test = datasets.load(cfg.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
-    unseen = sorted(set(np.unique(test.labels).tolist()) - set(np.unique(train.labels).tolist()))
-    if unseen:
-        raise CLIError(f"{cfg.dataset}: the test split holds classes that training never saw ({unseen[:10]}): "
-                       "every model would score 0 on them")
+    _check_classes(cfg.dataset, train, test)
     print(f"{cfg.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
@@ -367,6 +366,13 @@ def _train_locked(args, out) -> int:
             f"model: {os.path.join(out, 'model.h5')}")
     _emit(args, m, text)
     return 0
+
+
+def _check_classes(name, train, test) -> None:
+    unseen = sorted(set(np.unique(test.labels).tolist()) - set(np.unique(train.labels).tolist()))
+    if unseen:
+        raise CLIError(f"{name}: the test split holds classes that training never saw ({unseen[:10]}): "
+                       "every model would score 0 on them")
 
 
 def _check_size(cfg, spec, binning, args) -> None:
@@ -394,8 +400,10 @@ def cmd_bench(args) -> int:
     binning = _binning(args, spec)
     cfg = _train_config(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    _check_size(cfg, spec, binning, args)
     train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
+    _check_classes(args.dataset, train, test)
     print(f"bench lfp-vs-sg on {args.dataset}: {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, "
           f"{cfg.epochs} epochs, {args.seeds} seeds, methods {', '.join(methods)}; LFP {cfg.optimizer} lr {cfg.lr:g}, "
           f"SG lr {args.sg_lr:g}; numba 2 threads, torch 2 threads, BLAS 1 thread in LFP")

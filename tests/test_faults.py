@@ -305,3 +305,24 @@ def test_corrupt_checkpoint_fields_name_the_file(run, tmp_path):
         f["network/layer_0/weight"] = (w * 100).astype(np.int64)
     with pytest.raises(ModelFileError, match="not floats"):
         load_checkpoint(p)
+
+
+@pytest.mark.parametrize("attrs,needle", [
+    ({"sensor_size": [10**9]}, "GiB"), ({"sensor_size": [4], "n_classes": 10**8}, "GiB"),
+    ({"sensor_size": [4], "bin_us": 1000.0, "n_bins": 10**7}, "GiB"),
+    ({"sensor_size": [4], "bin_us": -1.0, "n_bins": 10}, "binning")])
+def test_oversized_or_invalid_recordings_fields(tmp_path, capsys, attrs, needle):
+    import h5py
+
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        for split in ("train", "test"):
+            for k, v in {"t": [10.0, 20.0], "x": [1, 2], "sample_ptr": [0, 1, 2], "labels": [0, 1]}.items():
+                f.create_dataset(f"{split}/{k}", data=np.array(v))
+    for cmd in (["train", "--out", str(tmp_path / "r")], ["bench", "lfp-vs-sg", "--out", str(tmp_path / "b")]):
+        assert main([*cmd, "--dataset", str(path), "--data-root", str(tmp_path / "c"), "--epochs", "1",
+                     "--no-progress"]) == 2
+        line = _one_error_line(capsys, needle)
+        assert str(path) in line or "--hidden" in line
