@@ -169,16 +169,11 @@ def build_folder(final: str):
     beside ``final``; when the block succeeds, ``COMPLETE`` (holding ``.note``) is written and the
     folder renamed to ``final``; on any error or interrupt it is removed. Temporary folders of
     builds whose process is gone (killed) are removed first: ``.building-<pid>-*``."""
+    from spikelfp.io import remove_orphaned_dirs
+
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
-    for name in os.listdir(parent):
-        if name.startswith(".building-"):
-            try:
-                pid = int(name.split("-")[1])
-            except (IndexError, ValueError):
-                continue
-            if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    remove_orphaned_dirs(parent, ".building-")
     b = _Build()
     b.path = tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=parent)
     try:

@@ -86,6 +86,27 @@ def remove_stale_temporaries(folder) -> list:
     return gone
 
 
+def remove_orphaned_dirs(parent, prefix: str) -> list:
+    """Remove folders ``<prefix><pid>-*`` in ``parent`` whose process ``pid`` is gone (a killed
+    process cannot clean up after itself; the next one does). Returns the names removed."""
+    import shutil
+
+    gone = []
+    if not os.path.isdir(parent):
+        return gone
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        try:
+            pid = int(name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            gone.append(name)
+    return gone
+
+
 class RunInUse(RuntimeError):
     """Another process holds the run folder's lock."""
 

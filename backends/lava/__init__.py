@@ -62,21 +62,10 @@ def _guard_workers() -> None:
 
 
 def remove_stale_tempdirs() -> list:
-    """Remove ``spikelfp-lava-<pid>-*`` folders whose process is gone (a SIGKILLed run cannot
-    clean up after itself; the next run does). Returns the folders removed."""
-    gone = []
-    base = tempfile.gettempdir()
-    for name in os.listdir(base):
-        if not name.startswith("spikelfp-lava-"):
-            continue
-        try:
-            pid = int(name.split("-")[2])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-            gone.append(name)
-    return gone
+    """Remove ``spikelfp-lava-<pid>-*`` temp folders of runs that were killed (SIGKILL leaves them)."""
+    from spikelfp.io import remove_orphaned_dirs
+
+    return remove_orphaned_dirs(tempfile.gettempdir(), "spikelfp-lava-")
 
 
 def _reap_workers(timeout: float = 5.0) -> None:
