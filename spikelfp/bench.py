@@ -51,6 +51,13 @@ def prune_global(net: Network, fraction: float) -> Network:
     return out
 
 
+def _threads() -> int:
+    """One thread count for both sides of every comparison: numba's (torch is given the same)."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
 def _mean_std(xs):
     a = np.asarray(xs, dtype=np.float64)
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
@@ -71,7 +78,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         r = train_sg(train, test, hidden=cfg.hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
                      optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
-                     init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=2,
+                     init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=_threads(),
                      progress=progress)
         net, hist = r["network"], r["history"]
     wall = time.perf_counter() - t0
@@ -149,7 +156,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "torch_threads": 2,
+                    "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "torch_threads": _threads(),
                     "blas_threads_in_lfp": 1,
                     "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
     }
@@ -183,10 +190,13 @@ def markdown_table(r: dict) -> str:
         tail.append(f"- {m}: {c['speedup_vs_sg_per_epoch']:.2f}× faster per epoch than the faster SG run; "
                     f"accuracy {c['accuracy_minus_best_sg'] * 100:+.2f} pp vs the better SG surrogate")
     load = r["machine"].get("load_average_1min")
+    spread = max((e["epoch_seconds_std"] / e["epoch_seconds_mean"] for e in r["methods"]
+                  if len(e.get("epoch_seconds", [])) > 1 and e["epoch_seconds_mean"] > 0), default=0.0)
     if load:
-        busy = max(load["before"], load["after"]) - r["machine"]["numba_threads"]
-        tail.append(f"- machine load (1-min average) {load['before']:.2f} before, {load['after']:.2f} after"
-                    + (": **other work was running; timings are pessimistic**" if busy > 0.5 else ""))
+        busy = max(load["before"], load["after"]) - r["machine"]["numba_threads"] > 0.5 or spread > 0.25
+        tail.append(f"- machine load (1-min average) {load['before']:.2f} before, {load['after']:.2f} after; "
+                    f"epoch times vary up to ±{spread * 100:.0f} % between seeds"
+                    + (": **other work was running; timings and speed ratios are not reliable**" if busy else ""))
     return head + "\n".join(lines) + "\n\n" + "\n".join(tail) + "\n"
 
 

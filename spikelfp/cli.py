@@ -404,9 +404,12 @@ def cmd_bench(args) -> int:
     train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
     _check_classes(args.dataset, train, test)
+    import numba
+
+    nthreads = numba.get_num_threads()
     print(f"bench lfp-vs-sg on {args.dataset}: {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, "
           f"{cfg.epochs} epochs, {args.seeds} seeds, methods {', '.join(methods)}; LFP {cfg.optimizer} lr {cfg.lr:g}, "
-          f"SG lr {args.sg_lr:g}; numba 2 threads, torch 2 threads, BLAS 1 thread in LFP")
+          f"SG lr {args.sg_lr:g}; numba {nthreads} threads, torch {nthreads} threads, BLAS 1 thread in LFP")
     r = run_bench(train, test, cfg, seeds=args.seeds, methods=methods, sg_lr=args.sg_lr, binning=binning.to_dict(),
                   out=args.out, progress=_progress(args) is not None, log=print)
     _emit(args, r, markdown_table(r) + f"\nwritten: {os.path.join(args.out, 'bench.json')}, bench.md, *.png")
