@@ -34,36 +34,25 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
-def _seed(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed takes a whole number >= 0 (got {text!r})") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be >= 0 (got {v})")
-    return v
-
-
-def _rate(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1) spikes per neuron and step, got {text!r}")
-    return v
-
-
-def _positive(kind):
+def _number(kind, ok, expect: str):
+    """An argparse type: ``kind(text)`` that must satisfy ``ok``, else an error saying ``expect``."""
     def parse(text):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"expected a finite value > 0, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
         return v
     return parse
+
+
+def _positive(kind):
+    return _number(kind, lambda v: v > 0 and math.isfinite(v), "a finite value > 0")
+
+
+_seed = _number(int, lambda v: v >= 0, "a whole number >= 0 (--seed)")
+_rate = _number(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1) spikes per neuron and step")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,9 +239,9 @@ BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--
                 "merge_polarity": "--merge-polarity"}
 
 
-def _given(args, dest) -> bool:
+def _given(args, defaults, dest) -> bool:
     """Whether an option was set on the command line (differs from the train parser's default)."""
-    default = build_parser()._subparsers_by_name["train"].get_default(dest)
+    default = defaults.get_default(dest)
     return getattr(args, dest, default) != default
 
 
@@ -268,23 +257,21 @@ def _resume_config(args, out):
     ck = load_checkpoint(path)
     saved = TrainConfig.from_dict(ck.config)
     asked = _train_config(args)
+    defaults = build_parser()._subparsers_by_name["train"]
     bad = []
     for name, flag in RESUME_FIXED.items():
         dest = {"weight_scaling": "no_weight_scaling"}.get(name, name)
-        if dest in ("rule",):
-            given = args.rule is not None
-        else:
-            given = _given(args, dest)
-        if given and getattr(asked, name) != getattr(saved, name):
+        if _given(args, defaults, dest) and getattr(asked, name) != getattr(saved, name):
             bad.append(f"{flag} (run: {getattr(saved, name)!r}, asked: {getattr(asked, name)!r})")
     bad += [f"{flag} (the run's binning is stored in its checkpoint)" for dest, flag in BINNING_OPTS.items()
-            if _given(args, dest)]
+            if _given(args, defaults, dest)]
     if bad:
         raise CLIError("--resume continues a run with its own settings; only --epochs may change. Drop: "
                        + "; ".join(bad))
-    if args.epochs <= len(ck.history) and _given(args, "epochs"):
+    more = _given(args, defaults, "epochs")
+    if more and args.epochs <= len(ck.history):
         raise CLIError(f"--resume --epochs {args.epochs}: the run already has {len(ck.history)} epochs")
-    cfg = TrainConfig.from_dict({**saved.to_dict(), "epochs": args.epochs if _given(args, "epochs") else saved.epochs})
+    cfg = TrainConfig.from_dict({**saved.to_dict(), "epochs": args.epochs if more else saved.epochs})
     binning = Binning(**ck.binning) if ck.binning else None
     return cfg, binning
 
@@ -293,15 +280,12 @@ def cmd_train(args) -> int:
     from spikelfp import datasets
     from spikelfp.io import RunInUse, RunLock, remove_stale_temporaries, same_file
 
-    if not args.resume:
-        args.dataset = args.dataset or "digits-saccade"
-    elif args.dataset is None:
-        args.dataset = "digits-saccade"     # only names the default folder; the checkpoint's dataset is used
-
-    if datasets.registry.is_path(args.dataset):
+    if args.dataset is None and not args.resume:     # a resumed run takes its dataset from the checkpoint
+        args.dataset = "digits-saccade"
+    name = args.dataset or "digits-saccade"
+    if args.dataset and datasets.registry.is_path(args.dataset):
         args.dataset = os.path.abspath(args.dataset)         # stored in the checkpoint: works from anywhere
-    name = os.path.splitext(os.path.basename(args.dataset))[0] if datasets.registry.is_path(args.dataset) \
-        else args.dataset
+        name = os.path.splitext(os.path.basename(args.dataset))[0]
     out = args.out or os.path.join("runs", f"{name}-{args.rule or 'temporal'}-seed{args.seed}")   # under ./runs
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out {out} is a file, not a run folder")

@@ -266,10 +266,10 @@ class Trainer:
             if history and not (ck.optimizer and ck.rng_state):
                 raise ValueError(f"--resume: {ckpt_path} lacks the optimizer or random-generator state, so the "
                                  "run cannot continue exactly; start a new run")
+            p = pack(net)
             if ck.optimizer:
-                pk = pack(net)
                 try:
-                    opt.load_state_dict(ck.optimizer, {"WT": pk.WT, "bias": pk.bias})
+                    opt.load_state_dict(ck.optimizer, {"WT": p.WT, "bias": p.bias})
                 except (ValueError, KeyError, TypeError) as e:
                     raise ValueError(f"--resume: {ckpt_path}: unusable optimizer state ({e})") from None
             if ck.rng_state:
@@ -280,7 +280,7 @@ class Trainer:
             log(f"resuming from epoch {len(history)} of {c.epochs}")
         else:
             net = self.init_network(train.n_in, train.n_classes, rng, dt, probe=probe_batch(train))
-        p = pack(net)
+            p = pack(net)
         params = {"WT": p.WT, "bias": p.bias}
         n = len(train)
         steps_per_epoch = math.ceil(n / c.batch_size)
@@ -290,7 +290,7 @@ class Trainer:
         if self.progress:
             from .progress import progress_bar
             bar = progress_bar(total=c.epochs * steps_per_epoch, initial=len(history) * steps_per_epoch,
-                       desc=f"train {c.rule}", unit="batch", leave=False)
+                               desc=f"train {c.rule}", unit="batch", leave=False)
         t_train = sum(h.get("train_seconds", 0.0) for h in history)
         t0_all = time.perf_counter()
         compile_s = self.warm_up(p, train)

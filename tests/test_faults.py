@@ -156,6 +156,9 @@ def test_eval_defaults_to_the_models_dataset_from_another_folder(tmp_path, monke
 
     trained = json.loads((tmp_path / "m.json").read_text())["test_accuracy"]
     monkeypatch.chdir(tmp_path)                      # elsewhere: the stored path is absolute
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "4", "--data-root", cache,
+                 "--no-progress", "--json", str(tmp_path / "m.json")]) == 0      # resumes with its own dataset
+    trained = json.loads((tmp_path / "m.json").read_text())["test_accuracy"]
     assert main(["eval", str(tmp_path / "run" / "model.h5"), "--data-root", cache,
                  "--json", str(tmp_path / "e.json")]) == 0
     got = json.loads((tmp_path / "e.json").read_text())

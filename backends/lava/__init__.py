@@ -161,10 +161,7 @@ class LavaExport:
         out = []
         for l, layer in enumerate(self.network.layers):
             if self.mode == "float":
-                p = float_parameters(layer)
-                out.append({"dense": {"weights": layer.weight.astype(np.float64)},
-                            "lif": {"du": p["du"], "dv": p["dv"], "vth": p["vth"], "bias_mant": p["bias_mant"],
-                                    "bias_exp": 0}})
+                out.append({"dense": {"weights": layer.weight.astype(np.float64)}, "lif": float_parameters(layer)})
             else:
                 q = self.quantized.layers[l]
                 out.append({"dense": {"weights": q.weight.astype(np.int32), "weight_exp": int(q.weight_exp),
