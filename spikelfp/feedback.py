@@ -37,7 +37,7 @@ from .kernels.feedback import (
 )
 from .kernels.optim import scale_by_abs
 from .network import Network
-from .packed import Packed, layer_view, pack
+from .packed import Packed, layer_view, pack, recurrent_view
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,11 @@ class Feedback:
     def weight(self) -> list[np.ndarray]:
         """F_W per layer, (n_out, n_in) views."""
         return [layer_view(self.packed, self.weight_flat, l) for l in range(len(self.packed.sizes) - 1)]
+
+    @property
+    def recurrent(self) -> list[np.ndarray | None]:
+        """F_V per layer, (n_out, n_out) views (None for feed-forward layers)."""
+        return [recurrent_view(self.packed, self.weight_flat, l) for l in range(len(self.packed.sizes) - 1)]
 
     @property
     def bias(self) -> list[np.ndarray]:
@@ -227,7 +232,7 @@ class Temporal(Rule):
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
-                          p.has_bias, p.beta, p.theta, p.reset, self.eps, self.reward.kind,
+                          p.has_bias, p.beta, p.theta, p.reset, p.rec, self.eps, self.reward.kind,
                           float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form], nc,
                           counts, GT, Gb, recv, passed)
         # reduce the chunks in a fixed order (reproducible bits)
@@ -264,7 +269,7 @@ class SpikeCount(Rule):
         recv = np.zeros(n_tot)
         passed = np.zeros(n_tot)
         spike_count_feedback(eb.counts().astype(p.WT.dtype), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
-                             p.bias, p.has_bias, p.theta, self.eps, self.reward.kind, float(self.reward.tau),
+                             p.bias, p.has_bias, p.theta, p.rec, self.eps, self.reward.kind, float(self.reward.tau),
                              SECANTS[self.secant], GT, Gb, recv, passed)
         return self._finish(p, GT, Gb, counts, recv, passed)
 

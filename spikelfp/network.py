@@ -1,10 +1,11 @@
 """Network model: layers of Heaviside LIF neurons, as plain validated data.
 
-A :class:`Network` is a feed-forward stack of :class:`LIFLayer` objects. It holds parameters only;
-the simulator (:func:`spikelfp.simulate`) and the backends interpret it. Every layer follows the
-neuron contract of ``docs/neuron.md``, for t = 1..T and v[0] = s[0] = 0::
+A :class:`Network` is a stack of :class:`LIFLayer` objects (dense, optionally recurrent; see
+``docs/layers.md``). It holds parameters only; the simulator (:func:`spikelfp.simulate`) and the
+backends interpret it. Every layer follows the neuron contract of ``docs/neuron.md``, for
+t = 1..T and v[0] = s[0] = 0::
 
-    I[t] = W x[t] + b
+    I[t] = W x[t] + V s[t-1] + b            (V: recurrent weights, absent = 0)
     reset="zero":      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]
     reset="subtract":  v[t] = beta * v[t-1] + I[t] - theta * s[t-1]
     s[t] = 1 if v[t] > theta else 0          (strict: v == theta does not spike)
@@ -74,7 +75,7 @@ class LIFParams:
 
 @dataclass
 class LIFLayer:
-    """A dense layer of LIF neurons.
+    """A dense layer of LIF neurons, optionally recurrent.
 
     Parameters
     ----------
@@ -84,6 +85,9 @@ class LIFLayer:
         Constant input current b per step; None means no bias (b = 0, and it is never trained).
     beta, threshold, reset
         See :class:`LIFParams`.
+    recurrent : array (n_out, n_out) or None
+        Recurrent weights V: the layer's own spikes of step t-1 add ``V s[t-1]`` to I[t]
+        (``V[j, k]`` is the weight from neuron k to neuron j). None: a feed-forward layer.
     """
 
     weight: np.ndarray
@@ -91,6 +95,7 @@ class LIFLayer:
     beta: float = 0.9
     threshold: float = 1.0
     reset: str = "zero"
+    recurrent: np.ndarray | None = None
     params: LIFParams = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -109,6 +114,14 @@ class LIFLayer:
             if not np.all(np.isfinite(b)):
                 raise ValueError("bias contains NaN or inf")
             self.bias = np.ascontiguousarray(b)
+        if self.recurrent is not None:
+            v = np.asarray(self.recurrent, dtype=w.dtype)
+            if v.shape != (w.shape[0], w.shape[0]):
+                raise ValueError(f"recurrent weights must have shape ({w.shape[0]}, {w.shape[0]}) "
+                                 f"(n_out x n_out); got {v.shape}")
+            if not np.all(np.isfinite(v)):
+                raise ValueError("recurrent weights contain NaN or inf")
+            self.recurrent = np.ascontiguousarray(v)
         self.params = LIFParams(self.beta, self.threshold, self.reset)
         self.beta, self.threshold = self.params.beta, self.params.threshold
 
@@ -124,14 +137,29 @@ class LIFLayer:
     def has_bias(self) -> bool:
         return self.bias is not None
 
+    @property
+    def is_recurrent(self) -> bool:
+        return self.recurrent is not None
+
+    @property
+    def kind(self) -> str:
+        """The layer type's name in architecture specs (``docs/layers.md``): ``"d"`` or ``"r"``."""
+        return "r" if self.recurrent is not None else "d"
+
     def copy(self) -> LIFLayer:
-        return LIFLayer(self.weight.copy(), None if self.bias is None else self.bias.copy(),
-                        self.beta, self.threshold, self.reset)
+        return self.astype(self.weight.dtype)
+
+    def astype(self, dtype) -> LIFLayer:
+        """A copy with every weight array cast to ``dtype``."""
+        def cast(a):
+            return None if a is None else a.astype(dtype)   # astype copies
+        return LIFLayer(cast(self.weight), cast(self.bias), self.beta, self.threshold, self.reset,
+                        recurrent=cast(self.recurrent))
 
 
 @dataclass
 class Network:
-    """A feed-forward stack of LIF layers.
+    """A stack of LIF layers (each dense or dense + recurrent).
 
     Parameters
     ----------
@@ -190,12 +218,17 @@ class Network:
         dtype = np.dtype(dtype)
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be float64 or float32, got {dtype}")
-        return Network([LIFLayer(la.weight.astype(dtype), None if la.bias is None else la.bias.astype(dtype),
-                                 la.beta, la.threshold, la.reset) for la in self.layers], dt=self.dt)
+        return Network([la.astype(dtype) for la in self.layers], dt=self.dt)
+
+    @property
+    def arch(self) -> str:
+        """The architecture spec of the hidden layers (``docs/layers.md``), e.g. ``"r256-d128"``;
+        the output layer is implied by the number of classes."""
+        return "-".join(f"{la.kind}{la.n_out}" for la in self.layers[:-1])
 
     @classmethod
     def random(cls, sizes, *, seed=0, beta=0.9, threshold=1.0, reset="zero", bias=False,
-               gain=1.0, dt=1e-3, dtype=np.float64) -> Network:
+               gain=1.0, dt=1e-3, dtype=np.float64, recurrent=False) -> Network:
         """Random network with torch's Linear init, W ~ U(-g/sqrt(n_in), g/sqrt(n_in)).
 
         Parameters
@@ -207,16 +240,25 @@ class Network:
             Scale g of the init, one per layer or one for all.
         bias : bool
             Give every layer a bias, drawn like the weights (a zero bias would never be trained by LFP).
+        recurrent : bool or sequence of bool
+            Which layers get recurrent weights V (one flag per layer, or one for all), drawn after
+            the layer's W and b as ``U(-g/sqrt(n_out), g/sqrt(n_out))`` (torch's init of the
+            n_out x n_out recurrent Linear). Feed-forward layers draw exactly as before.
         """
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least n_in and n_out, all >= 1; got {sizes}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         gains = np.broadcast_to(np.asarray(gain, dtype=float), (len(sizes) - 1,))
+        recs = np.broadcast_to(np.asarray(recurrent, dtype=bool), (len(sizes) - 1,))
         layers = []
         for k in range(len(sizes) - 1):
             bound = gains[k] / math.sqrt(sizes[k])
             w = rng.uniform(-bound, bound, size=(sizes[k + 1], sizes[k])).astype(dtype)
             b = rng.uniform(-bound, bound, size=sizes[k + 1]).astype(dtype) if bias else None
-            layers.append(LIFLayer(w, b, beta=beta, threshold=threshold, reset=reset))
+            v = None
+            if recs[k]:
+                rb = gains[k] / math.sqrt(sizes[k + 1])
+                v = rng.uniform(-rb, rb, size=(sizes[k + 1], sizes[k + 1])).astype(dtype)
+            layers.append(LIFLayer(w, b, beta=beta, threshold=threshold, reset=reset, recurrent=v))
         return cls(layers, dt=dt)

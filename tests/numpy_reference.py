@@ -6,11 +6,14 @@ import numpy as np
 
 
 def forward(net, x, dtype=np.float64):
-    """Dense time-stepped LIF forward in ``dtype``. x: (B, T, n_in) 0/1. Per layer (raster, membrane)."""
+    """Dense time-stepped LIF forward in ``dtype``. x: (B, T, n_in) 0/1. Per layer (raster, membrane).
+
+    A recurrent layer adds V[:, k] for its own spikes k of step t-1 after the input's rows."""
     out = []
     inp = np.asarray(x, dtype=dtype)
     for layer in net.layers:
         W = layer.weight.astype(dtype)
+        V = None if layer.recurrent is None else layer.recurrent.astype(dtype)
         b = np.zeros(layer.n_out, dtype) if layer.bias is None else layer.bias.astype(dtype)
         beta, theta = dtype(layer.beta), dtype(layer.threshold)
         B, T, _ = inp.shape
@@ -23,6 +26,9 @@ def forward(net, x, dtype=np.float64):
                 I = b.copy()
                 for i in np.flatnonzero(inp[s_, t]):   # same order as the kernel: ascending i
                     I += W[:, i]
+                if V is not None:
+                    for k in np.flatnonzero(s):          # own spikes of t-1, ascending k
+                        I += V[:, k]
                 if layer.reset == "zero":
                     v = beta * v * (1 - s) + I
                 else:
@@ -84,10 +90,14 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
     form "carry": D = |c| + |I| + eps; "paper" (lfprop 1.0.0): u = v[t-1] after its reset,
     D = |u| + |I - (1 - beta) u| + eps; both carry c rho = beta u rho back in time.
     out_scale: the output reward g[t] is given in membrane units, g[t] * D[t] (so rho = g + ...).
+    Recurrent layers: I[t] includes V s[t-1]; the reward s[t-1] * (V^T rho[t]) joins the same
+    layer's reward at t-1, and F_V += rho[t] outer s[t-1]. Returns F_V as a 5th item (None where
+    a layer is feed-forward).
     """
     fw = forward(net, x)
     B = x.shape[0]
     L = len(net.layers)
+    FV = [None if la.recurrent is None else np.zeros((la.n_out, la.n_out)) for la in net.layers]
     FW = [np.zeros_like(la.weight, dtype=np.float64) for la in net.layers]
     Fb = [np.zeros(la.n_out) for la in net.layers]
     recv = [np.zeros(la.n_out) for la in net.layers]
@@ -103,20 +113,25 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
             T = xin.shape[0]
             C = np.zeros(layer.n_out)
             g_below = np.zeros((T, layer.n_in))
+            g_rec = np.zeros((T, layer.n_out))
+            V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
             for t in range(T - 1, -1, -1):
                 v_prev = mem[t - 1] if t > 0 else np.zeros(layer.n_out)
                 s_prev = raster[t - 1] if t > 0 else np.zeros(layer.n_out)
                 u = v_prev * (1 - s_prev) if layer.reset == "zero" else v_prev
                 c = layer.beta * u
-                I = W @ xin[t] + b
+                I = W @ xin[t] + b + (V @ s_prev if V is not None else 0.0)
                 if form == "paper":
                     D = np.abs(u) + np.abs(I - (1 - layer.beta) * u) + eps
                 else:
                     D = np.abs(c) + np.abs(I) + eps
-                gt = g[t] * D if (out_scale and l == L - 1) else g[t]
+                gt = (g[t] * D if (out_scale and l == L - 1) else g[t]) + g_rec[t]
                 A = gt + C
                 rho = A / D
                 C = c * rho
+                if V is not None and t > 0:
+                    g_rec[t - 1] = s_prev * (V.T @ rho)
+                    FV[l] += np.outer(rho, s_prev)
                 FW[l] += np.outer(rho, xin[t])
                 Fb[l] += rho
                 g_below[t] = xin[t] * (W.T @ rho)
@@ -127,9 +142,11 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
         if weight_scaling:
             FW[l] *= np.abs(layer.weight)
             Fb[l] = Fb[l] * (np.abs(layer.bias) if layer.bias is not None else 0.0)
+            if FV[l] is not None:
+                FV[l] *= np.abs(layer.recurrent)
         elif layer.bias is None:
             Fb[l] = Fb[l] * 0.0
-    return FW, Fb, np.concatenate(recv), np.concatenate(passed)
+    return FW, Fb, np.concatenate(recv), np.concatenate(passed), FV
 
 
 def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True, secant="signed"):
@@ -138,7 +155,9 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
     secant "signed": rho = R / (z + eps sign z); "bounded": a spiking neuron (count a > 0) takes
     rho = R / (max(|z|, theta a) + eps) -- its secant a / z kept positive and at most 1 / theta.
 
-    lrp_sums[l] = (sum of R handed below + bias share, sum of z*rho) per layer: equal (LRP conservation).
+    lrp_sums[l] = (sum of R handed below + bias share + recurrent share, sum of z*rho) per layer: equal
+    (LRP conservation). Recurrent layers: z += N V^T (N = the layer's own counts), F_V = rho^T N
+    (6th item; None for feed-forward layers); the recurrent share is not passed on.
     """
     fw = forward(net, x)
     T = x.shape[1]
@@ -146,11 +165,14 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
     zs = []
     for l, layer in enumerate(net.layers):
         b = np.zeros(layer.n_out) if layer.bias is None else layer.bias
-        zs.append(acts[l] @ layer.weight.T + T * b)
+        z = acts[l] @ layer.weight.T + T * b
+        if layer.recurrent is not None:
+            z = z + acts[l + 1] @ layer.recurrent.T
+        zs.append(z)
     L = len(net.layers)
     rho = np.stack([count_reward(acts[L][k], labels[k], T, kind, tau) for k in range(x.shape[0])])
     R = zs[-1] * rho
-    FW, Fb, recv, passed, sums = [None] * L, [None] * L, [None] * L, [None] * L, [None] * L
+    FW, Fb, recv, passed, sums, FV = [None] * L, [None] * L, [None] * L, [None] * L, [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
         layer = net.layers[l]
         a = acts[l]
@@ -158,13 +180,20 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
         b = np.zeros(layer.n_out) if layer.bias is None else layer.bias
         FW[l] = np.einsum("bj,bi->ji", rho, a)
         Fb[l] = T * rho.sum(0) if layer.bias is not None else np.zeros(layer.n_out)
+        rec_share = 0.0
+        if layer.recurrent is not None:
+            N = acts[l + 1]
+            FV[l] = np.einsum("bj,bk->jk", rho, N)
+            rec_share = (N * (rho @ layer.recurrent)).sum()
+            if weight_scaling:
+                FV[l] = np.abs(layer.recurrent) * FV[l]
         if weight_scaling:
             FW[l] = np.abs(W) * FW[l]
             Fb[l] = np.abs(b) * Fb[l]
         recv[l] = np.abs(R).sum(0)
         passed[l] = np.abs(zs[l] * rho).sum(0)
         R_below = a * (rho @ W)
-        sums[l] = (R_below.sum() + (T * b * rho).sum(), (zs[l] * rho).sum())
+        sums[l] = (R_below.sum() + (T * b * rho).sum() + rec_share, (zs[l] * rho).sum())
         if l > 0:
             z = zs[l - 1]
             rho = R_below / (z + eps * np.where(z >= 0, 1.0, -1.0))
@@ -173,7 +202,7 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
                 bounded = R_below / (np.maximum(np.abs(z), theta * a) + eps)
                 rho = np.where(a > 0, bounded, rho)
             R = R_below
-    return FW, Fb, np.concatenate(recv), np.concatenate(passed), sums
+    return FW, Fb, np.concatenate(recv), np.concatenate(passed), sums, FV
 
 
 def adam(w, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -205,21 +234,29 @@ def bin_events(x, y, t, p, bin_us, n_bins, start_us, f, W, merge):
 
 def loihi_fixed_forward(q, x):
     """Lava's bit-accurate Dense + LIF(Reset) integer arithmetic, vectorised per step in numpy,
-    written from lava/proc/{dense,lif}/models.py (no Dense delay). Returns per layer (raster, v)."""
+    written from lava/proc/{dense,lif}/models.py (no Dense delay). Returns per layer (raster, v).
+    A recurrent layer's V is a second Dense (own weight_exp shift) fed by the layer's spikes of t-1."""
     M = 2**23
     out = []
     inp = np.asarray(x, dtype=np.int64)
     for la in q.layers:
         W = la.weight.astype(np.int64)
+        V = None if la.recurrent is None else la.recurrent.astype(np.int64)
         bias = la.bias_mant.astype(np.int64) << la.bias_exp
         B, T, _ = inp.shape
         raster = np.zeros((B, T, W.shape[0]), np.uint8)
         mem = np.zeros((B, T, W.shape[0]), np.int64)
         u = np.zeros((B, W.shape[0]), np.int64)
         v = np.zeros((B, W.shape[0]), np.int64)
+        s = np.zeros((B, W.shape[0]), bool)
+
+        def shift(a):
+            return a << la.weight_exp if la.weight_exp > 0 else a >> -la.weight_exp
+
         for t in range(T):
-            a = inp[:, t] @ W.T
-            a = a << la.weight_exp if la.weight_exp > 0 else a >> -la.weight_exp
+            a = shift(inp[:, t] @ W.T)
+            if V is not None:
+                a = a + shift(s.astype(np.int64) @ V.T)
             du = u * (4096 - (la.du + 1))
             du = np.sign(du) * (np.abs(du) >> 12)
             dc = du + (a << 6)

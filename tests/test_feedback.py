@@ -35,7 +35,7 @@ def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_laye
     net, x, y = _case(seed, reset, bias, n_layers)
     fb = Temporal(reward=REWARDS[reward], form=form).feedback(net, x, y)
     kind, tau, out_scale = REF_KIND[reward]
-    FW, Fb, recv, passed = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form)
+    FW, Fb, recv, passed, _ = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
@@ -55,7 +55,7 @@ def test_spike_count_rule_matches_numpy_reference(seed, reset, bias, reward, n_l
     net, x, y = _case(seed, reset, bias, n_layers)
     fb = SpikeCount(reward=REWARDS[reward], secant=secant).feedback(net, x, y)
     kind, tau, _ = REF_KIND[reward]
-    FW, Fb, recv, passed, sums = ref.spike_count_feedback(net, x, y, kind=kind, tau=tau, secant=secant)
+    FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(net, x, y, kind=kind, tau=tau, secant=secant)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)

@@ -134,7 +134,7 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
 
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
-                      beta, theta, reset, eps, reward_kind, tau, out_scale, form, n_chunks,
+                      beta, theta, reset, rec, eps, reward_kind, tau, out_scale, form, n_chunks,
                       counts, GT, Gb, recv, passed):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
@@ -144,6 +144,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         A = g[t] + C[t+1];  rho = A / (|c[t]| + |I[t]| + eps);  C[t] = c[t] * rho
         g_below[t, i] = W[:, i] . rho   for every input spike i at t;   Gb += rho
         GT[i, :] += sum of rho[t] over the input spikes (t, i)   (grouped by channel per sample)
+
+    A recurrent layer (``rec[l]``) also hands ``V[:, k] . rho[t]`` to each of its own neurons k
+    that spiked at t-1: that reward joins g[t-1] of the same layer (it arrives before step t-1 is
+    processed, the loop running backwards), and ``GV[k, :] += rho[t]``.
 
     Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]``
     (summed by the caller in chunk order: bit-reproducible for a fixed ``n_chunks``).
@@ -170,6 +174,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         gbelow = np.empty((T, max(nmax, nin0)), dtype=np.float64)
         rhob = np.empty((T, nmax), dtype=np.float64)
         Cn = np.empty(nmax, dtype=np.float64)
+        Rn = np.empty(nmax, dtype=np.float64)    # recurrent reward for step t (from t+1)
         accv = np.empty(nmax, dtype=np.float64)
         nin_max = 1
         for l in range(L):
@@ -200,10 +205,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     ip, pb, ix = in_ptr, b * T, in_idx
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
-                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
-                          beta[l], theta[l], reset[l], v, s, keep, I, optr[l],
-                          oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
-                          True, cbuf, Ibuf, False, dummy3, False, dummyf, b, n_off[l])
+                v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
+                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, bias, n_off[l], has_bias[l], beta[l], theta[l],
+                          reset[l], v, s, keep, I, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
+                          True, cbuf, Ibuf, False, dummy3, False, dummyf, n_off[l])
             # ---- output reward
             for k in range(sizes[L]):
                 Nout[k] = counts[b, n_off[L - 1] + k]
@@ -222,6 +227,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     gbelow[:, :n_in] = 0.0
                 for j in range(n_out):
                     Cn[j] = 0.0
+                    Rn[j] = 0.0
+                v0 = w0 + n_in * n_out
+                own_p = optr[l]
+                own_x = oidx[T * n_off[l]: T * n_off[l + 1]]
                 rcl = rc[col: col + n_out]      # slices, not rc[col + j]: vectorisable
                 psl = ps[col: col + n_out]
                 scale = out_scale and l == L - 1
@@ -239,7 +248,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
                         else:
                             den = abs(cc) + abs(ii) + eps
-                        gj = gt_row[j] * den if scale else gt_row[j]
+                        gj = (gt_row[j] * den if scale else gt_row[j]) + Rn[j]
                         a = gj + Cn[j]
                         r = a / den
                         rr[j] = r
@@ -254,6 +263,18 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                         gbrow = gb[col: col + n_out]
                         for j in range(n_out):
                             gbrow[j] += rr[j]
+                    if rec[l] and t > 0:
+                        for j in range(n_out):
+                            Rn[j] = 0.0
+                        for e in range(own_p[t - 1], own_p[t]):   # own spikes of step t-1
+                            base = v0 + own_x[e] * n_out
+                            vrow = WT[base: base + n_out]
+                            grow = gt[base: base + n_out]
+                            acc = 0.0
+                            for j in range(n_out):
+                                acc += vrow[j] * rr[j]
+                                grow[j] += rr[j]
+                            Rn[own_x[e]] = acc
                     if l > 0:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
@@ -278,7 +299,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
 
 
 @njit(cache=True)
-def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, eps,
+def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, eps,
                          reward_kind, tau, secant, GT, Gb, recv, passed):
     """Rule A (spike-count rule) for a batch: the window as a rate network.
 
@@ -288,6 +309,10 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
 
         GT_l = a_{l-1}^T rho_l        (-> F_W = |W| * GT)       Gb_l = T * sum_batch rho_l
         R_{l-1} = a_{l-1} * (rho_l W_l)   rho_{l-1} = R_{l-1} / (z + eps * sign(z)), sign(0) = +1
+
+    A recurrent layer treats its own counts N_l as one more input: ``z_l += N_l V_l^T`` and
+    ``GV_l = N_l^T rho_l``; the reward share through V is not passed on (the window has no
+    earlier window to hand it to), like the share of the data input.
 
     Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
     The matmuls run in the dtype of ``a_in``, which must be the weights' (float32 nets: sgemm).
@@ -300,18 +325,21 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out))
+        W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
         z = np.dot(prev, W_T)
+        nxt = np.empty((B, n_out), dtype=a_in.dtype)
+        for b in range(B):
+            for j in range(n_out):
+                nxt[b, j] = counts[b, n_off[l] + j]
+        if rec[l]:
+            V_T = WT[w_off[l] + n_in * n_out: w_off[l + 1]].reshape((n_out, n_out))
+            z += np.dot(nxt, V_T)
         if has_bias[l]:
             for b in range(B):
                 for j in range(n_out):
                     z[b, j] += T * bias[n_off[l] + j]
         acts.append(prev)
         zs.append(z)
-        nxt = np.empty((B, n_out), dtype=a_in.dtype)
-        for b in range(B):
-            for j in range(n_out):
-                nxt[b, j] = counts[b, n_off[l] + j]
         prev = nxt
     nL = sizes[L]
     rho = np.empty((B, nL), dtype=a_in.dtype)
@@ -332,7 +360,10 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                 recv[col + j] += abs(R[b, j])
                 passed[col + j] += abs(z[b, j] * rho[b, j])
         G = np.dot(a.T, rho)
-        GT[w_off[l]: w_off[l + 1]] = G.ravel()
+        GT[w_off[l]: w_off[l] + n_in * n_out] = G.ravel()
+        if rec[l]:
+            own = acts[l + 1] if l + 1 < L else prev
+            GT[w_off[l] + n_in * n_out: w_off[l + 1]] = np.dot(own.T, rho).ravel()
         if has_bias[l]:
             for j in range(n_out):
                 acc = 0.0
@@ -340,7 +371,7 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                     acc += rho[b, j]
                 Gb[col + j] = T * acc
         if l > 0:
-            W_T = WT[w_off[l]: w_off[l + 1]].reshape((n_in, n_out))
+            W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
             R = a * np.dot(rho, W_T.T)
             zb = zs[l - 1]
             rho = np.empty((B, n_in), dtype=a_in.dtype)

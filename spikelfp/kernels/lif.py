@@ -6,9 +6,13 @@ row ``WT[w_off[l] + i*n_out : ... + n_out]`` to the input current ("one SynOp pe
 Biases, thresholds and decays are flat per-neuron / per-layer arrays; see
 :func:`spikelfp.kernels.pack`.
 
+A recurrent layer's V.T follows its W.T in ``WT`` (at ``v0``): the layer's own spikes of step
+t-1 add their rows after the input's.
+
 Per step t (docs/neuron.md)::
 
     I[t] = b + sum over input spikes i at t of W[:, i]      (added in ascending i)
+             + sum over own spikes k at t-1 of V[:, k]     (recurrent layers; ascending k)
     zero:      v[t] = beta * v[t-1] * (1 - s[t-1]) + I[t]
     subtract:  v[t] = (beta * v[t-1] + I[t]) - theta * s[t-1]
     s[t] = v[t] > theta
@@ -22,13 +26,13 @@ RESET_SUBTRACT = 1
 
 
 @njit(cache=True, inline="always")
-def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta, reset,
-              v, s, keep, I, optr, oidx, counts, crow,
-              store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, b, col):
+def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, bias, b0, has_bias, beta, theta, reset,
+              v, s, keep, I, optr, oidx, counts, b,
+              store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, col):
     """Run one layer of one sample for T steps.
 
     Input spikes of step t: ``idx[ptr[pbase+t] : ptr[pbase+t+1]]``. Output spikes are written as
-    CSR into ``optr`` (T+1) / ``oidx``; spike counts into ``counts[crow, col : col+n_out]``.
+    CSR into ``optr`` (T+1) / ``oidx`` (with ``v0 >= 0``, they also feed back through V.T at ``WT[v0:]``; -1: no recurrence); spike counts into ``counts[b, col : col+n_out]``.
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
     (the temporal rule needs them); rasters/membranes go to ``raster/mem[b, t, col + j]``.
 
@@ -55,6 +59,12 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta
             row = WT[base: base + n_out]   # a slice, not WT[base + j]: lets LLVM vectorise (4-5x)
             for j in range(n_out):
                 I[j] += row[j]
+        if v0 >= 0 and t > 0:
+            for e in range(optr[t - 1], optr[t]):     # the layer's own spikes of step t-1
+                base = v0 + oidx[e] * n_out
+                row = WT[base: base + n_out]
+                for j in range(n_out):
+                    I[j] += row[j]
         if store_ci:
             crow_t = cbuf[t, col: col + n_out]
             irow_t = Ibuf[t, col: col + n_out]
@@ -89,7 +99,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta
             oidx[k] = j
             k += 1 if v[j] > theta else 0
         for q in range(k0, k):
-            counts[crow, col + oidx[q]] += 1
+            counts[b, col + oidx[q]] += 1
         if rec_raster:
             for q in range(k0, k):
                 raster[b, t, col + oidx[q]] = 1
@@ -98,12 +108,13 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, bias, b0, has_bias, beta, theta
 
 
 @njit(cache=True, parallel=True)
-def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset,
+def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset, rec,
             n_chunks, counts, rec_raster, raster, rec_mem, mem):
     """Forward pass of a batch; fills ``counts`` (B, sum n_l) and, on request, rasters/membranes.
 
     Samples are split into ``n_chunks`` contiguous chunks run in parallel; results do not depend
-    on the chunking. Returns the number of synaptic operations (input spikes x fan-out) per sample.
+    on the chunking. Returns the number of synaptic operations (input spikes x fan-out, recurrent
+    spikes included) per sample.
     """
     L = sizes.size - 1
     nmax = 1
@@ -139,7 +150,10 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
                     op, ox = ptr_a, idx_a
                 else:
                     op, ox = ptr_b, idx_b
-                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, bias, n_off[l], has_bias[l],
-                          beta[l], theta[l], reset[l], v, s, keep, I, op, ox, counts, b,
-                          False, dummy, dummy, rec_raster, raster, rec_mem, mem, b, n_off[l])
+                v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1   # (no branches inside the call: numba)
+                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, bias, n_off[l], has_bias[l], beta[l], theta[l],
+                          reset[l], v, s, keep, I, op, ox, counts, b,
+                          False, dummy, dummy, rec_raster, raster, rec_mem, mem, n_off[l])
+                if rec[l]:
+                    synops[b] += op[T - 1] * n_out      # own spikes of steps 1..T-1 through V
     return synops

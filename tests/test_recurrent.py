@@ -1,0 +1,178 @@
+"""Recurrent LIF layers (I[t] = W x[t] + V s[t-1] + b): simulator, both LFP rules, packing, spec."""
+
+import numpy as np
+import numpy_reference as ref
+import pytest
+from conftest import random_input
+
+import spikelfp
+from spikelfp import LIFLayer, Network, SpikeCount, Temporal, check_conservation, simulate
+from spikelfp.arch import ArchError, format_arch, parse_arch
+from spikelfp.feedback import CEReward, RateReward
+from spikelfp.packed import pack, unpack
+
+
+def random_rnet(rng, sizes, rec, reset="zero", bias=False, gain=2.5, dtype=np.float64):
+    layers = []
+    for k in range(len(sizes) - 1):
+        bound = gain / np.sqrt(sizes[k])
+        w = rng.uniform(-bound, bound * 1.3, size=(sizes[k + 1], sizes[k]))
+        b = rng.uniform(-0.2, 0.3, size=sizes[k + 1]) if bias else None
+        v = rng.uniform(-1.2, 1.0, size=(sizes[k + 1], sizes[k + 1])) if rec[k] else None
+        layers.append(LIFLayer(w.astype(dtype), None if b is None else b.astype(dtype),
+                               beta=rng.uniform(0.5, 1.0), threshold=1.0, reset=reset,
+                               recurrent=None if v is None else v.astype(dtype)))
+    return Network(layers)
+
+
+RECS = [(True,), (True, False), (False, True), (True, True, True)]
+
+
+def _case(seed, rec, reset, bias):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(8, 30))] + [int(rng.integers(4, 16)) for _ in range(len(rec) - 1)] + [4]
+    net = random_rnet(rng, sizes, rec, reset=reset, bias=bias)
+    x = random_input(rng, 6, 19, sizes[0], density=0.3)
+    y = rng.integers(0, 4, size=6)
+    return net, x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("rec", RECS)
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_recurrent_forward_matches_numpy_reference_bit_for_bit(seed, rec, reset, bias, dtype):
+    net, x, _ = _case(seed, rec, reset, bias)
+    net = net.astype(dtype)
+    got = simulate(net, x, raster=True, membrane=True)
+    for l, (r, m) in enumerate(ref.forward(net, x, dtype)):
+        np.testing.assert_array_equal(got.rasters[l], r)
+        np.testing.assert_array_equal(got.membranes[l], m)
+        assert got.membranes[l].dtype == dtype
+    # not vacuous: the recurrent weights change the spikes
+    ff = Network([LIFLayer(la.weight, la.bias, la.beta, la.threshold, la.reset) for la in net.layers])
+    assert any((a != b).any() for a, b in zip(got.rasters, simulate(ff, x, raster=True).rasters))
+
+
+def test_recurrent_spike_train_by_hand():
+    # one neuron, beta 0.5, W = 0.6, V = 0.7, threshold 1, reset to zero; input spikes at t = 0, 1, 3
+    # t0: v = 0.6;  t1: v = 0.3 + 0.6 = 0.9;  t2: v = 0.45;  t3: v = 0.225 + 0.6 = 0.825
+    # no spike so far; now give V a chance: W = 1.1 at t = 0 -> spike, t1: v = 0 + V = 0.7, t2: 0.35
+    net = Network([LIFLayer([[1.1]], beta=0.5, recurrent=[[0.7]])])
+    x = np.array([[[1], [0], [0], [0]]], dtype=np.uint8)
+    r = simulate(net, x, raster=True, membrane=True)
+    np.testing.assert_allclose(r.membranes[0][0, :, 0], [1.1, 0.7, 0.35, 0.175])
+    assert r.rasters[0][0, :, 0].tolist() == [1, 0, 0, 0]
+    # a self-sustaining neuron: V = 1.5 keeps it firing every step once started (zero reset)
+    net = Network([LIFLayer([[1.1]], beta=0.5, recurrent=[[1.5]])])
+    r = simulate(net, x, raster=True)
+    assert r.rasters[0][0, :, 0].tolist() == [1, 1, 1, 1]
+    # inhibition between two neurons: neuron 0 spikes at t0 and silences neuron 1's next step
+    net = Network([LIFLayer([[1.2], [0.6]], beta=1.0, recurrent=[[0.0, 0.0], [-2.0, 0.0]])])
+    x = np.ones((1, 3, 1), np.uint8)
+    r = simulate(net, x, raster=True, membrane=True)
+    # neuron 1: t0 0.6; t1 0.6 + 0.6 - 2 = -0.8; t2 -0.8 + 0.6 - 2 (neuron 0 spikes every step) = -2.2
+    np.testing.assert_allclose(r.membranes[0][0, :, 1], [0.6, -0.8, -2.2])
+    # SynOps: neuron 0's spikes at t0, t1 each reach both neurons through V; t2's do not count
+    assert r.synops.tolist() == [3 * 2 + 2 * 2]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("rec", RECS)
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("reward, form", [("ce", "carry"), ("rate", "carry"), ("ce", "paper")])
+def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias, reward, form):
+    net, x, y = _case(seed, rec, reset, bias)
+    rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
+    fb = Temporal(reward=rw, form=form).feedback(net, x, y)
+    FW, Fb, recv, passed, FV = ref.temporal_feedback(net, x, y, kind=reward, tau=2.0, out_scale=reward == "ce",
+                                                     form=form)
+    for l, layer in enumerate(net.layers):
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+        if layer.is_recurrent:
+            assert np.abs(FV[l]).sum() > 0, "vacuous: no recurrent feedback"
+            np.testing.assert_allclose(fb.recurrent[l], FV[l], rtol=1e-9, atol=1e-12)
+        else:
+            assert fb.recurrent[l] is None
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("rec", RECS)
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("secant", ["bounded", "signed"])
+def test_recurrent_spike_count_rule_matches_numpy_reference(seed, rec, reset, bias, secant):
+    net, x, y = _case(seed, rec, reset, bias)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant).feedback(net, x, y)
+    FW, Fb, recv, passed, sums, FV = ref.spike_count_feedback(net, x, y, kind="ce", tau=1.5, secant=secant)
+    for l, layer in enumerate(net.layers):
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sums[l][0], sums[l][1], rtol=1e-9, atol=1e-9)   # LRP conservation
+        if layer.is_recurrent:
+            np.testing.assert_allclose(fb.recurrent[l], FV[l], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+def test_recurrent_feedback_sign_follows_the_reward():
+    # the true class's recurrent self-excitation is rewarded where it helped it spike
+    net = Network([LIFLayer(np.full((2, 3), 0.6), beta=0.8, recurrent=np.full((2, 2), 0.3))])
+    x = np.ones((1, 10, 3), np.uint8)
+    fb = Temporal(reward=CEReward()).feedback(net, x, np.array([0]))
+    assert fb.recurrent[0][0].sum() > 0 > fb.recurrent[0][1].sum()
+
+
+def test_pack_round_trip_and_layout():
+    rng = np.random.default_rng(0)
+    net = random_rnet(rng, [5, 4, 3], (True, False), bias=True)
+    p = pack(net)
+    assert p.rec.tolist() == [True, False]
+    assert p.WT.size == 5 * 4 + 4 * 4 + 4 * 3
+    back = unpack(p, like=net)
+    for a, b in zip(net.layers, back.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.bias, b.bias)
+        assert (a.recurrent is None) == (b.recurrent is None)
+        if a.recurrent is not None:
+            np.testing.assert_array_equal(a.recurrent, b.recurrent)
+    # row k of V.T (the fan-out of neuron k) is contiguous right after W.T
+    np.testing.assert_array_equal(p.WT[20 + 4: 20 + 8], net.layers[0].recurrent[:, 1])
+
+
+def test_network_random_keeps_feed_forward_draws_and_adds_v():
+    a = Network.random([6, 5, 3], seed=3)
+    b = Network.random([6, 5, 3], seed=3, recurrent=[False, False])
+    np.testing.assert_array_equal(a.layers[1].weight, b.layers[1].weight)
+    c = Network.random([6, 5, 3], seed=3, recurrent=[True, False])
+    np.testing.assert_array_equal(a.layers[0].weight, c.layers[0].weight)
+    assert c.layers[0].recurrent.shape == (5, 5) and np.abs(c.layers[0].recurrent).max() <= 1 / np.sqrt(5)
+    assert c.arch == "r5"
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(recurrent=np.zeros((3, 2))), "recurrent weights must have shape"),
+    (dict(recurrent=np.full((2, 2), np.nan)), "NaN"),
+])
+def test_bad_recurrent_weights_are_refused(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        LIFLayer(np.zeros((2, 4)), **bad)
+
+
+def test_arch_spec_grammar():
+    assert parse_arch("r256-d128") == [("r", 256), ("d", 128)]
+    assert parse_arch(" D64 ") == [("d", 64)]
+    assert parse_arch("") == []
+    assert format_arch(parse_arch("r8-d4-r2")) == "r8-d4-r2"
+    for bad, msg in [("x12", "not a layer token|unknown layer type"), ("d0", "at least one neuron"),
+                     ("d12--d3", "not a layer token"), ("c16k5", "not implemented yet"), ("d", "not a layer token")]:
+        with pytest.raises(ArchError, match=msg):
+            parse_arch(bad)
+    assert spikelfp.Network.random([3, 4, 2], recurrent=[True, False]).arch == "r4"
