@@ -35,8 +35,15 @@ def _str(group, name, value):
 
 
 def to_netx_layers(network: Network) -> list[dict]:
-    """The integer parameters netx will read, per layer."""
+    """The integer parameters netx will read, per layer (dense layers only)."""
     check_loihi_compatible(network)
+    rec = [l for l, layer in enumerate(network.layers) if layer.is_recurrent]
+    if rec:
+        from spikelfp.loihi import UnsupportedNetworkError
+
+        raise UnsupportedNetworkError(
+            f"layer {rec[0]} is recurrent: spikelfp's netx export writes dense blocks only (netx's recurrent "
+            "blocks are not mapped yet); export it with --to lava (Lava processes, float and fixed point) or --to nir")
     out = []
     for layer in network.layers:
         W = layer.weight.astype(np.float64)

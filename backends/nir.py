@@ -1,6 +1,9 @@
 """NIR backend: export a Network to the Neuromorphic Intermediate Representation, and import it back.
 
 Graph: ``input -> fc0 (Affine, or Linear without bias) -> lif0 (LIF) -> fc1 -> lif1 ... -> output``.
+A recurrent layer adds ``rec<l>`` (Linear, V) in a cycle ``lif<l> -> rec<l> -> lif<l>``: the edge
+back carries the previous step's spikes (NIR's recurrent convention; snntorch's importer turns
+this cycle into an ``RLeaky``), i.e. ``I[t] = W x[t] + V s[t-1] + b``.
 NIR's LIF is continuous, ``tau dv/dt = (v_leak - v) + R I``, reset to ``v_reset``. The NIR
 ecosystem (norse, snntorch, the NIR paper's reference simulators) discretises it by forward Euler
 with a step ``dt``: ``v <- (1 - dt/tau) v + (R dt/tau) I``. spikelfp's layer at a time step of
@@ -65,6 +68,9 @@ def to_nir(network: Network, dt: float | None = None):
         nodes[f"lif{l}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.zeros(n),
                                    v_threshold=np.full(n, float(layer.threshold)), v_reset=np.zeros(n))
         edges += [(prev, f"fc{l}"), (f"fc{l}", f"lif{l}")]
+        if layer.recurrent is not None:
+            nodes[f"rec{l}"] = nir.Linear(weight=layer.recurrent.astype(np.float64))
+            edges += [(f"lif{l}", f"rec{l}"), (f"rec{l}", f"lif{l}")]
         prev = f"lif{l}"
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
     edges.append((prev, "output"))
@@ -116,23 +122,40 @@ def export(network: Network, path, dt: float | None = None) -> str:
 
 
 def _chain(graph):
-    nxt = {}
+    """(order of the feed-forward chain after Input, {LIF node: its recurrent Affine/Linear node})."""
+    nir = _nir()
+    succ, pred = {}, {}
     for a, b in graph.edges:
-        if a in nxt:
-            raise ValueError(f"NIR graph is not a chain: node {a!r} has several successors")
-        nxt[a] = b
-    starts = [k for k, v in graph.nodes.items() if type(v).__name__ == "Input"]
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    loops = {}
+    for k, node in graph.nodes.items():      # a weight node whose only in- and out-edge is one LIF
+        if isinstance(node, (nir.Affine, nir.Linear)) and succ.get(k) == pred.get(k) and len(succ.get(k, [])) == 1:
+            lif = succ[k][0]
+            if isinstance(graph.nodes[lif], nir.LIF):
+                if lif in loops:
+                    raise ValueError(f"NIR graph: LIF {lif!r} has several recurrent weight nodes")
+                loops[lif] = k
+    starts = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(starts) != 1:
         raise ValueError("NIR graph must have exactly one Input node")
     order, k = [], starts[0]
-    while k in nxt:
-        k = nxt[k]
+    while True:
+        nxt = [b for b in succ.get(k, []) if b != loops.get(k)]
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise ValueError(f"NIR graph is not a chain: node {k!r} has several successors {nxt}")
+        k = nxt[0]
+        if k in order:
+            raise ValueError(f"NIR graph has a cycle through {k!r} that is not a LIF's recurrent weights")
         order.append(k)
-    return order
+    return order, loops
 
 
 def from_nir(graph, dt: float | None = None) -> Network:
-    """A Network from a NIR graph of (Affine | Linear) -> LIF pairs with v_leak = 0, v_reset = 0.
+    """A Network from a NIR graph of (Affine | Linear) -> LIF pairs with v_leak = 0, v_reset = 0,
+    a LIF optionally with a recurrent (Affine without bias | Linear) node in a cycle with it.
 
     ``dt`` [s] is the simulation step to discretise with (forward Euler, as NIR's own tools do):
     the argument, else ``graph.metadata["dt"]``; with neither, ValueError (never a guess).
@@ -148,7 +171,8 @@ def from_nir(graph, dt: float | None = None) -> Network:
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (got {dt})")
     exact_beta = np.asarray(meta["beta"], dtype=np.float64) if "beta" in meta else None
-    order = [k for k in _chain(graph) if not isinstance(graph.nodes[k], nir.Output)]
+    chain, loops = _chain(graph)
+    order = [k for k in chain if not isinstance(graph.nodes[k], nir.Output)]
     if len(order) % 2:
         raise ValueError("NIR graph must alternate Affine/Linear and LIF nodes")
     layers = []
@@ -173,10 +197,19 @@ def from_nir(graph, dt: float | None = None) -> Network:
             beta = float(exact_beta[l])
         W = np.asarray(fc.weight, dtype=np.float64)
         b = np.asarray(fc.bias, dtype=np.float64) if isinstance(fc, nir.Affine) else None
+        V = None
+        if order[k + 1] in loops:
+            rn = graph.nodes[loops[order[k + 1]]]
+            if isinstance(rn, nir.Affine) and np.any(np.asarray(rn.bias) != 0):
+                raise ValueError(f"recurrent node {loops[order[k + 1]]!r} has a bias: spikelfp's recurrent "
+                                 "weights have none (fold it into the layer's bias)")
+            V = np.asarray(rn.weight, dtype=np.float64)
         if not np.isclose(w_scale, 1.0):
             W = W * w_scale
             b = None if b is None else b * w_scale
-        layers.append(LIFLayer(W, b, beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero"))
+            V = None if V is None else V * w_scale
+        layers.append(LIFLayer(W, b, beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero",
+                               recurrent=V))
     # files of spikelfp 0.1 wrote dt = 1e-4 (snntorch's step) and the bin width as bin_dt
     return Network(layers, dt=float(meta.get("bin_dt", dt)))
 

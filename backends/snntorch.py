@@ -1,6 +1,9 @@
 """snntorch backend: the same network in snntorch, and the surrogate-gradient baseline.
 
-:func:`to_snntorch` builds ``Linear -> snn.Leaky`` per layer with the layer's beta, threshold and
+:func:`to_snntorch` builds ``Linear -> snn.Leaky`` per layer (a recurrent layer adds an explicit
+bias-free ``Linear`` V applied to the layer's spikes of the previous step: ``I = W x + b + V s[t-1]``,
+the contract of docs/neuron.md; snntorch's ``RLeaky`` gives its recurrent Linear a bias, which the
+contract does not have) with the layer's beta, threshold and
 reset (snntorch's default delayed reset is spikelfp's contract: ``v = beta v (1 - s[t-1]) + I``
 for "zero", ``beta v + I - theta s[t-1]`` for "subtract"; spikes are ``v > theta``). State is
 explicit: every forward call starts from zero membranes, nothing hidden survives between calls.
@@ -53,14 +56,22 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
     spike_grad = _surrogate(surrogate)
 
     class SNNTorchNet(torch.nn.Module):
-        """Linear + Leaky per layer; ``forward(x)`` takes (T, B, n_in) and returns the output spikes
+        """Linear (+ recurrent Linear) + Leaky per layer; ``forward(x)`` takes (T, B, n_in) and returns the output spikes
         (T, B, n_out); ``forward(x, record=True)`` also returns every layer's spikes and membranes."""
 
         def __init__(self):
             super().__init__()
             self.fcs = torch.nn.ModuleList()
+            self.recs = torch.nn.ModuleList()     # V per layer (torch.nn.Identity where there is none)
             self.lifs = torch.nn.ModuleList()
             for layer in network.layers:
+                if layer.recurrent is not None:
+                    rc = torch.nn.Linear(layer.n_out, layer.n_out, bias=False, dtype=dtype)
+                    with torch.no_grad():
+                        rc.weight.copy_(torch.as_tensor(layer.recurrent, dtype=dtype))
+                else:
+                    rc = torch.nn.Identity()
+                self.recs.append(rc)
                 fc = torch.nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None, dtype=dtype)
                 with torch.no_grad():
                     fc.weight.copy_(torch.as_tensor(layer.weight, dtype=dtype))
@@ -73,12 +84,17 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
 
         def forward(self, x, record: bool = False):
             mems = [torch.zeros(x.shape[1], fc.out_features, dtype=x.dtype, device=x.device) for fc in self.fcs]
+            prev = [torch.zeros_like(m) for m in mems]
             spikes = [[] for _ in self.fcs]
             membranes = [[] for _ in self.fcs]
             for t in range(x.shape[0]):
                 h = x[t]
-                for l, (fc, lif) in enumerate(zip(self.fcs, self.lifs)):
-                    h, mems[l] = lif(fc(h.to(fc.weight.dtype)), mems[l])
+                for l, (fc, rc, lif) in enumerate(zip(self.fcs, self.recs, self.lifs)):
+                    cur = fc(h.to(fc.weight.dtype))
+                    if isinstance(rc, torch.nn.Linear):
+                        cur = cur + rc(prev[l].to(rc.weight.dtype))
+                    h, mems[l] = lif(cur, mems[l])
+                    prev[l] = h
                     spikes[l].append(h)
                     if record:
                         membranes[l].append(mems[l])
@@ -92,14 +108,18 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
 
 def from_snntorch(model, dt: float = 1e-3) -> Network:
     """Read a model built by :func:`to_snntorch` (or any Linear/Leaky stack of that shape) back."""
+    import torch
+
     layers = []
-    for fc, lif in zip(model.fcs, model.lifs, strict=True):
+    recs = getattr(model, "recs", [None] * len(model.fcs))
+    for fc, rc, lif in zip(model.fcs, recs, model.lifs, strict=True):
         beta = float(lif.beta.detach().clamp(0, 1).cpu().reshape(-1)[0])
         thr = float(lif.threshold.detach().cpu().reshape(-1)[0])
         reset = {0: "subtract", 1: "zero"}[int(lif.reset_mechanism_val)]
         w = fc.weight.detach().cpu().double().numpy().copy()
         b = None if fc.bias is None else fc.bias.detach().cpu().double().numpy().copy()
-        layers.append(LIFLayer(w, b, beta=beta, threshold=thr, reset=reset))
+        v = rc.weight.detach().cpu().double().numpy().copy() if isinstance(rc, torch.nn.Linear) else None
+        layers.append(LIFLayer(w, b, beta=beta, threshold=thr, reset=reset, recurrent=v))
     return Network(layers, dt=dt)
 
 
@@ -108,7 +128,7 @@ def dense_batch(eb, torch, dtype):
     return torch.from_numpy(np.ascontiguousarray(eb.to_dense(np.float32).transpose(1, 0, 2))).to(dtype)
 
 
-def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
+def train_sg(train, test, *, hidden=(256,), recurrent=None, epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
              surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
              init_min_rate=0.01, seed=0, threads=2, dt=1e-3, log=None, progress=False,
              epoch_callback=None) -> dict:
@@ -117,6 +137,7 @@ def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, o
     The init uses the same generator and order as :class:`spikelfp.train.Trainer` (so an LFP and
     an SG run with one seed start from the same weights) and the epochs shuffle with it as well.
     Evaluation runs the trained weights in spikelfp's simulator (identical spikes; see the tests).
+    ``recurrent``: one flag per hidden layer (recurrent LIF, docs/layers.md); None: all dense.
     Returns a dict with the network, the history and timings.
     """
     torch, snntorch = _torch()
@@ -130,8 +151,9 @@ def train_sg(train, test, *, hidden=(256,), epochs=20, batch_size=32, lr=2e-3, o
     rng = np.random.default_rng(seed)
     from spikelfp.train import activate_hidden, probe_batch
 
+    rec = [bool(r) for r in (recurrent or [False] * len(hidden))] + [False]
     net0 = Network.random([train.n_in, *hidden, train.n_classes], seed=rng, beta=beta, threshold=threshold,
-                          reset=reset, bias=bias, gain=init_gain, dt=dt)
+                          reset=reset, bias=bias, gain=init_gain, dt=dt, recurrent=rec)
     if init_min_rate > 0:   # the same init as an LFP run (spikelfp.train.Trainer.init_network)
         net0 = activate_hidden(net0, probe_batch(train), init_min_rate)
     model = to_snntorch(net0, surrogate=surrogate, dtype=torch.float32)

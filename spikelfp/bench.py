@@ -39,15 +39,16 @@ def gini(values: np.ndarray) -> float:
 
 
 def prune_global(net: Network, fraction: float) -> Network:
-    """Zero the ``fraction`` of weights with the smallest |w| over all layers (ties: all at the cut)."""
+    """Zero the ``fraction`` of weights (W and V) with the smallest |w| over all layers (ties: all at the cut)."""
     out = net.copy()
-    w = np.concatenate([np.abs(la.weight).ravel() for la in out.layers])
+    w = np.concatenate([np.abs(a).ravel() for la in out.layers for a in la.weight_arrays()])
     k = int(round(fraction * w.size))
     if k <= 0:
         return out
     cut = np.partition(w, k - 1)[k - 1]
     for la in out.layers:
-        la.weight[np.abs(la.weight) <= cut] = 0.0
+        for a in la.weight_arrays():
+            a[np.abs(a) <= cut] = 0.0
     return out
 
 
@@ -75,7 +76,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         from spikelfp.backends.snntorch import train_sg
 
         surrogate = method[len("sg-"):]
-        r = train_sg(train, test, hidden=cfg.hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
+        r = train_sg(train, test, hidden=cfg.hidden, recurrent=cfg.recurrent[:-1], epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
                      optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
                      init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=_threads(),
@@ -83,7 +84,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         net, hist = r["network"], r["history"]
     wall = time.perf_counter() - t0
     final = evaluate(net, test)
-    weights = np.concatenate([la.weight.ravel() for la in net.layers])
+    weights = np.concatenate([w.ravel() for la in net.layers for w in la.weight_arrays()])
     pruned = {str(f): evaluate(prune_global(net, f), test)["accuracy"] for f in PRUNE_FRACTIONS}
     epoch_s = float(np.mean([h["train_seconds"] for h in hist]))
     log(f"  {method} seed {cfg.seed}: test {final['accuracy']:.4f}, {epoch_s:.2f} s/epoch, "
@@ -149,7 +150,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                             "accuracy_minus_best_sg": by[m]["test_accuracy_mean"] - best_sg["test_accuracy_mean"]}
     report = {
         "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
-        "architecture": [train.n_in, *cfg.hidden, train.n_classes], "batch_size": cfg.batch_size,
+        "architecture": [train.n_in, *cfg.hidden, train.n_classes], "arch": cfg.arch, "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
         "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
@@ -170,7 +171,9 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
 
 
 def markdown_table(r: dict) -> str:
-    head = (f"LFP vs surrogate gradients on {r['dataset']} ({'-'.join(map(str, r['architecture']))}, "
+    a = r["architecture"]
+    shape = f"{a[0]}-{r['arch']}-{a[-1]}" if r.get("arch") else "-".join(map(str, a))
+    head = (f"LFP vs surrogate gradients on {r['dataset']} ({shape}, "
             f"{r['epochs']} epochs, batch {r['batch_size']}, {r['seeds']} seeds; mean ± std; "
             f"numba {r['machine']['numba_threads']} threads, torch {r['machine']['torch_threads']} threads)\n\n")
     cols = ["method", "test accuracy", "test ties", "s / epoch", "samples/s", "spikes / inference",

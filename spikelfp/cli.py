@@ -34,6 +34,20 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
+def network_string(n_in, arch: str, n_out) -> str:
+    """``700-r256-20``: input size, the hidden layers' spec, output size."""
+    return "-".join(str(p) for p in (n_in, arch, n_out) if p != "")
+
+
+def _arch(text: str) -> str:
+    from spikelfp.arch import ArchError, format_arch, parse_arch
+
+    try:
+        return format_arch(parse_arch(text))
+    except ArchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _number(kind, ok, expect: str):
     """An argparse type: ``kind(text)`` that must satisfy ``ok``, else an error saying ``expect``."""
     def parse(text):
@@ -99,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         binning_opts(t)
         t.add_argument("--preset", choices=sorted(PRESETS),
                        help="named settings (paper-mlp: the paper's LIF MLP); explicit options override it")
-        t.add_argument("--hidden", type=_hidden, default=[256], help="hidden sizes, e.g. 256 or 256,128 (default 256)")
+        shape = t.add_mutually_exclusive_group()
+        shape.add_argument("--hidden", type=_hidden, default=[256],
+                           help="dense hidden sizes, e.g. 256 or 256,128 (default 256; shorthand of --arch d256)")
+        shape.add_argument("--arch", type=_arch, default=None,
+                           help="hidden layers as a spec (docs/layers.md): d<N> dense, r<N> recurrent LIF, joined "
+                                "by '-', e.g. r256 or r256-d128; the output layer is added (default d256)")
         t.add_argument("--rule", choices=sorted(RULES), help="feedback rule (default temporal)")
         t.add_argument("--reward", choices=sorted(REWARDS),
                        help="output reward (default ce: cross-entropy on spike counts; the temporal rule with "
@@ -218,7 +237,8 @@ def _binning(args, spec):
 def _train_config(args):
     from spikelfp.train import TrainConfig
 
-    return TrainConfig(dataset=args.dataset, hidden=args.hidden, rule=getattr(args, "rule", None) or "temporal",
+    return TrainConfig(dataset=args.dataset, hidden=args.hidden, arch=getattr(args, "arch", None),
+                       rule=getattr(args, "rule", None) or "temporal",
                        reward=args.reward, tau=args.tau, form=args.form, secant=args.secant, eps=args.eps,
                        weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -229,7 +249,7 @@ def _train_config(args):
 
 
 # options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
-RESUME_FIXED = {"dataset": "--dataset", "hidden": "--hidden", "rule": "--rule", "reward": "--reward", "tau": "--tau",
+RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--rule", "reward": "--reward", "tau": "--tau",
                 "form": "--form", "secant": "--secant", "eps": "--eps", "weight_scaling": "--no-weight-scaling",
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
@@ -260,8 +280,9 @@ def _resume_config(args, out):
     defaults = build_parser()._subparsers_by_name["train"]
     bad = []
     for name, flag in RESUME_FIXED.items():
-        dest = {"weight_scaling": "no_weight_scaling"}.get(name, name)
-        if _given(args, defaults, dest) and getattr(asked, name) != getattr(saved, name):
+        dests = {"weight_scaling": ["no_weight_scaling"], "arch": ["arch", "hidden"]}.get(name, [name])
+        given = any(_given(args, defaults, d) for d in dests)
+        if given and getattr(asked, name) != getattr(saved, name):
             bad.append(f"{flag} (run: {getattr(saved, name)!r}, asked: {getattr(asked, name)!r})")
     bad += [f"{flag} (the run's binning is stored in its checkpoint)" for dest, flag in BINNING_OPTS.items()
             if _given(args, defaults, dest)]
@@ -331,7 +352,7 @@ def _train_locked(args, out) -> int:
     print(f"{cfg.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
-    print(f"network {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, rule {cfg.rule} "
+    print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
           f"(reward {cfg.reward}), {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
     trainer = Trainer(cfg, progress=not args.no_progress)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
@@ -364,11 +385,12 @@ def _check_size(cfg, spec, binning, args) -> None:
     from spikelfp.memory import available_bytes, estimate_training_bytes
 
     n_in = spec.input_size(binning)
-    need = estimate_training_bytes(n_in, cfg.hidden, spec.n_classes, binning.n_bins, cfg.batch_size, cfg.dtype)
+    need = estimate_training_bytes(n_in, cfg.hidden, spec.n_classes, binning.n_bins, cfg.batch_size, cfg.dtype,
+                                   recurrent=cfg.recurrent)
     have = available_bytes()
     if need > 0.8 * have and not getattr(args, "allow_large", False):
-        raise CLIError(f"this run needs about {need / 2**30:.1f} GiB ({n_in}-{'-'.join(map(str, cfg.hidden))}-"
-                       f"{spec.n_classes}, T={binning.n_bins}, batch {cfg.batch_size}: --hidden/--steps/"
+        raise CLIError(f"this run needs about {need / 2**30:.1f} GiB ({network_string(n_in, cfg.arch, spec.n_classes)}, "
+                       f"T={binning.n_bins}, batch {cfg.batch_size}: --arch/--hidden/--steps/"
                        f"--batch-size) but {have / 2**30:.1f} GiB are available; --allow-large runs it anyway")
 
 
@@ -391,7 +413,7 @@ def cmd_bench(args) -> int:
     import numba
 
     nthreads = numba.get_num_threads()
-    print(f"bench lfp-vs-sg on {args.dataset}: {train.n_in}-{'-'.join(map(str, cfg.hidden))}-{train.n_classes}, "
+    print(f"bench lfp-vs-sg on {args.dataset}: {network_string(train.n_in, cfg.arch, train.n_classes)}, "
           f"{cfg.epochs} epochs, {args.seeds} seeds, methods {', '.join(methods)}; LFP {cfg.optimizer} lr {cfg.lr:g}, "
           f"SG lr {args.sg_lr:g}; numba {nthreads} threads, torch {nthreads} threads, BLAS 1 thread in LFP")
     r = run_bench(train, test, cfg, seeds=args.seeds, methods=methods, sg_lr=args.sg_lr, binning=binning.to_dict(),

@@ -1,17 +1,21 @@
 """Versioned HDF5 checkpoints (h5py), written atomically.
 
-Layout of ``format_version`` 1::
+Layout of ``format_version`` 2::
 
     /                 attrs: kind="spikelfp-model", format_version, library_version, created,
                              seed, dataset, config (JSON), history (JSON), binning (JSON),
                              rng_state (JSON)
-    /network          attrs: n_layers, dt [s]
-    /network/layer_0  datasets: weight (n_out, n_in), bias (n_out,) [optional]
-                      attrs: beta, threshold, reset
+    /network          attrs: n_layers, dt [s], arch (the hidden layers' spec, docs/layers.md)
+    /network/layer_0  datasets: weight (n_out, n_in), bias (n_out,) [optional],
+                                recurrent (n_out, n_out) [optional; a recurrent layer's V]
+                      attrs: beta, threshold, reset, type ("dense" or "recurrent")
     /optimizer        [optional] attrs: state (JSON scalars); datasets: the optimizer's buffers
+                      (in the packed layout of spikelfp.packed: V.T follows W.T per layer)
 
-Every field but ``/network`` is optional on read and gets a default, so old files keep loading.
-A file from a newer format is refused with a message saying so.
+Version 1 (spikelfp 0.1: dense layers only, no ``arch``/``type``/``recurrent``) is read as the
+same network; its config's ``hidden`` becomes the spec ``d<N>-...``; it is written back as
+version 2. Every field but ``/network`` is optional on read and gets a default, so old files keep
+loading. A file from a newer format is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from .network import LIFLayer, Network
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KIND = "spikelfp-model"
 
 
@@ -205,11 +209,15 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
             g = f.create_group("network")
             g.attrs["n_layers"] = len(ckpt.network)
             g.attrs["dt"] = float(ckpt.network.dt)
+            g.attrs["arch"] = ckpt.network.arch
             for l, layer in enumerate(ckpt.network.layers):
                 gl = g.create_group(f"layer_{l}")
+                gl.attrs["type"] = "recurrent" if layer.is_recurrent else "dense"
                 gl.create_dataset("weight", data=layer.weight)
                 if layer.bias is not None:
                     gl.create_dataset("bias", data=layer.bias)
+                if layer.recurrent is not None:
+                    gl.create_dataset("recurrent", data=layer.recurrent)
                 gl.attrs["beta"] = float(layer.beta)
                 gl.attrs["threshold"] = float(layer.threshold)
                 gl.attrs["reset"] = layer.reset
@@ -218,6 +226,10 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
                 go.attrs["state"] = json.dumps(ckpt.optimizer.get("state", {}), default=_json_default)
                 for name, arr in ckpt.optimizer.get("arrays", {}).items():
                     go.create_dataset(name, data=arr)
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _attr_json(f, name, default):
@@ -260,14 +272,22 @@ def load_checkpoint(path) -> Checkpoint:
                 gl = g[f"layer_{l}"]
                 if "weight" not in gl:
                     raise ModelFileError(f"{path}: network/layer_{l}/weight is missing")
+                for name in ("weight", "bias", "recurrent"):
+                    if name in gl and gl[name].dtype.kind != "f":
+                        raise ModelFileError(f"{path}: network/layer_{l}/{name} holds {gl[name].dtype} values, "
+                                             "not floats")
+                kind = _text(gl.attrs.get("type", "dense"))
+                if kind not in ("dense", "recurrent"):
+                    raise ModelFileError(f"{path}: network/layer_{l} has type {kind!r}, which this spikelfp "
+                                         "cannot read (dense, recurrent); upgrade spikelfp")
+                if (kind == "recurrent") != ("recurrent" in gl):
+                    raise ModelFileError(f"{path}: network/layer_{l} is typed {kind!r} but "
+                                         f"{'lacks' if kind == 'recurrent' else 'has'} recurrent weights")
                 bias = gl["bias"][()] if "bias" in gl else None
-                for name, arr in (("weight", gl["weight"]), ("bias", gl["bias"] if "bias" in gl else None)):
-                    if arr is not None and arr.dtype.kind != "f":
-                        raise ModelFileError(f"{path}: network/layer_{l}/{name} holds {arr.dtype} values, not floats")
-                reset = gl.attrs.get("reset", "zero")
-                reset = reset.decode() if isinstance(reset, bytes) else str(reset)
+                rec = gl["recurrent"][()] if "recurrent" in gl else None
                 layers.append(LIFLayer(gl["weight"][()], bias, float(gl.attrs.get("beta", 0.9)),
-                                       float(gl.attrs.get("threshold", 1.0)), reset))
+                                       float(gl.attrs.get("threshold", 1.0)), _text(gl.attrs.get("reset", "zero")),
+                                       recurrent=rec))
             net = Network(layers, dt=float(g.attrs.get("dt", 1e-3)))
             opt = None
             if "optimizer" in f:

@@ -15,6 +15,8 @@ Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
     dv     = round((1 - beta) * 4096),  du = 4095  (current decays fully: u = input of this step)
 
 so that v_int = v_float * s * 2^e * 64 up to rounding. Only reset-to-zero layers can be expressed.
+A recurrent layer's V shares W's scale (s from max(|W|, |V|)) and exponent: both feed one u, as two
+Dense processes whose inputs Lava adds after each one's own ``weight_exp`` shift.
 
 Example
 -------
@@ -62,6 +64,7 @@ class LoihiLayer:
     bias_mant: np.ndarray     # int32 (n_out,)
     bias_exp: int
     scale: float              # v_int / v_float = s * 2^e * 64
+    recurrent: np.ndarray | None = None   # int32 (n_out, n_out), same format and weight_exp as weight
 
     @property
     def effective_bias(self) -> np.ndarray:
@@ -93,7 +96,8 @@ def quantize(net: Network) -> LoihiNetwork:
     layers = []
     for layer in net.layers:
         W = layer.weight.astype(np.float64)
-        wmax = float(np.abs(W).max())
+        V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
+        wmax = max(float(np.abs(a).max()) for a in (W, V) if a is not None)
         s = W_MAX_INT / wmax if wmax > 0 else 1.0
         ts = layer.threshold * s
         e = int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
@@ -101,8 +105,9 @@ def quantize(net: Network) -> LoihiNetwork:
         if vth > VTH_MAX:
             raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
         vth = max(vth, 1)
-        wq = (2 * np.round(W * s / 2)).astype(np.int32)
-        wq = np.clip(wq, -256, W_MAX_INT)
+        def q8(a):
+            return np.clip((2 * np.round(a * s / 2)).astype(np.int32), -256, W_MAX_INT)
+        wq = q8(W)
         scale = s * 2.0**e * 64
         if layer.bias is not None:
             bs = layer.bias.astype(np.float64) * scale
@@ -117,7 +122,8 @@ def quantize(net: Network) -> LoihiNetwork:
             bexp = 0
             bm = np.zeros(layer.n_out, dtype=np.int32)
         dv = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
-        layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale))
+        layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
+                                 recurrent=None if V is None else q8(V)))
     return LoihiNetwork(layers, dt=net.dt)
 
 
@@ -129,18 +135,24 @@ def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool =
     sizes = np.asarray(q.sizes, dtype=np.int64)
     eb = as_event_batch(x, int(sizes[0]))
     L = len(q.layers)
-    w_off, n_off = layer_offsets(sizes)
-    WT = np.concatenate([la.weight.T.astype(np.int64).ravel() for la in q.layers])
+    rec = np.array([la.recurrent is not None for la in q.layers], dtype=np.bool_)
+    w_off, n_off = layer_offsets(sizes, rec)
+    WT = np.concatenate([a.T.astype(np.int64).ravel() for la in q.layers
+                         for a in (la.weight, la.recurrent) if a is not None])
     bias = np.concatenate([la.effective_bias for la in q.layers]).astype(np.int64)
     B, T = eb.batch_size, eb.n_steps
-    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, raster, membrane)
-    forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off,
+    keep_ras = raster or bool(rec.any())    # recurrent SynOps need the last step's spikes
+    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, keep_ras, membrane)
+    forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off, rec,
                   np.array([la.weight_exp for la in q.layers], np.int64),
                   np.array([la.du for la in q.layers], np.int64),
                   np.array([la.dv for la in q.layers], np.int64),
                   np.array([la.vth for la in q.layers], np.int64), bias,
-                  default_chunks(B), counts, raster, ras, membrane, mem)
+                  default_chunks(B), counts, keep_ras, ras, membrane, mem)
     synops = eb.counts().sum(1).astype(np.int64) * int(sizes[1])
     for l in range(1, L):
         synops += counts[:, n_off[l - 1]: n_off[l]].sum(1).astype(np.int64) * int(sizes[l + 1])
+    for l in np.flatnonzero(rec):          # own spikes of steps 1..T-1 through V
+        own = counts[:, n_off[l]: n_off[l + 1]].sum(1) - ras[:, T - 1, n_off[l]: n_off[l + 1]].sum(1)
+        synops += own.astype(np.int64) * int(sizes[l + 1])
     return split_record(counts, ras, mem, n_off, raster, membrane, synops)

@@ -141,6 +141,10 @@ class LIFLayer:
     def is_recurrent(self) -> bool:
         return self.recurrent is not None
 
+    def weight_arrays(self) -> list[np.ndarray]:
+        """The layer's synaptic weight matrices: [W] or [W, V]."""
+        return [self.weight] if self.recurrent is None else [self.weight, self.recurrent]
+
     @property
     def kind(self) -> str:
         """The layer type's name in architecture specs (``docs/layers.md``): ``"d"`` or ``"r"``."""

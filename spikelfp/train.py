@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arch import arch_from_hidden, format_arch, parse_arch
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
 from .network import RESETS, Network
@@ -39,6 +40,7 @@ class TrainConfig:
 
     dataset: str = "digits-saccade"
     hidden: list = field(default_factory=lambda: [256])
+    arch: str | None = None            # hidden layers as a spec (docs/layers.md), e.g. "r256"; None: dense `hidden`
     rule: str = "temporal"
     reward: str | None = None          # None: ce (temporal rule with subtract reset: rate; docs/rules.md)
     tau: float = 1.0                   # softmax/ce reward temperature [spikes]
@@ -64,9 +66,15 @@ class TrainConfig:
     eval_batch_size: int = 256
 
     def __post_init__(self):
-        self.hidden = [int(h) for h in self.hidden]
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden sizes must be >= 1 (got {self.hidden})")
+        if self.arch is None:
+            self.hidden = [int(h) for h in self.hidden]
+            if any(h < 1 for h in self.hidden):
+                raise ValueError(f"hidden sizes must be >= 1 (got {self.hidden})")
+            self.arch = arch_from_hidden(self.hidden)
+        else:
+            layers = parse_arch(self.arch)          # the spec wins; hidden follows it
+            self.arch = format_arch(layers)
+            self.hidden = [n for _, n in layers]
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
         if self.reward is None:
@@ -90,6 +98,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def recurrent(self) -> list[bool]:
+        """Per layer (hidden layers, then the output layer), whether it has recurrent weights."""
+        return [kind == "r" for kind, _ in parse_arch(self.arch)] + [False]
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -122,7 +135,7 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
     LFP cannot wake a silent layer: no spikes, no feedback (docs/rules.md: "initialisation must keep
     every layer active"). For each hidden layer, bottom up, whose mean firing rate on ``probe``
     (spikes per neuron and step) is below ``min_rate``, the layer's weights (and bias) are
-    multiplied by the factor, found by bisection on a log scale, that brings the rate to about
+    multiplied by the factor (recurrent weights too), found by bisection on a log scale, that brings the rate to about
     ``target``. Active layers and the output layer are left exactly as drawn; no randomness is used.
     """
     from .simulate import simulate
@@ -132,9 +145,7 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
     for l in range(len(out) - 1):
         def rate(g, l=l):
             trial = out.copy()
-            trial.layers[l].weight *= g
-            if trial.layers[l].bias is not None:
-                trial.layers[l].bias *= g
+            _scale_layer(trial.layers[l], g)
             sub = Network(trial.layers[: l + 1], dt=trial.dt)
             return float(simulate(sub, probe).counts[-1].mean()) / T
         if rate(1.0) >= min_rate:
@@ -145,11 +156,15 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
         for _ in range(20):
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
-        g = hi
-        out.layers[l].weight *= g
-        if out.layers[l].bias is not None:
-            out.layers[l].bias *= g
+        _scale_layer(out.layers[l], hi)
     return out
+
+
+def _scale_layer(layer, g: float) -> None:
+    """Multiply every weight array of a layer by g, in place."""
+    for a in (layer.weight, layer.bias, layer.recurrent):
+        if a is not None:
+            a *= g
 
 
 def single_threaded_blas():
@@ -210,7 +225,7 @@ class Trainer:
         scaled up (:func:`activate_hidden`). Draws from ``rng`` exactly as the plain init does."""
         c = self.config
         net = Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
-                             reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt)
+                             reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt, recurrent=c.recurrent)
         if probe is not None and c.init_min_rate > 0:
             net = activate_hidden(net, probe, c.init_min_rate)
         return net if c.dtype == "float64" else net.astype(c.dtype)
@@ -257,7 +272,7 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
-            for k in ("hidden", "rule", "reward", "optimizer", "batch_size", "seed", "dataset", "reset"):
+            for k in ("arch", "rule", "reward", "optimizer", "batch_size", "seed", "dataset", "reset"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")

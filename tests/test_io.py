@@ -65,6 +65,54 @@ def test_minimal_v1_fixture_loads_with_defaults():
     assert ck.network.dt == 1e-3
 
 
+def test_v1_checkpoint_of_spikelfp_0_1_migrates(tmp_path):
+    """model_v1.h5 was written by spikelfp's own writer at format_version 1 (commit b015b8d)."""
+    from spikelfp.train import TrainConfig
+
+    src = os.path.join(FIXTURES, "model_v1.h5")
+    ck = load_checkpoint(src)
+    assert ck.format_version == 1 and ck.network.sizes == (6, 4, 3) and ck.network.arch == "d4"
+    assert all(not la.is_recurrent for la in ck.network.layers)
+    cfg = TrainConfig.from_dict(ck.config)
+    assert cfg.arch == "d4" and cfg.hidden == [4] and cfg.recurrent == [False, False]
+    save_checkpoint(tmp_path / "m2.h5", ck)                  # written back as the current version
+    back = load_checkpoint(tmp_path / "m2.h5")
+    assert back.format_version == FORMAT_VERSION == 2
+    with h5py.File(tmp_path / "m2.h5") as f:
+        assert f["network"].attrs["arch"] == "d4" and f["network/layer_0"].attrs["type"] == "dense"
+    for a, b in zip(ck.network.layers, back.network.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.bias, b.bias)
+
+
+def test_recurrent_network_round_trips(tmp_path):
+    import spikelfp
+
+    net = spikelfp.Network.random([5, 4, 3, 2], seed=2, recurrent=[True, False, True], bias=True)
+    save_checkpoint(tmp_path / "r.h5", Checkpoint(network=net))
+    back = load_network(tmp_path / "r.h5")
+    assert back.arch == "r4-d3"
+    for a, b in zip(net.layers, back.layers):
+        assert (a.recurrent is None) == (b.recurrent is None)
+        if a.recurrent is not None:
+            np.testing.assert_array_equal(a.recurrent, b.recurrent)
+    with h5py.File(tmp_path / "r.h5", "r+") as f:          # a recurrent layer without its V
+        del f["network/layer_0/recurrent"]
+    with pytest.raises(ModelFileError, match="lacks recurrent weights"):
+        load_checkpoint(tmp_path / "r.h5")
+    save_checkpoint(tmp_path / "r.h5", Checkpoint(network=net))
+    with h5py.File(tmp_path / "r.h5", "r+") as f:
+        f["network/layer_1"].attrs["type"] = "conv2d"
+    with pytest.raises(ModelFileError, match="type 'conv2d'.*upgrade spikelfp"):
+        load_checkpoint(tmp_path / "r.h5")
+    save_checkpoint(tmp_path / "r.h5", Checkpoint(network=net))
+    with h5py.File(tmp_path / "r.h5", "r+") as f:          # V of the wrong shape
+        del f["network/layer_0/recurrent"]
+        f["network/layer_0"].create_dataset("recurrent", data=np.zeros((4, 3)))
+    with pytest.raises(ModelFileError, match="recurrent weights must have shape"):
+        load_checkpoint(tmp_path / "r.h5")
+
+
 def test_newer_format_is_refused(tmp_path):
     path = tmp_path / "new.h5"
     save_checkpoint(path, _ckpt(np.random.default_rng(0)))

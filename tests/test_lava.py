@@ -345,3 +345,116 @@ def test_fixed_kernel_matches_numpy_reference(seed):
         np.testing.assert_array_equal(ra, r)
         np.testing.assert_array_equal(ma, m)
     assert sum(r.sum() for r in rec.rasters) > 0
+
+
+def _rnet_script_header():
+    return """
+        import numpy as np
+        from conftest import random_input
+        from test_recurrent import random_rnet
+        import spikelfp
+        from spikelfp.backends import lava
+        from spikelfp.loihi import quantize, simulate_fixed
+    """
+
+
+def test_recurrent_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
+    out = run_script(tmp_path, _rnet_script_header() + """
+        res, workers = [], []
+        for seed, sizes, rec, bias in [(0, [20, 12, 5], (True, False), False), (1, [18, 10, 8, 4], (True, True, False), True),
+                                       (2, [15, 9, 3], (False, True), True)]:
+            rng = np.random.default_rng(seed)
+            net = random_rnet(rng, sizes, rec, bias=bias)
+            x = random_input(rng, 4, 14, sizes[0], 0.3)
+            ref = spikelfp.simulate(net, x, raster=True)
+            fl = lava.export(net, "float").run(x)
+            sim = simulate_fixed(quantize(net), x, raster=True)
+            fx = lava.export(net, "fixed").run(x)
+            workers += fl.workers_seen + fx.workers_seen
+            ff = spikelfp.Network([spikelfp.LIFLayer(la.weight, la.bias, la.beta, la.threshold) for la in net.layers])
+            res.append({"float": [bool(np.array_equal(a, b)) for a, b in zip(fl.rasters, ref.rasters)],
+                        "fixed": [bool(np.array_equal(a, b)) for a, b in zip(fx.rasters, sim.rasters)],
+                        "spikes": [int(r.sum()) for r in ref.rasters],
+                        "fixed_spikes": [int(r.sum()) for r in sim.rasters],
+                        "v_matters": any(bool((a != b).any()) for a, b in
+                                         zip(ref.rasters, spikelfp.simulate(ff, x, raster=True).rasters))})
+        print(json.dumps({"res": res, "workers": workers}))
+    """)
+    assert out["workers"]
+    for r in out["res"]:
+        assert all(r["float"]), r
+        assert all(r["fixed"]), r
+        assert all(s > 0 for s in r["spikes"]) and all(s > 0 for s in r["fixed_spikes"]), r
+        assert r["v_matters"], "vacuous: the recurrent weights change no spike"
+
+
+def test_recurrent_export_file_and_stream_refusal(tmp_path):
+    out = run_script(tmp_path, _rnet_script_header() + """
+        import multiprocessing
+        from spikelfp import compat
+        compat.patch_lava()
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        rng = np.random.default_rng(9)
+        net = random_rnet(rng, [14, 9, 4], (True, False), bias=False)   # a stream: no reset, so no bias
+        path = sys.argv[0] + ".lava.h5"
+        lava.write_parameters(path, net)
+        try:
+            lava.load(path, mode="float", n_steps=10)
+            refused = ""
+        except ValueError as e:
+            refused = str(e)
+        T, L = 10, 2
+        x = random_input(rng, 1, T, 14, 0.35)
+        res, workers = {}, []
+        for mode in ("float", "fixed"):
+            procs = lava.load(path, mode=mode)
+            data = np.zeros((14, T + L))
+            data[:, :T] = x[0].T
+            src = Source(data=data if mode == "float" else data.astype(np.int32))
+            sink = Sink(shape=(4,), buffer=T + L)
+            src.s_out.connect(procs.s_in)
+            procs.s_out.connect(sink.a_in)
+            try:
+                src.run(condition=RunSteps(num_steps=T + L), run_cfg=Loihi2SimCfg(select_tag=procs.select_tag))
+                workers += [p.pid for p in multiprocessing.active_children()]
+                got = sink.data.get()
+            finally:
+                src.stop()
+            res[mode] = got[:, L: T + L].T[None].astype(np.uint8)
+        ref = spikelfp.simulate(net, x, raster=True).rasters[-1]
+        ref_fixed = simulate_fixed(quantize(net), x, raster=True).rasters[-1]
+        print(json.dumps({"refused": refused, "float": bool(np.array_equal(res["float"], ref)),
+                          "fixed": bool(np.array_equal(res["fixed"], ref_fixed)), "spikes": int(ref.sum()),
+                          "workers": workers}))
+    """)
+    assert "recurrent layer" in out["refused"] and "n_steps=None" in out["refused"]
+    assert out["spikes"] > 0 and out["float"] and out["fixed"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recurrent_fixed_kernel_matches_numpy_reference(seed):
+    import numpy_reference as ref
+    from test_recurrent import random_rnet
+
+    from spikelfp.loihi import LoihiLayer, LoihiNetwork
+
+    rng = np.random.default_rng(seed)
+    net = random_rnet(rng, [30, 16, 5], (True, False), bias=True)
+    q = quantize(net)
+    assert q.layers[0].recurrent is not None and q.layers[0].recurrent.dtype == np.int32
+    # plus a recurrent layer with a negative exponent: W's and V's sums are floor-shifted apart
+    big = LoihiLayer(weight=(rng.integers(-128, 128, (4, 5)) * 2).astype(np.int32), weight_exp=-2, vth=40,
+                     du=4095, dv=int(rng.integers(0, 4096)), bias_mant=rng.integers(-50, 50, 4).astype(np.int32),
+                     bias_exp=3, scale=1.0, recurrent=(rng.integers(-60, 100, (4, 4)) * 2 + 1).astype(np.int32))
+    q = LoihiNetwork(list(q.layers) + [big])
+    x = (rng.random((6, 25, 30)) < 0.3).astype(np.uint8)
+    rec = simulate_fixed(q, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.loihi_fixed_forward(q, x), rec.rasters, rec.membranes):
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    assert all(r.sum() > 0 for r in rec.rasters)
+    plain = simulate_fixed(q, x)
+    np.testing.assert_array_equal(plain.synops, rec.synops)

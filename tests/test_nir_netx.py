@@ -51,7 +51,7 @@ def test_nir_parameters_are_the_models_physical_time_constants(tmp_path):
 def _euler_nir(graph, x, dt):
     """NIR's LIF definition, tau dv/dt = (v_leak - v) + R I with reset to v_reset after a spike
     (v > v_threshold), integrated by forward Euler with step dt: a reference for our graph."""
-    order = bnir._chain(graph)
+    order, _ = bnir._chain(graph)
     B, T, _ = x.shape
     inp = x.astype(np.float64)
     for k in range(0, len(order) - 1, 2):

@@ -14,6 +14,10 @@ clears u and v at each sample's first step in that layer (``reset_interval = T``
 ``reset_offset = l + 2``), so the samples do not interact. The runner undoes the shift and returns
 rasters aligned with spikelfp's.
 
+A recurrent layer (``I = W x + V s[t-1] + b``) adds a Dense from its LIF's ``s_out`` back to its
+``a_in``: Lava's one-step Dense delay is exactly the contract's t-1. That Dense's buffer would
+carry a sample's last spikes into the next sample, so recurrent nets run one sample per Lava run.
+
 Lava forks worker processes: :meth:`LavaExport.run` always calls ``stop()`` (in ``finally``).
 
 Example
@@ -148,12 +152,12 @@ class LavaExport:
             if self.mode == "float":
                 p = float_parameters(layer)
                 out.append({"layer": l, "shape": list(layer.weight.shape), "du": p["du"], "dv": p["dv"],
-                            "vth": p["vth"], "bias": layer.bias is not None})
+                            "vth": p["vth"], "bias": layer.bias is not None, "recurrent": layer.is_recurrent})
             else:
                 q = self.quantized.layers[l]
                 out.append({"layer": l, "shape": list(q.weight.shape), "weight_exp": q.weight_exp,
                             "vth": q.vth, "du": q.du, "dv": q.dv, "bias_exp": q.bias_exp,
-                            "scale": q.scale, "bias": layer.bias is not None})
+                            "scale": q.scale, "bias": layer.bias is not None, "recurrent": layer.is_recurrent})
         return out
 
     def layer_parameters(self) -> list[dict]:
@@ -161,26 +165,58 @@ class LavaExport:
         out = []
         for l, layer in enumerate(self.network.layers):
             if self.mode == "float":
-                out.append({"dense": {"weights": layer.weight.astype(np.float64)}, "lif": float_parameters(layer)})
+                p = {"dense": {"weights": layer.weight.astype(np.float64)}, "lif": float_parameters(layer)}
+                if layer.is_recurrent:
+                    p["recurrent"] = {"weights": layer.recurrent.astype(np.float64)}
             else:
                 q = self.quantized.layers[l]
-                out.append({"dense": {"weights": q.weight.astype(np.int32), "weight_exp": int(q.weight_exp),
-                                      "num_weight_bits": 8},
-                            "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
-                                    "bias_mant": q.bias_mant.astype(np.int32),
-                                    "bias_exp": np.full(layer.n_out, q.bias_exp, dtype=np.int32)}})
+                p = {"dense": {"weights": q.weight.astype(np.int32), "weight_exp": int(q.weight_exp),
+                               "num_weight_bits": 8},
+                     "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
+                             "bias_mant": q.bias_mant.astype(np.int32),
+                             "bias_exp": np.full(layer.n_out, q.bias_exp, dtype=np.int32)}}
+                if q.recurrent is not None:    # the same scale and exponent as W: both feed one u
+                    p["recurrent"] = {"weights": q.recurrent.astype(np.int32), "weight_exp": int(q.weight_exp),
+                                      "num_weight_bits": 8}
+            out.append(p)
         return out
 
     def run(self, x) -> LavaRun:
-        """Run a batch (EventBatch or dense (B, T, n_in)) through Lava; returns aligned rasters."""
-        RunSteps, Loihi2SimCfg, Dense, RingBuffer, LIFReset, SignMode, SpikeRecorder = _lava()
+        """Run a batch (EventBatch or dense (B, T, n_in)) through Lava; returns aligned rasters.
+
+        Feed-forward nets run the batch as one stream of back-to-back samples (``LIFReset`` clears
+        each layer between them). A recurrent layer's Dense would carry the last step's spikes of
+        one sample into the next sample's first step (Lava's Dense buffers one step, and the reset
+        clears only u and v), so nets with recurrent layers run each sample in a Lava run of its own.
+        """
         net = self.network
         eb = as_event_batch(x, net.n_in)
         B, T, L = eb.batch_size, eb.n_steps, len(net)
-        steps = B * T + L
         dense_in = eb.to_dense(np.float64 if self.mode == "float" else np.int32)
-        data = np.zeros((net.n_in, steps), dtype=dense_in.dtype)
-        data[:, : B * T] = dense_in.reshape(B * T, net.n_in).T
+        recurrent = any(layer.is_recurrent for layer in net.layers)
+        groups = [[b] for b in range(B)] if recurrent else [list(range(B))]
+        rasters = [np.zeros((B, T, layer.n_out), np.uint8) for layer in net.layers]
+        workers: list[int] = []
+        seconds, lava_steps = 0.0, 0
+        for group in groups:
+            n = len(group)
+            steps = n * T + L
+            data = np.zeros((net.n_in, steps), dtype=dense_in.dtype)
+            data[:, : n * T] = dense_in[group].reshape(n * T, net.n_in).T
+            recs, secs, seen = self._run_stream(data, steps, None if recurrent else T, steps if recurrent else None)
+            workers += seen
+            seconds += secs
+            lava_steps += steps
+            for l, (rec, layer) in enumerate(zip(recs, net.layers)):
+                idx = (np.arange(n)[:, None] * T + np.arange(T)[None, :] + l + 1).ravel()
+                rasters[l][group] = rec[idx].reshape(n, T, layer.n_out)
+        return LavaRun(rasters, self.mode, lava_steps, seconds, workers)
+
+    def _run_stream(self, data, steps: int, n_steps: int | None, one_sample_steps: int | None):
+        """One Lava run of ``steps`` steps on source ``data`` (n_in, steps); returns every layer's
+        recorded spikes (steps, n_l), the seconds it took and the worker pids seen."""
+        RunSteps, Loihi2SimCfg, Dense, RingBuffer, LIFReset, SignMode, SpikeRecorder = _lava()
+        net = self.network
         remove_stale_tempdirs()
         tmp = tempfile.mkdtemp(prefix=f"spikelfp-lava-{os.getpid()}-")   # pid: whose it is
         src = None
@@ -189,7 +225,8 @@ class LavaExport:
         _guard_workers()
         try:
             src = RingBuffer(data=data)
-            procs = build_processes(self.layer_parameters(), self.mode, n_steps=T)
+            procs = build_processes(self.layer_parameters(), self.mode, n_steps=n_steps,
+                                    one_sample_steps=one_sample_steps)
             src.s_out.connect(procs.s_in)
             recorders = []
             for l, (layer, lif) in enumerate(zip(net.layers, procs.lifs, strict=True)):
@@ -219,17 +256,15 @@ class LavaExport:
             _reap_workers(timeout=0.0 if interrupted else 5.0)
         seconds = time.perf_counter() - t0
         try:
-            rasters = []
-            for l, layer in enumerate(net.layers):
+            recs = []
+            for l in range(len(net.layers)):
                 path = os.path.join(tmp, f"layer{l}.npy")
                 if not os.path.exists(path):
                     raise RuntimeError(f"Lava run ended without writing layer {l}'s spikes")
-                rec = np.load(path)                              # (steps, n)
-                idx = (np.arange(B)[:, None] * T + np.arange(T)[None, :] + l + 1).ravel()
-                rasters.append(rec[idx].reshape(B, T, layer.n_out))
+                recs.append(np.load(path))                       # (steps, n)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return LavaRun(rasters, self.mode, steps, seconds, workers)
+        return recs, seconds, workers
 
 
 @dataclass
@@ -246,6 +281,7 @@ class LavaProcesses:
     lifs: list
     mode: str
     n_steps: int | None
+    recurrent: list = None     # per layer: the recurrent Dense (lif.s_out -> lif.a_in) or None
 
     @property
     def s_in(self):
@@ -260,44 +296,67 @@ class LavaProcesses:
         return "floating_pt" if self.mode == "float" else "fixed_pt"
 
 
-def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = None) -> LavaProcesses:
+def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = None, *,
+                    one_sample_steps: int | None = None) -> LavaProcesses:
     """Lava ``Dense -> LIF`` processes of every layer, connected in a chain.
 
     ``layer_params`` as :meth:`LavaExport.layer_parameters` gives them (or :func:`load` reads them).
     With ``n_steps`` = T, ``LIFReset`` clears each layer's u and v at the first step of every
     sample in a stream of back-to-back samples of T steps (offset by the layer's Dense delays:
     ``reset_interval = T``, ``reset_offset = (l + 2) % T``); without it, plain ``LIF`` (one stream).
+
+    A layer with a ``"recurrent"`` entry gets a second Dense from its own ``s_out`` back to its
+    ``a_in``: Lava's one-step Dense delay is exactly the contract's ``V s[t-1]``. Such a net cannot
+    separate back-to-back samples in one stream (that Dense hands the last step's spikes of a
+    sample to the next one's first step; ``LIFReset`` clears only u and v), so ``n_steps`` is
+    refused for it: run each sample from a fresh start, as :meth:`LavaExport.run` does, with
+    ``one_sample_steps`` = the run's length: each layer is reset once, at its first step (so a
+    bias does not charge the membrane during the Dense delays before the sample reaches it).
     """
     if mode not in MODES:
         raise ValueError(f"unknown Lava mode {mode!r}; choose float or fixed")
+    if n_steps and any(p.get("recurrent") for p in layer_params):
+        raise ValueError("n_steps: a recurrent layer carries the last spikes of one sample into the next one's "
+                         "first step through its Dense's one-step buffer, which LIFReset does not clear; run each "
+                         "sample in its own Lava run (n_steps=None), as spikelfp's LavaExport.run does")
     _, _, Dense, _, LIFReset, SignMode, _ = _lava()
     from lava.proc.lif.process import LIF
 
-    denses, lifs = [], []
+    denses, lifs, recs = [], [], []
     for l, p in enumerate(layer_params):
         kw = dict(p["dense"])
         if mode == "fixed":
             kw["sign_mode"] = SignMode.MIXED
         dense = Dense(**kw)
         n_out = kw["weights"].shape[0]
-        if n_steps:
-            lif = LIFReset(shape=(n_out,), reset_interval=int(n_steps), reset_offset=(l + 2) % int(n_steps),
-                           **p["lif"])
+        period = int(n_steps or one_sample_steps or 0)
+        if period:
+            lif = LIFReset(shape=(n_out,), reset_interval=period, reset_offset=(l + 2) % period, **p["lif"])
         else:
             lif = LIF(shape=(n_out,), **p["lif"])
         if lifs:
             lifs[-1].s_out.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
+        rec = None
+        if p.get("recurrent"):
+            rkw = dict(p["recurrent"])
+            if mode == "fixed":
+                rkw["sign_mode"] = SignMode.MIXED
+            rec = Dense(**rkw)
+            lif.s_out.connect(rec.s_in)
+            rec.a_out.connect(lif.a_in)           # Lava sums the two Dense inputs of a_in
         denses.append(dense)
         lifs.append(lif)
-    return LavaProcesses(denses, lifs, mode, n_steps)
+        recs.append(rec)
+    return LavaProcesses(denses, lifs, mode, n_steps, recs)
 
 
 def write_parameters(path, network: Network) -> None:
     """Write the Lava parameters of both modes to an HDF5 file (``spikelfp export --to lava``).
 
-    Layout: ``/layer_<l>/{floating_pt,fixed_pt}/{dense,lif}/<name>`` (datasets and attributes named
-    as Lava's ``Dense`` and ``LIF`` keyword arguments), attributes ``kind``, ``n_layers``. Read it
+    Layout: ``/layer_<l>/{floating_pt,fixed_pt}/{dense,lif,recurrent}/<name>`` (datasets and
+    attributes named as Lava's ``Dense`` and ``LIF`` keyword arguments; ``recurrent`` only for a
+    recurrent layer: the Dense from the layer's spikes back to itself), attributes ``kind``, ``n_layers``. Read it
     back with :func:`load`, which builds the Lava processes.
     """
     import h5py
@@ -312,7 +371,9 @@ def write_parameters(path, network: Network) -> None:
         f.attrs["dt"] = float(network.dt)
         for tag, ex in modes.items():
             for l, p in enumerate(ex.layer_parameters()):
-                for part in ("dense", "lif"):
+                for part in ("dense", "lif", "recurrent"):
+                    if part not in p:
+                        continue
                     g = f.require_group(f"layer_{l}/{tag}/{part}")
                     for k, v in p[part].items():
                         if np.ndim(v) == 0:
@@ -340,7 +401,9 @@ def read_parameters(path, mode: str = "float") -> list[dict]:
             out = []
             for l in range(int(f.attrs["n_layers"])):
                 layer = {}
-                for part in ("dense", "lif"):
+                for part in ("dense", "lif", "recurrent"):
+                    if part == "recurrent" and part not in f[f"layer_{l}/{tag}"]:
+                        continue
                     g = f[f"layer_{l}/{tag}/{part}"]
                     d = {k: g[k][()] for k in g}
                     d.update({k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()})

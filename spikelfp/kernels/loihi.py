@@ -9,7 +9,10 @@ Integer arithmetic of lava-nc 0.10.0's ``PyDenseModelBitAcc`` and ``PyLifResetMo
     s   = v' > (vth << 6);   v' = 0 where s
 
 ``trunc0`` rounds toward zero (Lava: sign(x) * (|x| >> 12)). Lava's Dense adds one step of delay
-per layer; this kernel does not (the exporter accounts for the shift).
+per layer; this kernel does not (the exporter accounts for the shift). A recurrent layer's V is a
+second Dense (Lava: from the layer's s_out back to its a_in; its one-step delay is the contract's
+t-1): its sum over the layer's spikes of step t-1 is shifted by the same exponent on its own,
+then added to a (Lava adds the two Dense outputs at the LIF's a_in).
 """
 
 import numpy as np
@@ -27,7 +30,7 @@ def _trunc_decay(x, factor):
 
 
 @njit(cache=True, parallel=True)
-def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, wexp, du, dv, vth, bias_eff,
+def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, wexp, du, dv, vth, bias_eff,
                   n_chunks, counts, rec_raster, raster, rec_mem, mem):
     """Fixed-point forward pass; ``WT`` int64 in the packed transposed layout, ``bias_eff`` the
     per-neuron effective bias (bias_mant << bias_exp). Fills counts and optional rasters/membranes
@@ -42,6 +45,7 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, wexp, du, dv, v
         u = np.zeros(nmax, dtype=np.int64)
         v = np.zeros(nmax, dtype=np.int64)
         acc = np.zeros(nmax, dtype=np.int64)
+        racc = np.zeros(nmax, dtype=np.int64)
         ptr_a = np.zeros(T + 1, dtype=np.int64)
         ptr_b = np.zeros(T + 1, dtype=np.int64)
         idx_a = np.empty(T * nmax, dtype=np.int32)
@@ -70,20 +74,29 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, wexp, du, dv, v
                     v[j] = 0
                 op[0] = 0
                 k = 0
+                v0 = w0 + sizes[l] * n_out
                 for t in range(T):
                     for j in range(n_out):
                         acc[j] = 0
+                        racc[j] = 0
                     for q in range(ip[pb + t], ip[pb + t + 1]):
                         base = w0 + ix[q] * n_out
                         row = WT[base: base + n_out]
                         for j in range(n_out):
                             acc[j] += row[j]
+                    if rec[l] and t > 0:
+                        for q in range(op[t - 1], op[t]):       # own spikes of step t-1
+                            base = v0 + ox[q] * n_out
+                            row = WT[base: base + n_out]
+                            for j in range(n_out):
+                                racc[j] += row[j]
                     for j in range(n_out):
                         a = acc[j]
+                        r = racc[j]
                         if e > 0:
-                            a = a << e
+                            a = (a << e) + (r << e)
                         else:
-                            a = a >> (-e)
+                            a = (a >> (-e)) + (r >> (-e))
                         dc = _trunc_decay(u[j], fu) + (a << 6)
                         wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
                         if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
