@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from spikelfp.network import LIFLayer, Network
+from spikelfp.network import ConvLayer, LIFLayer, Network
 
 SURROGATES = {"fast-sigmoid": ("fast_sigmoid", {"slope": 25}), "atan": ("atan", {"alpha": 2.0})}
 
@@ -64,7 +64,24 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
             self.fcs = torch.nn.ModuleList()
             self.recs = torch.nn.ModuleList()     # V per layer (torch.nn.Identity where there is none)
             self.lifs = torch.nn.ModuleList()
+            self.shapes = []                      # a conv layer's (in_shape, out_shape), else None
             for layer in network.layers:
+                if isinstance(layer, ConvLayer):
+                    H, W, C = layer.in_shape
+                    fc = torch.nn.Conv2d(C, layer.out_shape[2], layer.kernel_size, stride=layer.stride,
+                                         padding=layer.padding, bias=layer.bias is not None, dtype=dtype)
+                    with torch.no_grad():
+                        fc.weight.copy_(torch.as_tensor(layer.weight, dtype=dtype))
+                        if layer.bias is not None:
+                            fc.bias.copy_(torch.as_tensor(layer.bias, dtype=dtype))
+                    self.fcs.append(fc)
+                    self.recs.append(torch.nn.Identity())
+                    self.shapes.append((layer.in_shape, layer.out_shape))
+                    self.lifs.append(snn.Leaky(beta=torch.tensor(layer.beta, dtype=dtype),
+                                               threshold=torch.tensor(layer.threshold, dtype=dtype),
+                                               spike_grad=spike_grad, reset_mechanism=layer.reset, init_hidden=False))
+                    continue
+                self.shapes.append(None)
                 if layer.recurrent is not None:
                     rc = torch.nn.Linear(layer.n_out, layer.n_out, bias=False, dtype=dtype)
                     with torch.no_grad():
@@ -83,14 +100,20 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
                                            spike_grad=spike_grad, reset_mechanism=layer.reset, init_hidden=False))
 
         def forward(self, x, record: bool = False):
-            mems = [torch.zeros(x.shape[1], fc.out_features, dtype=x.dtype, device=x.device) for fc in self.fcs]
+            mems = [torch.zeros(x.shape[1], _n_out(fc, sh), dtype=x.dtype, device=x.device)
+                    for fc, sh in zip(self.fcs, self.shapes)]
             prev = [torch.zeros_like(m) for m in mems]
             spikes = [[] for _ in self.fcs]
             membranes = [[] for _ in self.fcs]
             for t in range(x.shape[0]):
                 h = x[t]
                 for l, (fc, rc, lif) in enumerate(zip(self.fcs, self.recs, self.lifs)):
-                    cur = fc(h.to(fc.weight.dtype))
+                    if self.shapes[l] is not None:     # channels-last flat <-> torch's (B, C, H, W)
+                        (H, W, C), _ = self.shapes[l]
+                        img = h.to(fc.weight.dtype).reshape(-1, H, W, C).permute(0, 3, 1, 2)
+                        cur = fc(img).permute(0, 2, 3, 1).reshape(h.shape[0], -1)
+                    else:
+                        cur = fc(h.to(fc.weight.dtype))
                     if isinstance(rc, torch.nn.Linear):
                         cur = cur + rc(prev[l].to(rc.weight.dtype))
                     h, mems[l] = lif(cur, mems[l])
@@ -106,18 +129,26 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
     return SNNTorchNet()
 
 
+def _n_out(fc, shape) -> int:
+    return int(np.prod(shape[1])) if shape is not None else fc.out_features
+
+
 def from_snntorch(model, dt: float = 1e-3) -> Network:
     """Read a model built by :func:`to_snntorch` (or any Linear/Leaky stack of that shape) back."""
     import torch
 
     layers = []
     recs = getattr(model, "recs", [None] * len(model.fcs))
-    for fc, rc, lif in zip(model.fcs, recs, model.lifs, strict=True):
+    shapes = getattr(model, "shapes", [None] * len(model.fcs))
+    for fc, rc, lif, sh in zip(model.fcs, recs, model.lifs, shapes, strict=True):
         beta = float(lif.beta.detach().clamp(0, 1).cpu().reshape(-1)[0])
         thr = float(lif.threshold.detach().cpu().reshape(-1)[0])
         reset = {0: "subtract", 1: "zero"}[int(lif.reset_mechanism_val)]
         w = fc.weight.detach().cpu().double().numpy().copy()
         b = None if fc.bias is None else fc.bias.detach().cpu().double().numpy().copy()
+        if sh is not None:
+            layers.append(ConvLayer(w, sh[0], fc.stride[0], fc.padding[0], b, beta=beta, threshold=thr, reset=reset))
+            continue
         v = rc.weight.detach().cpu().double().numpy().copy() if isinstance(rc, torch.nn.Linear) else None
         layers.append(LIFLayer(w, b, beta=beta, threshold=thr, reset=reset, recurrent=v))
     return Network(layers, dt=dt)
@@ -128,7 +159,7 @@ def dense_batch(eb, torch, dtype):
     return torch.from_numpy(np.ascontiguousarray(eb.to_dense(np.float32).transpose(1, 0, 2))).to(dtype)
 
 
-def train_sg(train, test, *, hidden=(256,), recurrent=None, epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
+def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
              surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
              init_min_rate=0.01, seed=0, threads=2, dt=1e-3, log=None, progress=False,
              epoch_callback=None) -> dict:
@@ -138,6 +169,7 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, epochs=20, batch_siz
     an SG run with one seed start from the same weights) and the epochs shuffle with it as well.
     Evaluation runs the trained weights in spikelfp's simulator (identical spikes; see the tests).
     ``recurrent``: one flag per hidden layer (recurrent LIF, docs/layers.md); None: all dense.
+    ``arch``: an architecture spec (docs/layers.md), used instead of ``hidden``/``recurrent``.
     Returns a dict with the network, the history and timings.
     """
     torch, snntorch = _torch()
@@ -151,9 +183,14 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, epochs=20, batch_siz
     rng = np.random.default_rng(seed)
     from spikelfp.train import activate_hidden, probe_batch
 
-    rec = [bool(r) for r in (recurrent or [False] * len(hidden))] + [False]
-    net0 = Network.random([train.n_in, *hidden, train.n_classes], seed=rng, beta=beta, threshold=threshold,
-                          reset=reset, bias=bias, gain=init_gain, dt=dt, recurrent=rec)
+    if arch is None:
+        from spikelfp.arch import format_arch
+
+        arch = format_arch(("r" if r else "d", int(h)) for h, r in zip(hidden, recurrent or [False] * len(hidden)))
+    from spikelfp.train import input_shape
+
+    net0 = Network.from_arch(arch, input_shape(train), train.n_classes, seed=rng, beta=beta, threshold=threshold,
+                             reset=reset, bias=bias, gain=init_gain, dt=dt)
     if init_min_rate > 0:   # the same init as an LFP run (spikelfp.train.Trainer.init_network)
         net0 = activate_hidden(net0, probe_batch(train), init_min_rate)
     model = to_snntorch(net0, surrogate=surrogate, dtype=torch.float32)

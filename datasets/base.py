@@ -33,6 +33,7 @@ class EventDataset:
     n_classes: int
     name: str = ""
     classes: list = field(default_factory=list)
+    input_shape: tuple | None = None    # channels-last (H, W, C) of the channels, where the sensor has one
 
     def __post_init__(self):
         self.steps = np.ascontiguousarray(self.steps, dtype=np.int32)
@@ -52,6 +53,10 @@ class EventDataset:
             raise ValueError(f"{self.name}: channels outside [0, {self.n_in})")
         if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
             raise ValueError(f"{self.name}: labels outside [0, {self.n_classes})")
+        if self.input_shape is not None:
+            self.input_shape = tuple(int(v) for v in self.input_shape)
+            if int(np.prod(self.input_shape)) != self.n_in:
+                raise ValueError(f"{self.name}: input_shape {self.input_shape} does not hold {self.n_in} channels")
 
     def __len__(self) -> int:
         return int(self.labels.size)
@@ -76,7 +81,7 @@ class EventDataset:
         sel = np.concatenate([np.arange(self.sample_ptr[k], self.sample_ptr[k + 1]) for k in idx]) \
             if idx.size else np.zeros(0, np.int64)
         return EventDataset(self.steps[sel], self.channels[sel], ptr, self.labels[idx], self.n_steps,
-                            self.n_in, self.n_classes, self.name, list(self.classes))
+                            self.n_in, self.n_classes, self.name, list(self.classes), self.input_shape)
 
     @classmethod
     def from_samples(cls, samples, labels, n_steps, n_in, n_classes, name="", classes=()):

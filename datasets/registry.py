@@ -63,6 +63,11 @@ class DatasetSpec:
     def input_size(self, binning: Binning | None = None) -> int:
         return (binning or self.default_binning).n_channels(self.sensor_size)
 
+    def input_shape(self, binning: Binning | None = None) -> tuple:
+        """Channels-last (H, W, C) of the binned channels (channel = (y * W + x) * C + c)."""
+        W, H, C = (binning or self.default_binning).out_shape(self.sensor_size)
+        return (int(H), int(W), int(C))
+
 
 def _saccade(name):
     def splits(root, progress=None, download=True, gen_seed=0):
@@ -254,11 +259,16 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     path, key = cache_path(spec, binning, root, gen_seed, size)
     cached = read_cache(path, key)
     if cached is not None and {"train", "test"} <= set(cached):
-        return cached["train"], cached["test"]
+        return _shaped(cached["train"], spec, binning), _shaped(cached["test"], spec, binning)
     kwargs = {"gen_seed": gen_seed} if spec.offline else {}
     if size is not None:
         kwargs["size"] = size
     raw = spec.splits(root, progress, download, **kwargs)
     out = {s: bin_split(raw[s], spec, binning, progress, s) for s in ("train", "test")}
     write_cache(path, out, key)
-    return out["train"], out["test"]
+    return _shaped(out["train"], spec, binning), _shaped(out["test"], spec, binning)
+
+
+def _shaped(ds, spec, binning):
+    ds.input_shape = spec.input_shape(binning)
+    return ds

@@ -14,11 +14,11 @@ __version__ = "0.1.0"
 
 from .events import EventBatch
 from .feedback import REWARDS, RULES, Feedback, RateReward, SoftmaxReward, SpikeCount, Temporal, check_conservation
-from .network import LIFLayer, LIFParams, Network
+from .network import ConvLayer, LIFLayer, LIFParams, Network
 from .simulate import Record, predict, simulate, tie_rate
 
 __all__ = [
-    "__version__", "EventBatch", "Network", "LIFLayer", "LIFParams", "simulate", "Record", "predict",
+    "__version__", "EventBatch", "Network", "LIFLayer", "ConvLayer", "LIFParams", "simulate", "Record", "predict",
     "tie_rate", "Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "Feedback", "RULES",
     "REWARDS", "check_conservation", "Trainer",
 ]

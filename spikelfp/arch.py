@@ -8,31 +8,59 @@ neuron per class) is implied by the dataset::
     r256-d128     recurrent 256, then dense 128
     ""            no hidden layer (inputs straight to the output layer)
 
-Tokens: ``d<N>`` dense LIF, ``r<N>`` dense + recurrent LIF, N >= 1. Convolution and pooling are
-designed in docs/layers.md but not implemented yet; their tokens are refused with that message.
+Tokens: ``d<N>`` dense LIF, ``r<N>`` dense + recurrent LIF, N >= 1;
+``c<C>k<K>[s<S>][p<P>]`` a 2-D convolution of C output channels, K x K kernel, stride S
+(default 1), zero padding P (default 0), on the channels-last input (H, W, C) of the dataset
+(camera datasets: ``(height, width, polarities)`` after binning). Pooling is designed in
+docs/layers.md but not implemented yet; its token ``p<K>`` is refused with that message.
+
+    c8k5s2-c16k3s2-d64      two conv layers, then dense 64
 
 Example
 -------
 >>> parse_arch("r256-d128")
-[('r', 256), ('d', 128)]
->>> format_arch([("r", 256), ("d", 128)])
-'r256-d128'
+[LayerSpec(kind='r', n=256, k=0, s=1, p=0), LayerSpec(kind='d', n=128, k=0, s=1, p=0)]
+>>> format_arch(parse_arch("c8k5s2-d64"))
+'c8k5s2-d64'
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-KINDS = {"d": "dense LIF", "r": "recurrent LIF (dense input + recurrent weights)"}
-_TOKEN = re.compile(r"([a-z]+)(\d+)$")
+import numpy as np
+
+KINDS = {"d": "dense LIF", "r": "recurrent LIF (dense input + recurrent weights)",
+         "c": "conv LIF, c<C>k<K>[s<S>][p<P>]"}
+_TOKEN = re.compile(r"([dr])(\d+)$")
+_CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?$")
+
+
+class LayerSpec(NamedTuple):
+    """One hidden layer of a spec: kind "d"/"r" (n neurons) or "c" (n channels, kernel k, stride s,
+    padding p)."""
+
+    kind: str
+    n: int
+    k: int = 0
+    s: int = 1
+    p: int = 0
+
+    @property
+    def token(self) -> str:
+        if self.kind != "c":
+            return f"{self.kind}{self.n}"
+        return f"c{self.n}k{self.k}" + (f"s{self.s}" if self.s != 1 else "") + (f"p{self.p}" if self.p else "")
 
 
 class ArchError(ValueError):
     """An architecture spec that does not parse."""
 
 
-def parse_arch(spec: str) -> list[tuple[str, int]]:
-    """``"r256-d128"`` -> ``[("r", 256), ("d", 128)]``; raises :class:`ArchError` with the reason."""
+def parse_arch(spec: str) -> list[LayerSpec]:
+    """``"r256-d128"`` -> ``[LayerSpec("r", 256), LayerSpec("d", 128)]``; raises :class:`ArchError`
+    with the reason. Convolutions must come before every dense layer."""
     if not isinstance(spec, str):
         raise ArchError(f"an architecture spec is a string like 'r256-d128' (got {type(spec).__name__})")
     spec = spec.strip().lower()
@@ -40,34 +68,71 @@ def parse_arch(spec: str) -> list[tuple[str, int]]:
         return []
     out = []
     for k, tok in enumerate(spec.split("-")):
-        m = _TOKEN.match(tok.strip())
+        tok = tok.strip()
+        m, c = _TOKEN.match(tok), _CONV.match(tok)
+        if c:
+            n, kk = int(c.group(1)), int(c.group(2))
+            st, pd = int(c.group(3) or 1), int(c.group(4) or 0)
+            if n < 1 or kk < 1 or st < 1 or pd >= kk:
+                raise ArchError(f"layer {k} {tok!r}: need C >= 1, K >= 1, stride >= 1 and padding < K")
+            if out and out[-1].kind != "c":
+                raise ArchError(f"layer {k} {tok!r}: convolutions must come before the dense layers")
+            out.append(LayerSpec("c", n, kk, st, pd))
+            continue
         if not m:
-            if tok.startswith(("c", "p")) and tok[1:2].isdigit():
-                raise ArchError(f"layer {k} {tok!r}: convolution and pooling layers are not implemented yet "
+            if tok.startswith("p") and tok[1:2].isdigit():
+                raise ArchError(f"layer {k} {tok!r}: pooling layers are not implemented yet "
                                 "(docs/layers.md); available: " + _known())
             raise ArchError(f"layer {k} {tok!r} is not a layer token; available: " + _known()
                             + " (e.g. 'r256-d128')")
         kind, n = m.group(1), int(m.group(2))
-        if kind not in KINDS:
-            raise ArchError(f"layer {k} {tok!r}: unknown layer type {kind!r}; available: " + _known())
         if n < 1:
             raise ArchError(f"layer {k} {tok!r}: a layer needs at least one neuron")
-        out.append((kind, n))
+        out.append(LayerSpec(kind, n))
     return out
 
 
 def format_arch(layers) -> str:
     """Inverse of :func:`parse_arch` (canonical form)."""
-    return "-".join(f"{kind}{int(n)}" for kind, n in layers)
+    return "-".join(LayerSpec(*la).token for la in layers)
 
 
 def arch_from_hidden(hidden) -> str:
     """The spec of a dense stack with these hidden sizes (``[256]`` -> ``"d256"``)."""
-    return format_arch(("d", int(h)) for h in hidden)
+    return format_arch(LayerSpec("d", int(h)) for h in hidden)
+
+
+def has_conv(spec: str) -> bool:
+    return any(la.kind == "c" for la in parse_arch(spec))
+
+
+def layer_shapes(spec: str, in_shape, n_out: int) -> list[tuple[int, int, int, bool]]:
+    """Per layer of the net (hidden layers, then the output): (n_in, n_out, number of weights,
+    recurrent). ``in_shape`` is (H, W, C) (needed by conv layers) or n_in."""
+    from .network import conv_out_size
+
+    shape = tuple(in_shape) if np.ndim(in_shape) else (1, int(in_shape), 1)
+    out = []
+    for la in parse_arch(spec):
+        n_in = int(np.prod(shape))
+        if la.kind == "c":
+            H, W, C = shape
+            Ho, Wo = conv_out_size(H, la.k, la.s, la.p), conv_out_size(W, la.k, la.s, la.p)
+            if min(Ho, Wo) < 1:
+                raise ArchError(f"{la.token}: a {la.k}x{la.k} kernel does not fit the {H}x{W} input")
+            shape = (Ho, Wo, la.n)
+            out.append((n_in, Ho * Wo * la.n, la.n * C * la.k * la.k, False))
+        else:
+            shape = (1, la.n, 1)
+            out.append((n_in, la.n, n_in * la.n, la.kind == "r"))
+    n_in = int(np.prod(shape))
+    out.append((n_in, int(n_out), n_in * int(n_out), False))
+    return out
 
 
 def _known() -> str:
     return ", ".join(f"{k}<N> ({v})" for k, v in KINDS.items())
 
 
-__all__ = ["parse_arch", "format_arch", "arch_from_hidden", "ArchError", "KINDS"]
+__all__ = ["parse_arch", "format_arch", "arch_from_hidden", "layer_shapes", "has_conv", "LayerSpec", "ArchError",
+           "KINDS"]

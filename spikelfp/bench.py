@@ -76,7 +76,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         from spikelfp.backends.snntorch import train_sg
 
         surrogate = method[len("sg-"):]
-        r = train_sg(train, test, hidden=cfg.hidden, recurrent=cfg.recurrent[:-1], epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
+        r = train_sg(train, test, arch=cfg.arch, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
                      optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
                      init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=_threads(),
@@ -150,7 +150,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                             "accuracy_minus_best_sg": by[m]["test_accuracy_mean"] - best_sg["test_accuracy_mean"]}
     report = {
         "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
-        "architecture": [train.n_in, *cfg.hidden, train.n_classes], "arch": cfg.arch, "batch_size": cfg.batch_size,
+        "architecture": [train.n_in, *(cfg.hidden or [cfg.arch]), train.n_classes], "arch": cfg.arch, "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
         "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},

@@ -384,9 +384,14 @@ def _check_size(cfg, spec, binning, args) -> None:
     """Refuse (exit 2) a run whose weights and training buffers would not fit in memory."""
     from spikelfp.memory import available_bytes, estimate_training_bytes
 
+    from spikelfp.arch import ArchError, layer_shapes
+
     n_in = spec.input_size(binning)
-    need = estimate_training_bytes(n_in, cfg.hidden, spec.n_classes, binning.n_bins, cfg.batch_size, cfg.dtype,
-                                   recurrent=cfg.recurrent)
+    try:
+        shapes = layer_shapes(cfg.arch, spec.input_shape(binning), spec.n_classes)
+    except ArchError as e:
+        raise CLIError(f"--arch {cfg.arch}: {e} (input {spec.input_shape(binning)})") from None
+    need = estimate_training_bytes(shapes, binning.n_bins, cfg.batch_size, cfg.dtype)
     have = available_bytes()
     if need > 0.8 * have and not getattr(args, "allow_large", False):
         raise CLIError(f"this run needs about {need / 2**30:.1f} GiB ({network_string(n_in, cfg.arch, spec.n_classes)}, "

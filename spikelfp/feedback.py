@@ -133,12 +133,25 @@ class Feedback:
 
     @property
     def bias(self) -> list[np.ndarray]:
+        """F_b per layer (a conv layer: per output channel)."""
         p = self.packed
-        return [self.bias_flat[p.n_off[l]: p.n_off[l + 1]] for l in range(len(p.sizes) - 1)]
+        return [self.bias_flat[p.n_off[l]: p.n_off[l] + (int(p.conv[l, 2]) if p.conv[l, 0] else
+                                                        int(p.n_off[l + 1] - p.n_off[l]))]
+                for l in range(len(p.sizes) - 1)]
 
     @property
     def output_counts(self) -> np.ndarray:
         return self.counts[:, self.packed.n_off[-2]:]
+
+
+def tie_conv_bias(p: Packed, Gb: np.ndarray) -> None:
+    """A conv layer's bias is one value per channel, stored at every output position: give every
+    position the channel's summed feedback, in place, so that the copies stay equal under any
+    element-wise optimizer (docs/layers.md)."""
+    for l in np.flatnonzero(p.conv[:, 0]):
+        if p.has_bias[l]:
+            seg = Gb[p.n_off[l]: p.n_off[l + 1]].reshape(-1, int(p.conv[l, 2]))
+            seg[:] = seg.sum(axis=0)
 
 
 class ConservationError(AssertionError):
@@ -168,6 +181,7 @@ class Rule:
     weight_scaling: bool
 
     def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
+        tie_conv_bias(p, Gb)
         if self.weight_scaling:          # F = |W| * G, in place on our own buffers
             scale_by_abs(GT, p.WT)
             scale_by_abs(Gb, p.bias)
@@ -232,7 +246,8 @@ class Temporal(Rule):
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
-                          p.has_bias, p.beta, p.theta, p.reset, p.rec, self.eps, self.reward.kind,
+                          p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
+                          self.reward.kind,
                           float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form], nc,
                           counts, GT, Gb, recv, passed)
         # reduce the chunks in a fixed order (reproducible bits)
@@ -269,7 +284,8 @@ class SpikeCount(Rule):
         recv = np.zeros(n_tot)
         passed = np.zeros(n_tot)
         spike_count_feedback(eb.counts().astype(p.WT.dtype), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
-                             p.bias, p.has_bias, p.theta, p.rec, self.eps, self.reward.kind, float(self.reward.tau),
+                             p.bias, p.has_bias, p.theta, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
+                             self.reward.kind, float(self.reward.tau),
                              SECANTS[self.secant], GT, Gb, recv, passed)
         return self._finish(p, GT, Gb, counts, recv, passed)
 

@@ -8,7 +8,9 @@ Layout of ``format_version`` 2::
     /network          attrs: n_layers, dt [s], arch (the hidden layers' spec, docs/layers.md)
     /network/layer_0  datasets: weight (n_out, n_in), bias (n_out,) [optional],
                                 recurrent (n_out, n_out) [optional; a recurrent layer's V]
-                      attrs: beta, threshold, reset, type ("dense" or "recurrent")
+                      attrs: beta, threshold, reset, type ("dense", "recurrent" or "conv2d")
+                      conv2d: weight (C_out, C_in, K, K), bias (C_out,); attrs in_shape (H, W, C_in),
+                              stride, padding
     /optimizer        [optional] attrs: state (JSON scalars); datasets: the optimizer's buffers
                       (in the packed layout of spikelfp.packed: V.T follows W.T per layer)
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import LIFLayer, Network
+from .network import ConvLayer, LIFLayer, Network
 
 FORMAT_VERSION = 2
 KIND = "spikelfp-model"
@@ -212,7 +214,12 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
             g.attrs["arch"] = ckpt.network.arch
             for l, layer in enumerate(ckpt.network.layers):
                 gl = g.create_group(f"layer_{l}")
-                gl.attrs["type"] = "recurrent" if layer.is_recurrent else "dense"
+                gl.attrs["type"] = ("conv2d" if isinstance(layer, ConvLayer) else
+                                    "recurrent" if layer.is_recurrent else "dense")
+                if isinstance(layer, ConvLayer):
+                    gl.attrs["in_shape"] = np.asarray(layer.in_shape, dtype=np.int64)
+                    gl.attrs["stride"] = layer.stride
+                    gl.attrs["padding"] = layer.padding
                 gl.create_dataset("weight", data=layer.weight)
                 if layer.bias is not None:
                     gl.create_dataset("bias", data=layer.bias)
@@ -277,14 +284,22 @@ def load_checkpoint(path) -> Checkpoint:
                         raise ModelFileError(f"{path}: network/layer_{l}/{name} holds {gl[name].dtype} values, "
                                              "not floats")
                 kind = _text(gl.attrs.get("type", "dense"))
-                if kind not in ("dense", "recurrent"):
+                if kind not in ("dense", "recurrent", "conv2d"):
                     raise ModelFileError(f"{path}: network/layer_{l} has type {kind!r}, which this spikelfp "
-                                         "cannot read (dense, recurrent); upgrade spikelfp")
+                                         "cannot read (dense, recurrent, conv2d); upgrade spikelfp")
                 if (kind == "recurrent") != ("recurrent" in gl):
                     raise ModelFileError(f"{path}: network/layer_{l} is typed {kind!r} but "
                                          f"{'lacks' if kind == 'recurrent' else 'has'} recurrent weights")
                 bias = gl["bias"][()] if "bias" in gl else None
                 rec = gl["recurrent"][()] if "recurrent" in gl else None
+                if kind == "conv2d":
+                    if "in_shape" not in gl.attrs:
+                        raise ModelFileError(f"{path}: network/layer_{l} (conv2d) lacks its in_shape")
+                    layers.append(ConvLayer(gl["weight"][()], tuple(int(v) for v in gl.attrs["in_shape"]),
+                                            int(gl.attrs.get("stride", 1)), int(gl.attrs.get("padding", 0)), bias,
+                                            float(gl.attrs.get("beta", 0.9)), float(gl.attrs.get("threshold", 1.0)),
+                                            _text(gl.attrs.get("reset", "zero"))))
+                    continue
                 layers.append(LIFLayer(gl["weight"][()], bias, float(gl.attrs.get("beta", 0.9)),
                                        float(gl.attrs.get("threshold", 1.0)), _text(gl.attrs.get("reset", "zero")),
                                        recurrent=rec))

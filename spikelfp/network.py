@@ -161,6 +161,116 @@ class LIFLayer:
                         recurrent=cast(self.recurrent))
 
 
+def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis (torch's floor rule)."""
+    return (n + 2 * padding - k) // stride + 1
+
+
+@dataclass
+class ConvLayer:
+    """A 2-D convolutional layer of LIF neurons (docs/layers.md), channels-last.
+
+    Input and output are flattened (y, x, c) channels-last, the layout of spikelfp's event
+    datasets (channel index ``(y * W + x) * C + c``). ``I[y', x', o] = b[o] + sum over c, ky, kx
+    of kernel[o, c, ky, kx] * x[y' S - P + ky, x' S - P + kx, c]`` (torch's cross-correlation;
+    zero padding), then the neuron contract of docs/neuron.md per output neuron.
+
+    Parameters
+    ----------
+    weight : array (C_out, C_in, K, K)
+        The kernel, in torch's / NIR's orientation.
+    in_shape : (H, W, C_in)
+    stride, padding : int
+    bias : array (C_out,) or None
+        One bias per output channel.
+    beta, threshold, reset
+        See :class:`LIFParams`.
+    """
+
+    weight: np.ndarray
+    in_shape: tuple
+    stride: int = 1
+    padding: int = 0
+    bias: np.ndarray | None = None
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "zero"
+    params: LIFParams = field(init=False, repr=False)
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if w.ndim != 4 or w.shape[2] != w.shape[3] or min(w.shape) == 0:
+            raise ValueError(f"conv weight must be a non-empty (C_out, C_in, K, K) array; got shape {w.shape}")
+        if w.dtype not in DTYPES:
+            w = w.astype(np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("conv weight contains NaN or inf")
+        self.weight = np.ascontiguousarray(w)
+        shape = tuple(int(v) for v in self.in_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"in_shape must be (H, W, C_in) with positive sizes; got {self.in_shape}")
+        if shape[2] != w.shape[1]:
+            raise ValueError(f"in_shape has {shape[2]} channels but the kernel expects C_in={w.shape[1]}")
+        self.in_shape = shape
+        self.stride, self.padding = int(self.stride), int(self.padding)
+        if self.stride < 1 or self.padding < 0 or self.padding >= self.kernel_size:
+            raise ValueError(f"need stride >= 1 and 0 <= padding < kernel size (got stride {self.stride}, "
+                             f"padding {self.padding}, kernel {self.kernel_size})")
+        if min(self.out_shape[:2]) < 1:
+            raise ValueError(f"a {self.kernel_size}x{self.kernel_size} kernel (stride {self.stride}, padding "
+                             f"{self.padding}) does not fit the input {shape[0]}x{shape[1]}")
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=w.dtype)
+            if b.shape != (w.shape[0],):
+                raise ValueError(f"conv bias must have shape ({w.shape[0]},) (one per output channel); got {b.shape}")
+            if not np.all(np.isfinite(b)):
+                raise ValueError("bias contains NaN or inf")
+            self.bias = np.ascontiguousarray(b)
+        self.params = LIFParams(self.beta, self.threshold, self.reset)
+        self.beta, self.threshold = self.params.beta, self.params.threshold
+
+    recurrent = None
+    is_recurrent = False
+
+    @property
+    def kernel_size(self) -> int:
+        return int(self.weight.shape[2])
+
+    @property
+    def out_shape(self) -> tuple:
+        H, W, _ = self.in_shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (conv_out_size(H, k, s, p), conv_out_size(W, k, s, p), int(self.weight.shape[0]))
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bias is not None
+
+    @property
+    def kind(self) -> str:
+        c = f"c{self.weight.shape[0]}k{self.kernel_size}"
+        return c + (f"s{self.stride}" if self.stride != 1 else "") + (f"p{self.padding}" if self.padding else "")
+
+    def weight_arrays(self) -> list[np.ndarray]:
+        return [self.weight]
+
+    def copy(self) -> ConvLayer:
+        return self.astype(self.weight.dtype)
+
+    def astype(self, dtype) -> ConvLayer:
+        return ConvLayer(self.weight.astype(dtype), self.in_shape, self.stride, self.padding,
+                         None if self.bias is None else self.bias.astype(dtype), self.beta, self.threshold,
+                         self.reset)
+
+
 @dataclass
 class Network:
     """A stack of LIF layers (each dense or dense + recurrent).
@@ -181,8 +291,8 @@ class Network:
         if not self.layers:
             raise ValueError("a Network needs at least one layer")
         for k, layer in enumerate(self.layers):
-            if not isinstance(layer, LIFLayer):
-                raise TypeError(f"layer {k} is a {type(layer).__name__}, expected LIFLayer")
+            if not isinstance(layer, (LIFLayer, ConvLayer)):
+                raise TypeError(f"layer {k} is a {type(layer).__name__}, expected LIFLayer or ConvLayer")
         for k in range(1, len(self.layers)):
             if self.layers[k].n_in != self.layers[k - 1].n_out:
                 raise ValueError(
@@ -228,7 +338,48 @@ class Network:
     def arch(self) -> str:
         """The architecture spec of the hidden layers (``docs/layers.md``), e.g. ``"r256-d128"``;
         the output layer is implied by the number of classes."""
-        return "-".join(f"{la.kind}{la.n_out}" for la in self.layers[:-1])
+        return "-".join(la.kind if isinstance(la, ConvLayer) else f"{la.kind}{la.n_out}" for la in self.layers[:-1])
+
+    @classmethod
+    def from_arch(cls, arch: str, in_shape, n_out: int, *, seed=0, beta=0.9, threshold=1.0, reset="zero",
+                  bias=False, gain=1.0, dt=1e-3, dtype=np.float64) -> Network:
+        """A random network for an architecture spec (docs/layers.md; :mod:`spikelfp.arch`).
+
+        ``in_shape``: (H, W, C) channels-last (conv layers need it) or the number of inputs. Dense
+        and recurrent layers draw exactly as :meth:`random` does; a conv layer draws its kernel,
+        then its bias, as ``U(-g/sqrt(fan_in), g/sqrt(fan_in))`` with fan_in = C_in K^2 (torch's
+        Conv2d init). ``gain`` is one value for every layer.
+        """
+        from .arch import parse_arch
+
+        specs = parse_arch(arch)
+        if not any(la.kind == "c" for la in specs):
+            n_in = int(np.prod(in_shape))
+            return cls.random([n_in, *[la.n for la in specs], n_out], seed=seed, beta=beta, threshold=threshold,
+                              reset=reset, bias=bias, gain=gain, dt=dt, dtype=dtype,
+                              recurrent=[la.kind == "r" for la in specs] + [False])
+        if np.ndim(in_shape) == 0 or len(in_shape) != 3:
+            raise ValueError(f"conv layers need the input's (H, W, C) shape; got {in_shape!r}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shape = tuple(int(v) for v in in_shape)
+        layers = []
+        for la in specs:
+            if la.kind == "c":
+                bound = gain / math.sqrt(shape[2] * la.k * la.k)
+                w = rng.uniform(-bound, bound, size=(la.n, shape[2], la.k, la.k)).astype(dtype)
+                b = rng.uniform(-bound, bound, size=la.n).astype(dtype) if bias else None
+                layer = ConvLayer(w, shape, la.s, la.p, b, beta, threshold, reset)
+                shape = layer.out_shape
+            else:
+                n_in = int(np.prod(shape))
+                rest = cls.random([n_in, la.n], seed=rng, beta=beta, threshold=threshold, reset=reset, bias=bias,
+                                  gain=gain, dt=dt, dtype=dtype, recurrent=la.kind == "r")
+                layer = rest.layers[0]
+                shape = (1, la.n, 1)
+            layers.append(layer)
+        out = cls.random([int(np.prod(shape)), n_out], seed=rng, beta=beta, threshold=threshold, reset=reset,
+                         bias=bias, gain=gain, dt=dt, dtype=dtype)
+        return cls(layers + out.layers, dt=dt)
 
     @classmethod
     def random(cls, sizes, *, seed=0, beta=0.9, threshold=1.0, reset="zero", bias=False,

@@ -10,6 +10,12 @@ Layout (per layer l, sizes n_0..n_L):
 * ``bias[n_off[l] : n_off[l+1]]`` (zeros where a layer has none; ``has_bias[l]`` says which).
 * ``beta``, ``theta`` (in the weights' dtype: a float32 network runs in float32 throughout),
   ``reset`` (int8: 0 zero, 1 subtract) per layer.
+* A conv layer (``conv[l, 0] == 1``, docs/layers.md) holds its kernel as (K, K, C_in, C_out)
+  rows of C_out in ``WT`` (row ``(ky * K + kx) * C_in + c``) and its channel bias expanded to every
+  output position (kept tied: every position gets the same feedback). ``conv[l]`` =
+  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding); the connection table of input pixel
+  p = y * W + x is ``ct_out/ct_k[ct_ptr[ct_start + p] : ct_ptr[ct_start + p + 1]]``: the output
+  pixels it reaches and the kernel offset ``ky * K + kx`` it reaches them through.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .kernels.lif import RESET_SUBTRACT, RESET_ZERO
-from .network import LIFLayer, Network
+from .network import ConvLayer, LIFLayer, Network
 
 _RESET_CODES = {"zero": RESET_ZERO, "subtract": RESET_SUBTRACT}
 _RESET_NAMES = {v: k for k, v in _RESET_CODES.items()}
@@ -36,15 +42,43 @@ class Packed(NamedTuple):
     theta: np.ndarray
     reset: np.ndarray
     rec: np.ndarray
+    conv: np.ndarray
+    ct_ptr: np.ndarray
+    ct_out: np.ndarray
+    ct_k: np.ndarray
+
+CONV_COLS = 9   # is_conv, C_in, C_out, ct_start, H, W, K, stride, padding
 
 
-def layer_offsets(sizes, rec=None) -> tuple[np.ndarray, np.ndarray]:
-    """(w_off, n_off) for sizes (n_0..n_L) and recurrent flags: where each layer's weights /
-    neurons start in the flat buffers."""
+def connection_table(H, W, K, S, P, Ho, Wo):
+    """(ptr, out, k) of a convolution: for input pixel p = y * W + x, the output pixels
+    ``out[ptr[p]:ptr[p+1]]`` it reaches, through kernel offsets ``k`` = ky * K + kx (ascending)."""
+    ptr = np.zeros(H * W + 1, np.int64)
+    outs, ks = [], []
+    for y in range(H):
+        for x in range(W):
+            for ky in range(K):
+                yy = y + P - ky
+                if yy < 0 or yy % S or yy // S >= Ho:
+                    continue
+                for kx in range(K):
+                    xx = x + P - kx
+                    if xx < 0 or xx % S or xx // S >= Wo:
+                        continue
+                    outs.append((yy // S) * Wo + xx // S)
+                    ks.append(ky * K + kx)
+            ptr[y * W + x + 1] = len(outs)
+    return ptr, np.asarray(outs, np.int32), np.asarray(ks, np.int32)
+
+
+def layer_offsets(sizes, rec=None, n_weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """(w_off, n_off) for sizes (n_0..n_L), recurrent flags and (for conv layers) the number of
+    weights per layer: where each layer's weights / neurons start in the flat buffers."""
     sizes = np.asarray(sizes, dtype=np.int64)
     rec = np.zeros(sizes.size - 1, bool) if rec is None else np.asarray(rec, dtype=bool)
+    nw = sizes[:-1] * sizes[1:] if n_weights is None else np.asarray(n_weights, dtype=np.int64)
     w_off = np.zeros(sizes.size, dtype=np.int64)
-    np.cumsum(sizes[:-1] * sizes[1:] + rec * sizes[1:] ** 2, out=w_off[1:])
+    np.cumsum(nw + rec * sizes[1:] ** 2, out=w_off[1:])
     n_off = np.zeros(sizes.size, dtype=np.int64)
     np.cumsum(sizes[1:], out=n_off[1:])
     return w_off, n_off
@@ -52,11 +86,30 @@ def layer_offsets(sizes, rec=None) -> tuple[np.ndarray, np.ndarray]:
 
 def pack(net: Network) -> Packed:
     sizes = np.asarray(net.sizes, dtype=np.int64)
+    L = len(net.layers)
     rec = np.array([la.is_recurrent for la in net.layers], dtype=np.bool_)
-    w_off, n_off = layer_offsets(sizes, rec)
+    w_off, n_off = layer_offsets(sizes, rec, [la.weight.size for la in net.layers])
     WT = np.empty(w_off[-1], dtype=net.dtype)
     bias = np.zeros(n_off[-1], dtype=net.dtype)
+    conv = np.zeros((L, CONV_COLS), dtype=np.int64)
+    ptrs, outs, ks = [np.zeros(1, np.int64)], [], []
+    n_ct, n_edges = 1, 0
     for l, layer in enumerate(net.layers):
+        if isinstance(layer, ConvLayer):
+            H, W, C = layer.in_shape
+            Ho, Wo, Co = layer.out_shape
+            K, S, P = layer.kernel_size, layer.stride, layer.padding
+            WT[w_off[l]: w_off[l + 1]] = layer.weight.transpose(2, 3, 1, 0).ravel()
+            if layer.bias is not None:
+                bias[n_off[l]: n_off[l + 1]] = np.tile(layer.bias, Ho * Wo)
+            ptr, out, k = connection_table(H, W, K, S, P, Ho, Wo)
+            conv[l] = (1, C, Co, n_ct - 1, H, W, K, S, P)
+            ptrs.append(ptr[1:] + n_edges)
+            outs.append(out)
+            ks.append(k)
+            n_ct += ptr.size - 1
+            n_edges += out.size
+            continue
         nw = layer.n_in * layer.n_out
         WT[w_off[l]: w_off[l] + nw] = layer.weight.T.ravel()
         if layer.is_recurrent:
@@ -69,7 +122,9 @@ def pack(net: Network) -> Packed:
         np.array([la.beta for la in net.layers], dtype=net.dtype),
         np.array([la.threshold for la in net.layers], dtype=net.dtype),
         np.array([_RESET_CODES[la.reset] for la in net.layers], dtype=np.int8),
-        rec,
+        rec, conv, np.concatenate(ptrs),
+        np.concatenate(outs) if outs else np.zeros(0, np.int32),
+        np.concatenate(ks) if ks else np.zeros(0, np.int32),
     )
 
 
@@ -78,11 +133,19 @@ def unpack(p: Packed, dt: float = 1e-3, like: Network | None = None) -> Network:
     (a float32 pack holds them rounded to float32)."""
     layers = []
     for l in range(len(p.sizes) - 1):
+        src = like.layers[l] if like is not None else None
+        if p.conv[l, 0]:
+            _, C, Co, _, H, W, K, S, P = (int(v) for v in p.conv[l])
+            k = p.WT[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1).copy()
+            b = p.bias[p.n_off[l]: p.n_off[l] + Co].copy() if p.has_bias[l] else None
+            beta, thr, reset = ((src.beta, src.threshold, src.reset) if src is not None else
+                                (float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])]))
+            layers.append(ConvLayer(k, (H, W, C), S, P, b, beta, thr, reset))
+            continue
         w = layer_view(p, p.WT, l).copy()
         v = recurrent_view(p, p.WT, l).copy() if p.rec[l] else None
         b = p.bias[p.n_off[l]: p.n_off[l + 1]].copy() if p.has_bias[l] else None
-        if like is not None:
-            src = like.layers[l]
+        if src is not None:
             layers.append(LIFLayer(w, b, src.beta, src.threshold, src.reset, recurrent=v))
         else:
             layers.append(LIFLayer(w, b, float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])],
@@ -91,8 +154,12 @@ def unpack(p: Packed, dt: float = 1e-3, like: Network | None = None) -> Network:
 
 
 def layer_view(p: Packed, flat: np.ndarray, l: int) -> np.ndarray:
-    """The (n_out, n_in) view of layer l inside a flat buffer in WT layout (a transposed view)."""
+    """The (n_out, n_in) view of layer l inside a flat buffer in WT layout (a transposed view);
+    for a conv layer, the (C_out, C_in, K, K) kernel (a transposed view)."""
     n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
+    if p.conv[l, 0]:
+        _, C, Co, _, _, _, K, _, _ = (int(v) for v in p.conv[l])
+        return flat[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1)
     return flat[p.w_off[l]: p.w_off[l] + n_in * n_out].reshape(n_in, n_out).T
 
 

@@ -72,9 +72,9 @@ class TrainConfig:
                 raise ValueError(f"hidden sizes must be >= 1 (got {self.hidden})")
             self.arch = arch_from_hidden(self.hidden)
         else:
-            layers = parse_arch(self.arch)          # the spec wins; hidden follows it
+            layers = parse_arch(self.arch)          # the spec wins; hidden follows it (dense/recurrent specs)
             self.arch = format_arch(layers)
-            self.hidden = [n for _, n in layers]
+            self.hidden = [] if any(la.kind == "c" for la in layers) else [la.n for la in layers]
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
         if self.reward is None:
@@ -102,7 +102,7 @@ class TrainConfig:
     @property
     def recurrent(self) -> list[bool]:
         """Per layer (hidden layers, then the output layer), whether it has recurrent weights."""
-        return [kind == "r" for kind, _ in parse_arch(self.arch)] + [False]
+        return [la.kind == "r" for la in parse_arch(self.arch)] + [False]
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -116,6 +116,12 @@ class TrainConfig:
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
         extra = {"form": self.form} if self.rule == "temporal" else {"secant": self.secant}
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling, **extra)
+
+
+def input_shape(data):
+    """A dataset's channels-last input shape (H, W, C) if it has one (camera datasets), else n_in."""
+    shape = getattr(data, "input_shape", None)
+    return tuple(shape) if shape is not None else data.n_in
 
 
 PROBE_SEED = 20241127
@@ -220,12 +226,14 @@ class Trainer:
         self.rule = config.make_rule()
 
     # ------------------------------------------------------------------ setup
-    def init_network(self, n_in: int, n_out: int, rng: np.random.Generator, dt: float, probe=None) -> Network:
-        """Random init (torch's Linear scheme); with a ``probe`` batch, silent hidden layers are
-        scaled up (:func:`activate_hidden`). Draws from ``rng`` exactly as the plain init does."""
+    def init_network(self, n_in, n_out: int, rng: np.random.Generator, dt: float, probe=None) -> Network:
+        """Random init (torch's Linear / Conv2d scheme) for ``config.arch``; ``n_in`` is the number
+        of inputs or the input's (H, W, C) shape (conv layers need it). With a ``probe`` batch,
+        silent hidden layers are scaled up (:func:`activate_hidden`). Draws from ``rng`` exactly
+        as the plain init does."""
         c = self.config
-        net = Network.random([n_in, *c.hidden, n_out], seed=rng, beta=c.beta, threshold=c.threshold,
-                             reset=c.reset, bias=c.bias, gain=c.init_gain, dt=dt, recurrent=c.recurrent)
+        net = Network.from_arch(c.arch, n_in, n_out, seed=rng, beta=c.beta, threshold=c.threshold, reset=c.reset,
+                                bias=c.bias, gain=c.init_gain, dt=dt)
         if probe is not None and c.init_min_rate > 0:
             net = activate_hidden(net, probe, c.init_min_rate)
         return net if c.dtype == "float64" else net.astype(c.dtype)
@@ -294,7 +302,7 @@ class Trainer:
                     raise ValueError(f"--resume: {ckpt_path}: corrupt random-generator state ({e})") from None
             log(f"resuming from epoch {len(history)} of {c.epochs}")
         else:
-            net = self.init_network(train.n_in, train.n_classes, rng, dt, probe=probe_batch(train))
+            net = self.init_network(input_shape(train), train.n_classes, rng, dt, probe=probe_batch(train))
             p = pack(net)
         params = {"WT": p.WT, "bias": p.bias}
         n = len(train)

@@ -273,3 +273,60 @@ def loihi_fixed_forward(q, x):
         out.append((raster, mem))
         inp = raster.astype(np.int64)
     return out
+
+
+def conv_dense_matrix(layer):
+    """The (n_out, n_in) dense matrix of a ConvLayer, straight from the definition
+    I[y', x', o] = sum_{c, ky, kx} kernel[o, c, ky, kx] x[y' S - P + ky, x' S - P + kx, c] (channels-last),
+    and a map ``tie`` of the same shape: the flat kernel index each entry is a copy of (-1: no connection)."""
+    H, W, C = layer.in_shape
+    Ho, Wo, Co = layer.out_shape
+    K, S, P = layer.kernel_size, layer.stride, layer.padding
+    M = np.zeros((Ho * Wo * Co, H * W * C), dtype=layer.weight.dtype)
+    tie = -np.ones(M.shape, dtype=np.int64)
+    for yo in range(Ho):
+        for xo in range(Wo):
+            for o in range(Co):
+                for c in range(C):
+                    for ky in range(K):
+                        for kx in range(K):
+                            y, x = yo * S - P + ky, xo * S - P + kx
+                            if 0 <= y < H and 0 <= x < W:
+                                r, q = (yo * Wo + xo) * Co + o, (y * W + x) * C + c
+                                M[r, q] = layer.weight[o, c, ky, kx]
+                                tie[r, q] = np.ravel_multi_index((o, c, ky, kx), layer.weight.shape)
+    return M, tie
+
+
+def dense_equivalent(net):
+    """The same network with every conv layer as its dense matrix (bias expanded per position)."""
+    import spikelfp
+
+    layers = []
+    for la in net.layers:
+        if isinstance(la, spikelfp.ConvLayer):
+            M, _ = conv_dense_matrix(la)
+            b = None if la.bias is None else np.tile(la.bias, la.out_shape[0] * la.out_shape[1])
+            layers.append(spikelfp.LIFLayer(M, b, la.beta, la.threshold, la.reset))
+        else:
+            layers.append(la)
+    return spikelfp.Network(layers, dt=net.dt)
+
+
+def fold_conv_feedback(net, FW, Fb):
+    """Dense-equivalent feedback -> per-kernel-weight and per-channel feedback (a shared weight's
+    feedback is the sum over its copies: |w| is the same for each)."""
+    import spikelfp
+
+    outW, outb = [], []
+    for la, fw, fb in zip(net.layers, FW, Fb):
+        if isinstance(la, spikelfp.ConvLayer):
+            _, tie = conv_dense_matrix(la)
+            k = np.zeros(la.weight.size)
+            np.add.at(k, tie[tie >= 0], fw[tie >= 0])
+            outW.append(k.reshape(la.weight.shape))
+            outb.append(np.asarray(fb).reshape(-1, la.out_shape[2]).sum(0))
+        else:
+            outW.append(fw)
+            outb.append(fb)
+    return outW, outb

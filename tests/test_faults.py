@@ -19,6 +19,7 @@ import pytest
 
 from spikelfp.cli import main
 from spikelfp.io import RunLock
+from spikelfp.arch import layer_shapes
 from spikelfp.memory import estimate_training_bytes
 
 SMALL = ["--hidden", "16", "--epochs", "1", "--no-progress"]
@@ -116,10 +117,10 @@ def test_bad_paths_and_values_get_one_line(tmp_path, data_root, capsys):
 
 
 def test_memory_estimate_grows_with_the_request():
-    small = estimate_training_bytes(578, [256], 10, 30, 32)
+    small = estimate_training_bytes(layer_shapes('d256', 578, 10), 30, 32)
     assert 1e6 < small < 5e8
-    assert estimate_training_bytes(578, [1_000_000], 10, 30, 32) > 20 * 2**30
-    assert estimate_training_bytes(578, [256], 10, 10_000_000, 32) > 20 * 2**30
+    assert estimate_training_bytes(layer_shapes('d1000000', 578, 10), 30, 32) > 20 * 2**30
+    assert estimate_training_bytes(layer_shapes('d256', 578, 10), 10_000_000, 32) > 20 * 2**30
 
 
 def test_unseen_test_classes_are_refused(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_resume_equals_an_uninterrupted_run(small_digits, tmp_path):
 def test_resume_refuses_a_different_architecture(small_digits, tmp_path):
     _fit(small_digits, tmp_path / "r", epochs=1)
     train, test = small_digits
-    with pytest.raises(ValueError, match="hidden"):
+    with pytest.raises(ValueError, match="arch="):
         Trainer(TrainConfig(hidden=[16], epochs=2), progress=False).fit(train, test, tmp_path / "r", resume=True)
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .lif import run_layer
+from .lif import conv_args, run_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
@@ -134,8 +134,8 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
 
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
-                      beta, theta, reset, rec, eps, reward_kind, tau, out_scale, form, n_chunks,
-                      counts, GT, Gb, recv, passed):
+                      beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
+                      form, n_chunks, counts, GT, Gb, recv, passed):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
     For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
@@ -206,7 +206,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
-                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, bias, n_off[l], has_bias[l], beta[l], theta[l],
+                cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
+                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l], theta[l],
                           reset[l], v, s, keep, I, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
                           True, cbuf, Ibuf, False, dummy3, False, dummyf, n_off[l])
             # ---- output reward
@@ -235,6 +236,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 psl = ps[col: col + n_out]
                 scale = out_scale and l == L - 1
                 bl = beta[l]
+                is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 for t in range(T - 1, -1, -1):
                     rr = rhob[t]
                     gt_row = g[t]
@@ -255,7 +257,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                         Cn[j] = cc * r
                         rcl[j] += abs(gj)
                         psl[j] += abs(ii * r)
-                    if l == 0:
+                    if l == 0 and not is_conv:
                         r0 = rho0[sl * T + t]        # kept (in the weights' dtype) for the sub-batch
                         for j in range(n_out):
                             r0[j] = rr[j]
@@ -275,7 +277,23 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 acc += vrow[j] * rr[j]
                                 grow[j] += rr[j]
                             Rn[own_x[e]] = acc
-                    if l > 0:
+                    if is_conv:
+                        for e in range(ip[pb + t], ip[pb + t + 1]):
+                            pin = ix[e] // cin
+                            ch = ix[e] - pin * cin
+                            acc = 0.0
+                            for q in range(cptr[pin], cptr[pin + 1]):
+                                base = w0 + (ctk[q] * cin + ch) * cout
+                                wrow = WT[base: base + cout]
+                                grow = gt[base: base + cout]
+                                o = cto[q] * cout
+                                rseg = rr[o: o + cout]
+                                for j in range(cout):
+                                    acc += wrow[j] * rseg[j]
+                                    grow[j] += rseg[j]
+                            if l > 0:
+                                gbelow[t, ix[e]] = acc
+                    elif l > 0:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
                             wrow = WT[base: base + n_out]     # slices vectorise; WT[base + j] does not
@@ -285,11 +303,13 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             gbelow[t, ix[e]] = acc
                 if l == 0:
                     continue
-                # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
-                _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
-                             gt[w0: w0 + n_in * n_out])
-                if l > 0:
-                    g, gbelow = gbelow, g              # the reward below becomes the next layer's g
+                if not is_conv:
+                    # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
+                    _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
+                                 gt[w0: w0 + n_in * n_out])
+                g, gbelow = gbelow, g              # the reward below becomes the next layer's g
+            if conv[0, 0] == 1:
+                continue                           # a conv layer 0 accumulated its feedback directly
             sl += 1
             nxt_events = in_ptr[min(b + 2, B) * T] - in_ptr[(b + 1 - sl) * T]   # if one more sample joined
             if sl == S or b == hi - 1 or nxt_events > tl0.size:
@@ -299,8 +319,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
 
 
 @njit(cache=True)
-def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, eps,
-                         reward_kind, tau, secant, GT, Gb, recv, passed):
+def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, conv,
+                         ct_ptr, ct_out, ct_k, eps, reward_kind, tau, secant, GT, Gb, recv, passed):
     """Rule A (spike-count rule) for a batch: the window as a rate network.
 
     a_0 = input counts (B, n_in), a_l = spike counts of layer l, ``z_l = a_{l-1} W_l^T + T b_l``.
@@ -312,7 +332,8 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
 
     A recurrent layer treats its own counts N_l as one more input: ``z_l += N_l V_l^T`` and
     ``GV_l = N_l^T rho_l``; the reward share through V is not passed on (the window has no
-    earlier window to hand it to), like the share of the data input.
+    earlier window to hand it to), like the share of the data input. A conv layer computes the
+    same three products through its connection table (:func:`_conv_z`, :func:`_conv_back`).
 
     Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
     The matmuls run in the dtype of ``a_in``, which must be the weights' (float32 nets: sgemm).
@@ -325,8 +346,11 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
-        z = np.dot(prev, W_T)
+        if conv[l, 0] == 1:
+            z = _conv_z(prev, WT, w_off[l], n_out, conv_args(conv, ct_ptr, ct_out, ct_k, l))
+        else:
+            W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
+            z = np.dot(prev, W_T)
         nxt = np.empty((B, n_out), dtype=a_in.dtype)
         for b in range(B):
             for j in range(n_out):
@@ -359,8 +383,11 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
             for j in range(n_out):
                 recv[col + j] += abs(R[b, j])
                 passed[col + j] += abs(z[b, j] * rho[b, j])
-        G = np.dot(a.T, rho)
-        GT[w_off[l]: w_off[l] + n_in * n_out] = G.ravel()
+        if conv[l, 0] == 1:
+            R_below = _conv_back(a, rho, WT, w_off[l], GT, conv_args(conv, ct_ptr, ct_out, ct_k, l))
+        else:
+            G = np.dot(a.T, rho)
+            GT[w_off[l]: w_off[l] + n_in * n_out] = G.ravel()
         if rec[l]:
             own = acts[l + 1] if l + 1 < L else prev
             GT[w_off[l] + n_in * n_out: w_off[l + 1]] = np.dot(own.T, rho).ravel()
@@ -371,8 +398,11 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                     acc += rho[b, j]
                 Gb[col + j] = T * acc
         if l > 0:
-            W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
-            R = a * np.dot(rho, W_T.T)
+            if conv[l, 0] == 1:
+                R = R_below
+            else:
+                W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
+                R = a * np.dot(rho, W_T.T)
             zb = zs[l - 1]
             rho = np.empty((B, n_in), dtype=a_in.dtype)
             th = theta[l - 1]
@@ -383,3 +413,49 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                         rho[b, i] = R[b, i] / (max(abs(zz), th * a[b, i]) + eps)
                     else:
                         rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))
+
+
+@njit(cache=True)
+def _conv_z(a, WT, w0, n_out, cv):
+    """z = conv(a) for a batch of counts a (B, H*W*C_in), channels-last, through the table."""
+    _, cin, cout, cptr, cto, ctk = cv
+    B, n_in = a.shape
+    z = np.zeros((B, n_out), dtype=a.dtype)
+    for b in range(B):
+        for i in range(n_in):
+            ai = a[b, i]
+            if ai == 0:
+                continue
+            pin = i // cin
+            ch = i - pin * cin
+            for q in range(cptr[pin], cptr[pin + 1]):
+                base = w0 + (ctk[q] * cin + ch) * cout
+                o = cto[q] * cout
+                for j in range(cout):
+                    z[b, o + j] += ai * WT[base + j]
+    return z
+
+
+@njit(cache=True)
+def _conv_back(a, rho, WT, w0, GT, cv):
+    """Kernel feedback GT[row] += sum a * rho (weight-gradient form) and the reward below
+    R = a * (transposed conv of rho), for a conv layer of the spike-count rule."""
+    _, cin, cout, cptr, cto, ctk = cv
+    B, n_in = a.shape
+    R = np.zeros((B, n_in), dtype=a.dtype)
+    for b in range(B):
+        for i in range(n_in):
+            ai = a[b, i]
+            if ai == 0:
+                continue
+            pin = i // cin
+            ch = i - pin * cin
+            acc = 0.0
+            for q in range(cptr[pin], cptr[pin + 1]):
+                base = w0 + (ctk[q] * cin + ch) * cout
+                o = cto[q] * cout
+                for j in range(cout):
+                    acc += WT[base + j] * rho[b, o + j]
+                    GT[base + j] += ai * rho[b, o + j]
+            R[b, i] = ai * acc
+    return R

@@ -26,13 +26,17 @@ RESET_SUBTRACT = 1
 
 
 @njit(cache=True, inline="always")
-def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, bias, b0, has_bias, beta, theta, reset,
+def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, theta, reset,
               v, s, keep, I, optr, oidx, counts, b,
               store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, col):
-    """Run one layer of one sample for T steps.
+    """Run one layer of one sample for T steps; returns the input's synaptic operations.
 
     Input spikes of step t: ``idx[ptr[pbase+t] : ptr[pbase+t+1]]``. Output spikes are written as
-    CSR into ``optr`` (T+1) / ``oidx`` (with ``v0 >= 0``, they also feed back through V.T at ``WT[v0:]``; -1: no recurrence); spike counts into ``counts[b, col : col+n_out]``.
+    CSR into ``optr`` (T+1) / ``oidx`` (with ``v0 >= 0``, they also feed back through V.T at
+    ``WT[v0:]``; -1: no recurrence); spike counts into ``counts[b, col : col+n_out]``; the bias
+    is ``bias[col : col+n_out]``. ``cv`` = (is_conv, C_in, C_out, ct_ptr, ct_out, ct_k): for a conv
+    layer an input spike i = p * C_in + c adds the kernel row ``(k * C_in + c)`` (C_out weights)
+    at every output pixel of its connection table (see :mod:`spikelfp.packed`).
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
     (the temporal rule needs them); rasters/membranes go to ``raster/mem[b, t, col + j]``.
 
@@ -46,19 +50,35 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, bias, b0, has_bias, beta, t
         keep[j] = 1.0
     optr[0] = 0
     k = 0
+    is_conv, cin, cout, cptr, cto, ctk = cv
+    ops = 0
     for t in range(T):
         if has_bias:
-            brow = bias[b0: b0 + n_out]
+            brow = bias[col: col + n_out]
             for j in range(n_out):
                 I[j] = brow[j]
         else:
             for j in range(n_out):
                 I[j] = 0.0
-        for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
-            base = w0 + idx[e] * n_out
-            row = WT[base: base + n_out]   # a slice, not WT[base + j]: lets LLVM vectorise (4-5x)
-            for j in range(n_out):
-                I[j] += row[j]
+        if is_conv:
+            for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
+                pin = idx[e] // cin
+                cc = idx[e] - pin * cin
+                ops += (cptr[pin + 1] - cptr[pin]) * cout
+                for q in range(cptr[pin], cptr[pin + 1]):
+                    base = w0 + (ctk[q] * cin + cc) * cout
+                    row = WT[base: base + cout]
+                    o = cto[q] * cout
+                    seg = I[o: o + cout]
+                    for j in range(cout):
+                        seg[j] += row[j]
+        else:
+            ops += (ptr[pbase + t + 1] - ptr[pbase + t]) * n_out
+            for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
+                base = w0 + idx[e] * n_out
+                row = WT[base: base + n_out]   # a slice, not WT[base + j]: lets LLVM vectorise (4-5x)
+                for j in range(n_out):
+                    I[j] += row[j]
         if v0 >= 0 and t > 0:
             for e in range(optr[t - 1], optr[t]):     # the layer's own spikes of step t-1
                 base = v0 + oidx[e] * n_out
@@ -104,12 +124,22 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, bias, b0, has_bias, beta, t
             for q in range(k0, k):
                 raster[b, t, col + oidx[q]] = 1
         optr[t + 1] = k
-    return k
+    return ops
+
+
+@njit(cache=True, inline="always")
+def conv_args(conv, ct_ptr, ct_out, ct_k, l):
+    """The ``cv`` tuple of layer l for :func:`run_layer` (a dense layer gets is_conv False)."""
+    if conv[l, 0] == 1:
+        hw = conv[l, 4] * conv[l, 5]
+        st = conv[l, 3]
+        return (True, conv[l, 1], conv[l, 2], ct_ptr[st: st + hw + 1], ct_out, ct_k)
+    return (False, np.int64(1), np.int64(1), ct_ptr[0: 1], ct_out, ct_k)
 
 
 @njit(cache=True, parallel=True)
 def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset, rec,
-            n_chunks, counts, rec_raster, raster, rec_mem, mem):
+            conv, ct_ptr, ct_out, ct_k, n_chunks, counts, rec_raster, raster, rec_mem, mem):
     """Forward pass of a batch; fills ``counts`` (B, sum n_l) and, on request, rasters/membranes.
 
     Samples are split into ``n_chunks`` contiguous chunks run in parallel; results do not depend
@@ -138,22 +168,19 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
                 n_out = sizes[l + 1]
                 if l == 0:
                     ip, pb, ix = in_ptr, b * T, in_idx
-                    nin_ev = in_ptr[(b + 1) * T] - in_ptr[b * T]
                 elif l % 2 == 1:
                     ip, pb, ix = ptr_a, 0, idx_a
-                    nin_ev = ptr_a[T]
                 else:
                     ip, pb, ix = ptr_b, 0, idx_b
-                    nin_ev = ptr_b[T]
-                synops[b] += nin_ev * n_out
                 if l % 2 == 0:
                     op, ox = ptr_a, idx_a
                 else:
                     op, ox = ptr_b, idx_b
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1   # (no branches inside the call: numba)
-                run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, bias, n_off[l], has_bias[l], beta[l], theta[l],
-                          reset[l], v, s, keep, I, op, ox, counts, b,
-                          False, dummy, dummy, rec_raster, raster, rec_mem, mem, n_off[l])
+                cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
+                synops[b] += run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l],
+                                       theta[l], reset[l], v, s, keep, I, op, ox, counts, b,
+                                       False, dummy, dummy, rec_raster, raster, rec_mem, mem, n_off[l])
                 if rec[l]:
                     synops[b] += op[T - 1] * n_out      # own spikes of steps 1..T-1 through V
     return synops

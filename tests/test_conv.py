@@ -1,0 +1,210 @@
+"""Conv layers (docs/layers.md): simulator, both LFP rules, packing, against numpy from the definition."""
+
+import numpy as np
+import numpy_reference as ref
+import pytest
+from conftest import random_input
+
+import spikelfp
+import spikelfp.io
+from spikelfp import ConvLayer, LIFLayer, Network, SpikeCount, Temporal, check_conservation, simulate
+from spikelfp.feedback import CEReward, RateReward
+from spikelfp.packed import pack, unpack
+
+GEOMS = [  # (H, W, C_in), C_out, K, stride, padding
+    ((7, 6, 2), 3, 3, 1, 0),
+    ((8, 8, 1), 4, 3, 2, 1),
+    ((6, 7, 3), 2, 2, 2, 0),
+    ((5, 5, 2), 3, 5, 1, 2),
+]
+
+
+def random_convnet(rng, geom, reset="zero", bias=False, n_out=4, second_conv=False, dtype=np.float64):
+    shape, co, k, s, p = geom
+    fan = shape[2] * k * k
+    w = rng.uniform(-2.5, 3.2, size=(co, shape[2], k, k)) / np.sqrt(fan)
+    b = rng.uniform(-0.2, 0.3, size=co) if bias else None
+    c1 = ConvLayer(w.astype(dtype), shape, s, p, None if b is None else b.astype(dtype),
+                   beta=rng.uniform(0.5, 1.0), reset=reset)
+    layers = [c1]
+    if second_conv:
+        w2 = rng.uniform(-2.5, 3.2, size=(2, co, 2, 2)) / np.sqrt(co * 4)
+        layers.append(ConvLayer(w2.astype(dtype), c1.out_shape, 1, 0, None, beta=rng.uniform(0.5, 1.0),
+                                reset=reset))
+    n = layers[-1].n_out
+    wd = rng.uniform(-2.5, 3.2, size=(n_out, n)) / np.sqrt(n)
+    layers.append(LIFLayer(wd.astype(dtype), beta=rng.uniform(0.5, 1.0), reset=reset))
+    return Network(layers)
+
+
+def _case(seed, geom, reset, bias, second_conv=False):
+    rng = np.random.default_rng(seed)
+    net = random_convnet(rng, geom, reset, bias, second_conv=second_conv)
+    x = random_input(rng, 5, 13, net.n_in, density=0.35)
+    y = rng.integers(0, 4, size=5)
+    return net, x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("geom", GEOMS)
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_forward_matches_the_definition_bit_for_bit(seed, geom, reset, bias, dtype):
+    net, x, _ = _case(seed, geom, reset, bias, second_conv=seed == 1)
+    net = net.astype(dtype)
+    got = simulate(net, x, raster=True, membrane=True)
+    want = ref.forward(ref.dense_equivalent(net), x, dtype)
+    for l, (r, m) in enumerate(want):
+        np.testing.assert_array_equal(got.rasters[l], r)
+        np.testing.assert_array_equal(got.membranes[l], m)
+    assert got.rasters[0].sum() > 0, "vacuous: the conv layer is silent"
+    # SynOps: every input spike reaches |table| output pixels x C_out
+    M, _ = ref.conv_dense_matrix(net.layers[0])
+    fan = (M != 0).reshape(-1, net.layers[0].out_shape[2], M.shape[1]).any(1).sum(0) * net.layers[0].out_shape[2]
+    ops0 = (x.reshape(x.shape[0], -1, M.shape[1]) * fan).sum((1, 2))
+    assert np.all(got.synops >= ops0)
+
+
+def test_conv_by_hand():
+    # 1 x 3 x 1 input, one 1x... kernel K=2 on a 2x3 image: out 1x2; kernel [[1, .5], [.25, 2]] (beta 1)
+    k = np.array([[[[1.0, 0.5], [0.25, 2.0]]]])
+    net = Network([ConvLayer(k, (2, 3, 1), beta=1.0, threshold=10.0)])
+    x = np.zeros((1, 1, 6), np.uint8)
+    x[0, 0, [0, 4]] = 1          # pixels (0,0) and (1,1)
+    m = simulate(net, x, membrane=True).membranes[0][0, 0]
+    # out (0,0): k[0,0]*x(0,0) + k[1,1]*x(1,1) = 1 + 2 = 3;  out (0,1): k[1,0]*x(1,1) = 0.25
+    np.testing.assert_array_equal(m, [3.0, 0.25])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("geom", GEOMS[:3])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("reward, form", [("ce", "carry"), ("rate", "paper")])
+def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, reward, form):
+    net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
+    rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
+    fb = Temporal(reward=rw, form=form).feedback(net, x, y)
+    FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind=reward, tau=2.0,
+                                                    out_scale=reward == "ce", form=form)
+    FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
+    for l in range(len(net)):
+        assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("geom", GEOMS[:3])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("secant", ["bounded", "signed"])
+def test_conv_spike_count_rule_matches_numpy_reference(seed, geom, reset, bias, secant):
+    net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant).feedback(net, x, y)
+    FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(ref.dense_equivalent(net), x, y, kind="ce", tau=1.5,
+                                                             secant=secant)
+    FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
+    for l in range(len(net)):
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sums[l][0], sums[l][1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
+
+
+def test_conv_pack_round_trip_and_tied_bias():
+    net, x, y = _case(3, GEOMS[1], "zero", True)
+    p = pack(net)
+    back = unpack(p, like=net)
+    np.testing.assert_array_equal(back.layers[0].weight, net.layers[0].weight)
+    np.testing.assert_array_equal(back.layers[0].bias, net.layers[0].bias)
+    assert back.layers[0].in_shape == net.layers[0].in_shape and back.arch == net.arch == "c4k3s2p1"
+    fb = Temporal().feedback(p, x, y)
+    seg = fb.bias_flat[p.n_off[0]: p.n_off[1]].reshape(-1, 4)
+    assert np.all(seg == seg[0])                    # every position carries the channel's feedback
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(weight=np.zeros((2, 3, 3, 2)), in_shape=(5, 5, 3)), "K, K"),
+    (dict(weight=np.zeros((2, 3, 3, 3)), in_shape=(5, 5, 2)), "C_in=3"),
+    (dict(weight=np.zeros((2, 1, 3, 3)), in_shape=(2, 5, 1)), "does not fit"),
+    (dict(weight=np.zeros((2, 1, 3, 3)), in_shape=(5, 5, 1), stride=0), "stride >= 1"),
+    (dict(weight=np.zeros((2, 1, 3, 3)), in_shape=(5, 5, 1), bias=np.zeros(3)), "one per output channel"),
+])
+def test_bad_conv_layers_are_refused(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        ConvLayer(**bad)
+
+
+def test_conv_checkpoint_round_trip(tmp_path):
+    import h5py
+
+    from spikelfp.io import Checkpoint, ModelFileError, load_checkpoint, load_network, save_checkpoint
+
+    net = Network.from_arch("c3k3s2p1-d5", (7, 6, 2), 4, seed=1, bias=True)
+    save_checkpoint(tmp_path / "c.h5", Checkpoint(network=net))
+    back = load_network(tmp_path / "c.h5")
+    assert back.arch == "c3k3s2p1-d5" and back.layers[0].in_shape == (7, 6, 2)
+    for a, b in zip(net.layers, back.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.bias, b.bias)
+    with h5py.File(tmp_path / "c.h5", "r+") as f:
+        del f["network/layer_0"].attrs["in_shape"]
+    with pytest.raises(ModelFileError, match="lacks its in_shape"):
+        load_checkpoint(tmp_path / "c.h5")
+
+
+def test_from_arch_draws_dense_nets_as_before_and_conv_nets_reproducibly():
+    a = Network.from_arch("d8", (3, 4, 2), 5, seed=2)
+    b = Network.random([24, 8, 5], seed=2)
+    for la, lb in zip(a.layers, b.layers):
+        np.testing.assert_array_equal(la.weight, lb.weight)
+    c1 = Network.from_arch("c4k3s2-d6", (9, 9, 2), 3, seed=5)
+    c2 = Network.from_arch("c4k3s2-d6", (9, 9, 2), 3, seed=5)
+    assert c1.sizes == (162, 64, 6, 3)
+    for la, lb in zip(c1.layers, c2.layers):
+        np.testing.assert_array_equal(la.weight, lb.weight)
+    assert np.abs(c1.layers[0].weight).max() <= 1 / np.sqrt(2 * 9)
+    with pytest.raises(ValueError, match=r"\(H, W, C\)"):
+        Network.from_arch("c4k3-d6", 162, 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_snntorch_conv_mirror_gives_identical_spikes(seed):
+    torch = pytest.importorskip("torch")
+    from spikelfp.backends import snntorch as bsn
+
+    net, x, _ = _case(seed, GEOMS[seed + 1], "zero", True, second_conv=True)
+    want = simulate(net, x, raster=True, membrane=True)
+    model = bsn.to_snntorch(net)
+    with torch.no_grad():
+        _, spikes, mems = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)), record=True)
+    for l, (s, r) in enumerate(zip(spikes, want.rasters)):
+        np.testing.assert_array_equal(s.numpy().transpose(1, 0, 2), r)
+        np.testing.assert_allclose(mems[l].numpy().transpose(1, 0, 2), want.membranes[l], rtol=1e-11, atol=1e-12)
+    back = bsn.from_snntorch(model)
+    assert back.arch == net.arch
+    np.testing.assert_array_equal(back.layers[0].weight, net.layers[0].weight)
+
+
+def test_train_a_conv_net_end_to_end(small_digits, tmp_path):
+    from spikelfp.train import TrainConfig, Trainer
+
+    train, test = small_digits
+    assert train.input_shape == (17, 17, 2)
+    for rule in ("temporal", "spike-count"):
+        cfg = TrainConfig(arch="c8k5s2-d32", epochs=3, seed=1, batch_size=16, rule=rule, bias=True)
+        m = Trainer(cfg).fit(train, test, str(tmp_path / rule))
+        assert m["history"][-1]["test_accuracy"] > 0.25, rule      # above chance (0.1) on 240 samples
+        net = spikelfp.io.load_network(tmp_path / rule / "model.h5")
+        assert net.arch == "c8k5s2-d32"
+        b = pack(net).bias
+        assert np.all(b[: net.layers[0].n_out].reshape(-1, 8) == net.layers[0].bias)   # the bias stayed tied
+        assert not np.allclose(net.layers[0].bias, Trainer(cfg).init_network(
+            train.input_shape, 10, np.random.default_rng(1), 1e-3).layers[0].bias)       # and was trained
