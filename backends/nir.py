@@ -1,6 +1,9 @@
 """NIR backend: export a Network to the Neuromorphic Intermediate Representation, and import it back.
 
 Graph: ``input -> fc0 (Affine, or Linear without bias) -> lif0 (LIF) -> fc1 -> lif1 ... -> output``.
+Conv layers are ``Conv2d -> LIF`` on channels-first (C, H, W) tensors (NIR's and torch's layout),
+followed by one ``Flatten`` before the first dense layer, whose weight columns are reordered from
+spikelfp's channels-last flat index to NIR's channels-first one (and back on import).
 A recurrent layer adds ``rec<l>`` (Linear, V) in a cycle ``lif<l> -> rec<l> -> lif<l>``: the edge
 back carries the previous step's spikes (NIR's recurrent convention; snntorch's importer turns
 this cycle into an ``RLeaky``), i.e. ``I[t] = W x[t] + V s[t-1] + b``.
@@ -33,7 +36,7 @@ import os
 import numpy as np
 
 from spikelfp.io import atomic_path
-from spikelfp.network import LIFLayer, Network
+from spikelfp.network import ConvLayer, LIFLayer, Network
 
 SNNTORCH_DT = 1e-4      # the step snntorch's NIR importer assumes
 
@@ -53,7 +56,9 @@ def to_nir(network: Network, dt: float | None = None):
     dt = float(network.dt if dt is None else dt)
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (got {dt})")
-    nodes = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
+    first = network.layers[0]
+    in_type = [first.in_shape[2], *first.in_shape[:2]] if isinstance(first, ConvLayer) else [network.n_in]
+    nodes = {"input": nir.Input(input_type={"input": np.array(in_type)})}
     edges = []
     prev = "input"
     for l, layer in enumerate(network.layers):
@@ -61,12 +66,25 @@ def to_nir(network: Network, dt: float | None = None):
             raise ValueError(f"layer {l} uses reset='{layer.reset}': NIR's LIF resets to v_reset, so only "
                              "reset='zero' networks can be exported to NIR")
         W = layer.weight.astype(np.float64)
-        nodes[f"fc{l}"] = (nir.Affine(weight=W, bias=layer.bias.astype(np.float64)) if layer.bias is not None
-                           else nir.Linear(weight=W))
         tau, r = tau_r_from_beta(layer.beta, dt)
-        n = layer.n_out
-        nodes[f"lif{l}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.zeros(n),
-                                   v_threshold=np.full(n, float(layer.threshold)), v_reset=np.zeros(n))
+        if isinstance(layer, ConvLayer):
+            Ho, Wo, Co = layer.out_shape
+            b = np.zeros(Co) if layer.bias is None else layer.bias.astype(np.float64)
+            nodes[f"fc{l}"] = nir.Conv2d(input_shape=tuple(layer.in_shape[:2]), weight=W, stride=layer.stride,
+                                         padding=layer.padding, dilation=1, groups=1, bias=b)
+            shape = (Co, Ho, Wo)                  # NIR's tensors are channels-first
+        else:
+            if l > 0 and isinstance(network.layers[l - 1], ConvLayer):
+                Hp, Wp, Cp = network.layers[l - 1].out_shape
+                nodes["flatten"] = nir.Flatten(input_type={"input": np.array([Cp, Hp, Wp])}, start_dim=0)
+                edges.append((prev, "flatten"))
+                prev = "flatten"
+                W = W[:, _channels_last_order(Hp, Wp, Cp)]      # columns in NIR's flatten order
+            nodes[f"fc{l}"] = (nir.Affine(weight=W, bias=layer.bias.astype(np.float64)) if layer.bias is not None
+                               else nir.Linear(weight=W))
+            shape = (layer.n_out,)
+        nodes[f"lif{l}"] = nir.LIF(tau=np.full(shape, tau), r=np.full(shape, r), v_leak=np.zeros(shape),
+                                   v_threshold=np.full(shape, float(layer.threshold)), v_reset=np.zeros(shape))
         edges += [(prev, f"fc{l}"), (f"fc{l}", f"lif{l}")]
         if layer.recurrent is not None:
             nodes[f"rec{l}"] = nir.Linear(weight=layer.recurrent.astype(np.float64))
@@ -79,6 +97,11 @@ def to_nir(network: Network, dt: float | None = None):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
+def _channels_last_order(H: int, W: int, C: int) -> np.ndarray:
+    """For each channels-first flat index (c, y, x), the channels-last flat index (y, x, c)."""
+    return np.arange(H * W * C).reshape(H, W, C).transpose(2, 0, 1).ravel()
+
+
 def tau_r_from_beta(beta: float, dt: float) -> tuple[float, float]:
     """NIR LIF ``(tau [s], r)`` of a layer with decay ``beta`` per step ``dt`` [s] (unit input gain)."""
     one_minus = 1.0 - float(beta)
@@ -88,7 +111,9 @@ def tau_r_from_beta(beta: float, dt: float) -> tuple[float, float]:
 
 
 def for_snntorch(graph):
-    """A copy of ``graph`` with its time constants rescaled to snntorch's importer step (1e-4 s).
+    """A copy of ``graph`` with its time constants rescaled to snntorch's importer step (1e-4 s),
+    and each Flatten's start_dim moved past the batch dimension (snntorch passes NIR's batch-free
+    dims to ``torch.nn.Flatten`` unchanged).
 
     snntorch's ``import_from_nir`` discretises every LIF with ``dt = 1e-4``; scaling tau by
     ``1e-4 / dt`` (r unchanged) keeps ``beta = 1 - dt/tau`` and the input gain ``r dt/tau``, so the
@@ -105,9 +130,13 @@ def for_snntorch(graph):
         raise ValueError("the graph does not state its time step (metadata['dt']); cannot rescale it")
     g = copy.deepcopy(graph)
     k = SNNTORCH_DT / float(dt)
-    for node in g.nodes.values():
+    for name, node in list(g.nodes.items()):
         if isinstance(node, nir.LIF):
             node.tau = np.asarray(node.tau, dtype=np.float64) * k
+        elif isinstance(node, nir.Flatten) and node.start_dim >= 0:
+            # NIR's dims exclude the batch; snntorch hands start_dim to torch.nn.Flatten as is
+            g.nodes[name] = nir.Flatten(input_type=node.input_type, start_dim=node.start_dim + 1,
+                                        end_dim=node.end_dim)
     g.metadata = {**(g.metadata or {}), "dt": SNNTORCH_DT}
     return g
 
@@ -154,8 +183,10 @@ def _chain(graph):
 
 
 def from_nir(graph, dt: float | None = None) -> Network:
-    """A Network from a NIR graph of (Affine | Linear) -> LIF pairs with v_leak = 0, v_reset = 0,
-    a LIF optionally with a recurrent (Affine without bias | Linear) node in a cycle with it.
+    """A Network from a NIR graph of (Affine | Linear | Conv2d) -> LIF pairs with v_leak = 0,
+    v_reset = 0, a LIF optionally with a recurrent (Affine without bias | Linear) node in a cycle
+    with it, and a Flatten between the last Conv2d pair and the first dense pair (NIR's tensors
+    are channels-first; spikelfp's flat channels are channels-last, so columns are reordered).
 
     ``dt`` [s] is the simulation step to discretise with (forward Euler, as NIR's own tools do):
     the argument, else ``graph.metadata["dt"]``; with neither, ValueError (never a guess).
@@ -173,12 +204,23 @@ def from_nir(graph, dt: float | None = None) -> Network:
     exact_beta = np.asarray(meta["beta"], dtype=np.float64) if "beta" in meta else None
     chain, loops = _chain(graph)
     order = [k for k in chain if not isinstance(graph.nodes[k], nir.Output)]
+    flat_from = None                         # the conv output a Flatten node flattened (channels-first)
+    if "flatten" in [type(graph.nodes[k]).__name__.lower() for k in order]:
+        order_ = []
+        for k in order:
+            if isinstance(graph.nodes[k], nir.Flatten):
+                if not order_ or not isinstance(graph.nodes[order_[-2]], nir.Conv2d):
+                    raise ValueError("NIR graph: a Flatten node must follow a Conv2d -> LIF pair")
+                flat_from = k
+                continue
+            order_.append(k)
+        order = order_
     if len(order) % 2:
         raise ValueError("NIR graph must alternate Affine/Linear and LIF nodes")
     layers = []
     for k in range(0, len(order), 2):
         fc, lif = graph.nodes[order[k]], graph.nodes[order[k + 1]]
-        if not isinstance(fc, (nir.Affine, nir.Linear)) or not isinstance(lif, nir.LIF):
+        if not isinstance(fc, (nir.Affine, nir.Linear, nir.Conv2d)) or not isinstance(lif, nir.LIF):
             raise ValueError(f"unsupported NIR nodes {type(fc).__name__} -> {type(lif).__name__}; "
                              "spikelfp reads Affine/Linear -> LIF chains")
         for name in ("tau", "r", "v_threshold"):
@@ -196,7 +238,28 @@ def from_nir(graph, dt: float | None = None) -> Network:
         if exact_beta is not None and l < exact_beta.size and abs(exact_beta[l] - beta) < 1e-9:
             beta = float(exact_beta[l])
         W = np.asarray(fc.weight, dtype=np.float64)
-        b = np.asarray(fc.bias, dtype=np.float64) if isinstance(fc, nir.Affine) else None
+        b = np.asarray(fc.bias, dtype=np.float64) if isinstance(fc, (nir.Affine, nir.Conv2d)) else None
+        if isinstance(fc, nir.Conv2d):
+            if np.any(np.asarray(fc.dilation) != 1) or fc.groups != 1 or isinstance(fc.padding, str) or \
+                    len(set(np.atleast_1d(fc.stride).tolist())) != 1 or \
+                    len(set(np.atleast_1d(fc.padding).tolist())) != 1 or fc.input_shape is None:
+                raise ValueError("NIR Conv2d: spikelfp reads square stride/padding, dilation 1, groups 1 and a "
+                                 "stated input_shape")
+            b = b if np.any(b != 0) else None
+            if not np.isclose(w_scale, 1.0):
+                W, b = W * w_scale, None if b is None else b * w_scale
+            layers.append(ConvLayer(W, (*[int(v) for v in fc.input_shape], W.shape[1]),
+                                    int(np.atleast_1d(fc.stride)[0]), int(np.atleast_1d(fc.padding)[0]), b,
+                                    beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero"))
+            continue
+        if layers and isinstance(layers[-1], ConvLayer):
+            if flat_from is None:
+                raise ValueError("NIR graph: a dense layer after a Conv2d needs a Flatten node between them")
+            Hp, Wp, Cp = layers[-1].out_shape
+            order_cl = _channels_last_order(Hp, Wp, Cp)
+            W2 = np.empty_like(W)
+            W2[:, order_cl] = W                          # NIR's flatten order -> channels-last columns
+            W = W2
         V = None
         if order[k + 1] in loops:
             rn = graph.nodes[loops[order[k + 1]]]

@@ -46,7 +46,7 @@ def main():
     spikes_in[:, : B * T] = eb.to_dense(np.float64).reshape(B * T, -1).T
     src = Source(data=spikes_in)
     sink = Sink(shape=(ckpt.network.n_out,), buffer=steps)
-    src.s_out.connect(net.s_in)
+    net.connect_source(src.s_out)          # a flat (n_in,) source; reshaped for a conv first layer
     net.s_out.connect(sink.a_in)
     try:
         src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=net.select_tag))

@@ -16,7 +16,10 @@ Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
 
 so that v_int = v_float * s * 2^e * 64 up to rounding. Only reset-to-zero layers can be expressed.
 A recurrent layer's V shares W's scale (s from max(|W|, |V|)) and exponent: both feed one u, as two
-Dense processes whose inputs Lava adds after each one's own ``weight_exp`` shift.
+Dense processes whose inputs Lava adds after each one's own ``weight_exp`` shift. A conv layer gets
+e = 0: Lava's fixed-point Conv model ignores ``weight_exp`` (lava-nc 0.10.0), so its threshold has
+the precision of ``theta * s`` (about 8 bits for theta ~ max|W|); its 24-bit accumulator wraps as
+Lava's ``signed_clamp`` does.
 
 Example
 -------
@@ -37,8 +40,8 @@ import numpy as np
 
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
-from .network import Network
-from .packed import layer_offsets
+from .network import ConvLayer, LIFLayer, Network
+from .packed import pack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -65,6 +68,21 @@ class LoihiLayer:
     bias_exp: int
     scale: float              # v_int / v_float = s * 2^e * 64
     recurrent: np.ndarray | None = None   # int32 (n_out, n_out), same format and weight_exp as weight
+    conv: tuple | None = None             # a conv layer: (in_shape (H, W, C), stride, padding); weight
+                                          # is then the (C_out, C_in, K, K) kernel and weight_exp 0
+
+    @property
+    def n_out(self) -> int:
+        if self.conv is None:
+            return int(self.weight.shape[0])
+        from .network import conv_out_size
+        (H, W, _), st, pd = self.conv
+        K = self.weight.shape[2]
+        return conv_out_size(H, K, st, pd) * conv_out_size(W, K, st, pd) * int(self.weight.shape[0])
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.conv[0])) if self.conv is not None else int(self.weight.shape[1])
 
     @property
     def effective_bias(self) -> np.ndarray:
@@ -78,7 +96,7 @@ class LoihiNetwork:
 
     @property
     def sizes(self) -> tuple:
-        return (self.layers[0].weight.shape[1],) + tuple(la.weight.shape[0] for la in self.layers)
+        return (self.layers[0].n_in,) + tuple(la.n_out for la in self.layers)
 
 
 def check_loihi_compatible(net: Network) -> None:
@@ -95,12 +113,13 @@ def quantize(net: Network) -> LoihiNetwork:
     check_loihi_compatible(net)
     layers = []
     for layer in net.layers:
+        is_conv = isinstance(layer, ConvLayer)
         W = layer.weight.astype(np.float64)
         V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
         wmax = max(float(np.abs(a).max()) for a in (W, V) if a is not None)
         s = W_MAX_INT / wmax if wmax > 0 else 1.0
         ts = layer.threshold * s
-        e = int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
+        e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
         vth = int(round(ts * 2.0**e))
         if vth > VTH_MAX:
             raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
@@ -120,10 +139,11 @@ def quantize(net: Network) -> LoihiNetwork:
             bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
         else:
             bexp = 0
-            bm = np.zeros(layer.n_out, dtype=np.int32)
+            bm = np.zeros(layer.weight.shape[0] if is_conv else layer.n_out, dtype=np.int32)
         dv = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
         layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
-                                 recurrent=None if V is None else q8(V)))
+                                 recurrent=None if V is None else q8(V),
+                                 conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None))
     return LoihiNetwork(layers, dt=net.dt)
 
 
@@ -136,23 +156,23 @@ def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool =
     eb = as_event_batch(x, int(sizes[0]))
     L = len(q.layers)
     rec = np.array([la.recurrent is not None for la in q.layers], dtype=np.bool_)
-    w_off, n_off = layer_offsets(sizes, rec)
-    WT = np.concatenate([a.T.astype(np.int64).ravel() for la in q.layers
-                         for a in (la.weight, la.recurrent) if a is not None])
-    bias = np.concatenate([la.effective_bias for la in q.layers]).astype(np.int64)
+    # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
+    shadow = Network([
+        ConvLayer(np.zeros(la.weight.shape), *la.conv) if la.conv is not None else
+        LIFLayer(np.zeros(la.weight.shape), recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
+        for la in q.layers])
+    p = pack(shadow)
+    w_off, n_off = p.w_off, p.n_off
+    WT = np.concatenate([(a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T).astype(np.int64).ravel()
+                         for la in q.layers for a in (la.weight, la.recurrent) if a is not None])
+    bias = np.concatenate([np.tile(la.effective_bias, la.n_out // la.effective_bias.size)
+                           for la in q.layers]).astype(np.int64)
     B, T = eb.batch_size, eb.n_steps
-    keep_ras = raster or bool(rec.any())    # recurrent SynOps need the last step's spikes
-    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, keep_ras, membrane)
-    forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off, rec,
-                  np.array([la.weight_exp for la in q.layers], np.int64),
-                  np.array([la.du for la in q.layers], np.int64),
-                  np.array([la.dv for la in q.layers], np.int64),
-                  np.array([la.vth for la in q.layers], np.int64), bias,
-                  default_chunks(B), counts, keep_ras, ras, membrane, mem)
-    synops = eb.counts().sum(1).astype(np.int64) * int(sizes[1])
-    for l in range(1, L):
-        synops += counts[:, n_off[l - 1]: n_off[l]].sum(1).astype(np.int64) * int(sizes[l + 1])
-    for l in np.flatnonzero(rec):          # own spikes of steps 1..T-1 through V
-        own = counts[:, n_off[l]: n_off[l + 1]].sum(1) - ras[:, T - 1, n_off[l]: n_off[l + 1]].sum(1)
-        synops += own.astype(np.int64) * int(sizes[l + 1])
+    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, raster, membrane)
+    synops = forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off, rec, p.conv, p.ct_ptr, p.ct_out,
+                           p.ct_k, np.array([la.weight_exp for la in q.layers], np.int64),
+                           np.array([la.du for la in q.layers], np.int64),
+                           np.array([la.dv for la in q.layers], np.int64),
+                           np.array([la.vth for la in q.layers], np.int64), bias,
+                           default_chunks(B), counts, raster, ras, membrane, mem)
     return split_record(counts, ras, mem, n_off, raster, membrane, synops)

@@ -208,3 +208,52 @@ def test_train_a_conv_net_end_to_end(small_digits, tmp_path):
         assert np.all(b[: net.layers[0].n_out].reshape(-1, 8) == net.layers[0].bias)   # the bias stayed tied
         assert not np.allclose(net.layers[0].bias, Trainer(cfg).init_network(
             train.input_shape, 10, np.random.default_rng(1), 1e-3).layers[0].bias)       # and was trained
+
+
+def test_conv_nir_round_trip_is_exact(tmp_path):
+    nir = pytest.importorskip("nir")
+    from spikelfp.backends import nir as bnir
+
+    net, x, _ = _case(2, GEOMS[1], "zero", True, second_conv=True)
+    net.dt = 0.01
+    bnir.export(net, tmp_path / "c.nir")
+    g = nir.read(str(tmp_path / "c.nir"))
+    assert isinstance(g.nodes["fc0"], nir.Conv2d) and isinstance(g.nodes["flatten"], nir.Flatten)
+    assert list(g.nodes["input"].input_type["input"]) == [1, 8, 8]            # channels-first
+    back = bnir.load(tmp_path / "c.nir")
+    assert back.arch == net.arch
+    for a, b in zip(net.layers, back.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        assert a.beta == b.beta
+    for ra, rb in zip(simulate(net, x, raster=True).rasters, simulate(back, x, raster=True).rasters):
+        np.testing.assert_array_equal(ra, rb)
+
+
+def test_snntorch_nir_import_of_a_conv_net_gives_identical_spikes(tmp_path):
+    """Our Conv2d -> LIF -> Flatten -> Affine graph through snntorch's importer, on (C, H, W) input."""
+    nir = pytest.importorskip("nir")
+    torch = pytest.importorskip("torch")
+    from snntorch.import_nir import import_from_nir
+
+    from spikelfp.backends import nir as bnir
+
+    rng = np.random.default_rng(4)
+    net = random_convnet(rng, GEOMS[0], bias=True).astype(np.float32).astype(np.float64)
+    net.dt = 0.01
+    bnir.export(net, tmp_path / "c.nir")
+    model = import_from_nir(bnir.for_snntorch(nir.read(str(tmp_path / "c.nir")))).double()
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
+    x = random_input(rng, 5, 20, net.n_in, 0.3)
+    H, W, C = net.layers[0].in_shape
+    ref = simulate(net, x, raster=True).rasters[-1]
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            img = torch.from_numpy(x[:, t].reshape(-1, H, W, C).transpose(0, 3, 1, 2).astype(np.float64))
+            o, state = model(img, state)
+            outs.append(o.numpy())
+    got = np.stack(outs, 1)
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(got, ref)

@@ -458,3 +458,73 @@ def test_recurrent_fixed_kernel_matches_numpy_reference(seed):
     assert all(r.sum() > 0 for r in rec.rasters)
     plain = simulate_fixed(q, x)
     np.testing.assert_array_equal(plain.synops, rec.synops)
+
+
+def test_conv_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
+    """Conv -> LIF in Lava (lava.proc.conv). Lava's float Conv computes in float32 (torch), so the
+    float check uses weights on a 1/64 grid, whose sums float32 holds exactly."""
+    out = run_script(tmp_path, """
+        import numpy as np
+        from conftest import random_input
+        from test_conv import random_convnet, GEOMS
+        import spikelfp
+        from spikelfp.backends import lava
+        from spikelfp.loihi import quantize, simulate_fixed
+        res, workers = [], []
+        for seed, geom, bias, second in [(0, GEOMS[0], True, False), (1, GEOMS[1], False, True), (2, GEOMS[3], True, False)]:
+            rng = np.random.default_rng(seed)
+            net = random_convnet(rng, geom, bias=bias, second_conv=second)
+            for la in net.layers:                         # a 1/64 grid: exact in float32 sums
+                la.weight[:] = np.round(la.weight * 64) / 64
+                if la.bias is not None:
+                    la.bias[:] = np.round(la.bias * 64) / 64
+                la.beta = 0.75
+            net = spikelfp.Network([type(la)(**{k: getattr(la, k) for k in
+                                    (["weight", "in_shape", "stride", "padding", "bias", "beta", "threshold", "reset"]
+                                     if isinstance(la, spikelfp.ConvLayer) else
+                                     ["weight", "bias", "beta", "threshold", "reset"])}) for la in net.layers])
+            x = random_input(rng, 3, 12, net.n_in, 0.3)
+            ref = spikelfp.simulate(net, x, raster=True)
+            fl = lava.export(net, "float").run(x)
+            sim = simulate_fixed(quantize(net), x, raster=True)
+            fx = lava.export(net, "fixed").run(x)
+            workers += fl.workers_seen + fx.workers_seen
+            res.append({"float": [bool(np.array_equal(a, b)) for a, b in zip(fl.rasters, ref.rasters)],
+                        "fixed": [bool(np.array_equal(a, b)) for a, b in zip(fx.rasters, sim.rasters)],
+                        "spikes": [int(r.sum()) for r in ref.rasters], "fixed_spikes": [int(r.sum()) for r in sim.rasters]})
+        print(json.dumps({"res": res, "workers": workers}))
+    """)
+    assert out["workers"]
+    for r in out["res"]:
+        assert all(r["float"]), r
+        assert all(r["fixed"]), r
+        assert all(s > 0 for s in r["spikes"]) and all(s > 0 for s in r["fixed_spikes"]), r
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_conv_fixed_kernel_matches_numpy_reference(seed):
+    """The fixed-point conv path vs the numpy Lava transcription on the conv's dense matrix."""
+    import numpy_reference as ref
+    from test_conv import GEOMS, random_convnet
+
+    from spikelfp.loihi import LoihiLayer, LoihiNetwork
+
+    rng = np.random.default_rng(seed)
+    net = random_convnet(rng, GEOMS[seed + 1], bias=True, second_conv=True)
+    q = quantize(net)
+    assert q.layers[0].conv is not None and q.layers[0].weight_exp == 0
+    dense = []
+    for la, fl in zip(q.layers, net.layers):
+        if la.conv is None:
+            dense.append(la)
+            continue
+        shadow = type(fl)(la.weight.astype(np.float64), *la.conv)
+        M, _ = ref.conv_dense_matrix(shadow)
+        dense.append(LoihiLayer(M.astype(np.int32), 0, la.vth, la.du, la.dv,
+                                np.tile(la.bias_mant, la.n_out // la.bias_mant.size), la.bias_exp, la.scale))
+    x = (rng.random((4, 20, net.n_in)) < 0.3).astype(np.uint8)
+    rec = simulate_fixed(q, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.loihi_fixed_forward(LoihiNetwork(dense), x), rec.rasters, rec.membranes):
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    assert all(r.sum() > 0 for r in rec.rasters)

@@ -41,7 +41,7 @@ import numpy as np
 
 from spikelfp.events import as_event_batch
 from spikelfp.loihi import UnsupportedNetworkError, check_loihi_compatible, quantize
-from spikelfp.network import Network
+from spikelfp.network import ConvLayer, Network
 
 MODES = ("float", "fixed")
 _AT_FORK = []
@@ -106,11 +106,25 @@ def _lava():
 
 
 def float_parameters(layer) -> dict:
-    """LIF parameters of a float layer for Lava's ``floating_pt`` model (the one place for it)."""
+    """LIF parameters of a float layer for Lava's ``floating_pt`` model (the one place for it).
+    A conv layer's LIF is shaped (H', W', C_out) and its channel bias expanded to every position."""
     dv = 1.0 - layer.beta
-    return {"du": 1.0, "dv": dv, "vth": float(layer.threshold),
-            "bias_mant": (np.zeros(layer.n_out) if layer.bias is None else layer.bias.astype(np.float64)),
-            "bias_exp": 0}
+    if isinstance(layer, ConvLayer):
+        b = np.zeros(layer.out_shape) if layer.bias is None else \
+            np.broadcast_to(layer.bias.astype(np.float64), layer.out_shape).copy()
+    else:
+        b = np.zeros(layer.n_out) if layer.bias is None else layer.bias.astype(np.float64)
+    return {"du": 1.0, "dv": dv, "vth": float(layer.threshold), "bias_mant": b, "bias_exp": 0}
+
+
+def lava_kernel(kernel: np.ndarray) -> np.ndarray:
+    """spikelfp's (C_out, C_in, K, K) cross-correlation kernel as Lava's ``Conv`` weight.
+
+    Lava's Conv takes (C_out, X, Y, C_in) on (X, Y, C) tensors and convolves (it flips the kernel
+    before torch's correlation). spikelfp's channels-last (H, W, C) is handed over as Lava's
+    (X, Y, C) -- X is spikelfp's y -- so the weight is the kernel with (ky, kx) on (X, Y), flipped.
+    """
+    return np.ascontiguousarray(kernel.transpose(0, 2, 3, 1)[:, ::-1, ::-1, :])
 
 
 @dataclass
@@ -164,6 +178,9 @@ class LavaExport:
         """Per layer, the keyword arguments of Lava's ``Dense`` and ``LIF`` in this mode (one place)."""
         out = []
         for l, layer in enumerate(self.network.layers):
+            if isinstance(layer, ConvLayer):
+                out.append(self._conv_parameters(l, layer))
+                continue
             if self.mode == "float":
                 p = {"dense": {"weights": layer.weight.astype(np.float64)}, "lif": float_parameters(layer)}
                 if layer.is_recurrent:
@@ -180,6 +197,19 @@ class LavaExport:
                                       "num_weight_bits": 8}
             out.append(p)
         return out
+
+    def _conv_parameters(self, l: int, layer: ConvLayer) -> dict:
+        geo = {"input_shape": np.asarray(layer.in_shape, dtype=np.int64), "stride": int(layer.stride),
+               "padding": int(layer.padding)}
+        if self.mode == "float":
+            return {"conv": {"weight": lava_kernel(layer.weight.astype(np.float64)), **geo},
+                    "lif": float_parameters(layer)}
+        q = self.quantized.layers[l]
+        return {"conv": {"weight": lava_kernel(q.weight.astype(np.int32)), "weight_exp": 0, "num_weight_bits": 8,
+                         **geo},
+                "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
+                        "bias_mant": np.broadcast_to(q.bias_mant.astype(np.int32), layer.out_shape).copy(),
+                        "bias_exp": np.full(layer.out_shape, q.bias_exp, dtype=np.int32)}}
 
     def run(self, x) -> LavaRun:
         """Run a batch (EventBatch or dense (B, T, n_in)) through Lava; returns aligned rasters.
@@ -227,11 +257,11 @@ class LavaExport:
             src = RingBuffer(data=data)
             procs = build_processes(self.layer_parameters(), self.mode, n_steps=n_steps,
                                     one_sample_steps=one_sample_steps)
-            src.s_out.connect(procs.s_in)
+            procs.connect_source(src.s_out)
             recorders = []
             for l, (layer, lif) in enumerate(zip(net.layers, procs.lifs, strict=True)):
                 rec = SpikeRecorder(shape=(layer.n_out,), n_steps=steps, path=os.path.join(tmp, f"layer{l}.npy"))
-                lif.s_out.connect(rec.a_in)
+                (lif.s_out.flatten() if len(lif.s_out.shape) > 1 else lif.s_out).connect(rec.a_in)
                 recorders.append(rec)
             cfg = Loihi2SimCfg(select_tag=procs.select_tag)
             src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
@@ -285,11 +315,18 @@ class LavaProcesses:
 
     @property
     def s_in(self):
+        """The first layer's input port (a conv layer's is shaped (H, W, C): see :meth:`connect_source`)."""
         return self.denses[0].s_in
 
     @property
     def s_out(self):
         return self.lifs[-1].s_out
+
+    def connect_source(self, src_out) -> None:
+        """Connect a flat source port (n_in,) to the first layer, reshaped to its input shape
+        (spikelfp's flat channels are channels-last, which a C-order reshape to (H, W, C) keeps)."""
+        shape = tuple(self.s_in.shape)
+        (src_out.reshape(shape) if tuple(src_out.shape) != shape else src_out).connect(self.s_in)
 
     @property
     def select_tag(self) -> str:
@@ -322,20 +359,30 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
     _, _, Dense, _, LIFReset, SignMode, _ = _lava()
     from lava.proc.lif.process import LIF
 
+    from lava.proc.conv.process import Conv
+
     denses, lifs, recs = [], [], []
     for l, p in enumerate(layer_params):
-        kw = dict(p["dense"])
-        if mode == "fixed":
-            kw["sign_mode"] = SignMode.MIXED
-        dense = Dense(**kw)
-        n_out = kw["weights"].shape[0]
+        if "conv" in p:
+            kw = dict(p["conv"])
+            kw["input_shape"] = tuple(int(v) for v in kw["input_shape"])
+            dense = Conv(**kw)                     # Lava's Conv delays by one step like Dense
+            shape = tuple(dense.output_shape)
+        else:
+            kw = dict(p["dense"])
+            if mode == "fixed":
+                kw["sign_mode"] = SignMode.MIXED
+            dense = Dense(**kw)
+            shape = (kw["weights"].shape[0],)
         period = int(n_steps or one_sample_steps or 0)
         if period:
-            lif = LIFReset(shape=(n_out,), reset_interval=period, reset_offset=(l + 2) % period, **p["lif"])
+            lif = LIFReset(shape=shape, reset_interval=period, reset_offset=(l + 2) % period, **p["lif"])
         else:
-            lif = LIF(shape=(n_out,), **p["lif"])
+            lif = LIF(shape=shape, **p["lif"])
         if lifs:
-            lifs[-1].s_out.connect(dense.s_in)
+            prev = lifs[-1].s_out
+            want = tuple(dense.s_in.shape)
+            (prev.reshape(want) if tuple(prev.shape) != want else prev).connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         rec = None
         if p.get("recurrent"):
@@ -371,7 +418,7 @@ def write_parameters(path, network: Network) -> None:
         f.attrs["dt"] = float(network.dt)
         for tag, ex in modes.items():
             for l, p in enumerate(ex.layer_parameters()):
-                for part in ("dense", "lif", "recurrent"):
+                for part in ("dense", "conv", "lif", "recurrent"):
                     if part not in p:
                         continue
                     g = f.require_group(f"layer_{l}/{tag}/{part}")
@@ -401,8 +448,8 @@ def read_parameters(path, mode: str = "float") -> list[dict]:
             out = []
             for l in range(int(f.attrs["n_layers"])):
                 layer = {}
-                for part in ("dense", "lif", "recurrent"):
-                    if part == "recurrent" and part not in f[f"layer_{l}/{tag}"]:
+                for part in ("dense", "conv", "lif", "recurrent"):
+                    if part in ("recurrent", "conv", "dense") and part not in f[f"layer_{l}/{tag}"]:
                         continue
                     g = f[f"layer_{l}/{tag}/{part}"]
                     d = {k: g[k][()] for k in g}
@@ -438,7 +485,7 @@ def load(path, mode: str = "float", n_steps: int | None = None) -> LavaProcesses
 
         net = lava.load("model.lava.h5", mode="float", n_steps=30)
         src, sink = Source(data=spikes_in), Sink(shape=(10,), buffer=n)   # spikes_in: (n_in, n)
-        src.s_out.connect(net.s_in); net.s_out.connect(sink.a_in)
+        net.connect_source(src.s_out); net.s_out.connect(sink.a_in)   # (reshapes for a conv input)
         src.run(condition=RunSteps(num_steps=n), run_cfg=Loihi2SimCfg(select_tag=net.select_tag))
         out = sink.data.get(); src.stop()
     """

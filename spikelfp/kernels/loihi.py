@@ -30,15 +30,20 @@ def _trunc_decay(x, factor):
 
 
 @njit(cache=True, parallel=True)
-def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, wexp, du, dv, vth, bias_eff,
-                  n_chunks, counts, rec_raster, raster, rec_mem, mem):
+def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_ptr, ct_out, ct_k, wexp, du, dv,
+                  vth, bias_eff, n_chunks, counts, rec_raster, raster, rec_mem, mem):
     """Fixed-point forward pass; ``WT`` int64 in the packed transposed layout, ``bias_eff`` the
     per-neuron effective bias (bias_mant << bias_exp). Fills counts and optional rasters/membranes
-    (v after the update, before the reset, in Lava's integer units)."""
+    (v after the update, before the reset, in Lava's integer units); returns SynOps per sample.
+
+    A conv layer (Lava's ``Conv``, fixed_pt) sums its kernel rows through the connection table
+    (spikelfp.packed), wraps the sum into 24 signed bits (Lava's ``signed_clamp``) and applies no
+    weight exponent (Lava's fixed Conv model has none)."""
     L = sizes.size - 1
     nmax = 1
     for l in range(1, L + 1):
         nmax = max(nmax, sizes[l])
+    synops = np.zeros(B, dtype=np.int64)
     for c in prange(n_chunks):
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
@@ -75,16 +80,33 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, wexp, du, 
                 op[0] = 0
                 k = 0
                 v0 = w0 + sizes[l] * n_out
+                is_conv = conv[l, 0] == 1
+                cin, cout, cst = conv[l, 1], conv[l, 2], conv[l, 3]
                 for t in range(T):
                     for j in range(n_out):
                         acc[j] = 0
                         racc[j] = 0
-                    for q in range(ip[pb + t], ip[pb + t + 1]):
-                        base = w0 + ix[q] * n_out
-                        row = WT[base: base + n_out]
-                        for j in range(n_out):
-                            acc[j] += row[j]
+                    if is_conv:
+                        for q in range(ip[pb + t], ip[pb + t + 1]):
+                            pin = ix[q] // cin
+                            ch = ix[q] - pin * cin
+                            synops[b] += (ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]) * cout
+                            for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
+                                base = w0 + (ct_k[m] * cin + ch) * cout
+                                o = ct_out[m] * cout
+                                for j in range(cout):
+                                    acc[o + j] += WT[base + j]
+                        for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
+                            acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
+                    else:
+                        synops[b] += (ip[pb + t + 1] - ip[pb + t]) * n_out
+                        for q in range(ip[pb + t], ip[pb + t + 1]):
+                            base = w0 + ix[q] * n_out
+                            row = WT[base: base + n_out]
+                            for j in range(n_out):
+                                acc[j] += row[j]
                     if rec[l] and t > 0:
+                        synops[b] += (op[t] - op[t - 1]) * n_out
                         for q in range(op[t - 1], op[t]):       # own spikes of step t-1
                             base = v0 + ox[q] * n_out
                             row = WT[base: base + n_out]
@@ -119,3 +141,4 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, wexp, du, 
                         else:
                             v[j] = vv
                     op[t + 1] = k
+    return synops
