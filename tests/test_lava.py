@@ -528,3 +528,47 @@ def test_conv_fixed_kernel_matches_numpy_reference(seed):
         np.testing.assert_array_equal(ra, r)
         np.testing.assert_array_equal(ma, m)
     assert all(r.sum() > 0 for r in rec.rasters)
+
+
+def test_exported_conv_file_loads_as_lava_processes_and_runs(tmp_path):
+    out = run_script(tmp_path, """
+        import multiprocessing
+        import numpy as np
+        from conftest import random_input
+        from test_conv import random_convnet, GEOMS
+        import spikelfp
+        from spikelfp import compat
+        from spikelfp.backends import lava
+        from spikelfp.loihi import quantize, simulate_fixed
+        compat.patch_lava()
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        rng = np.random.default_rng(5)
+        net = random_convnet(rng, GEOMS[1], bias=False)
+        path = sys.argv[0] + ".lava.h5"
+        lava.write_parameters(path, net)
+        B, T, L = 2, 10, 2
+        x = random_input(rng, B, T, net.n_in, 0.35)
+        res, workers = {}, []
+        for mode in ("fixed",):        # float: Lava's Conv sums in float32 (see the spike-exact test's grid)
+            procs = lava.load(path, mode=mode, n_steps=T)
+            data = np.zeros((net.n_in, B * T + L), np.int32)
+            data[:, : B * T] = x.reshape(B * T, -1).T
+            src = Source(data=data)
+            sink = Sink(shape=(4,), buffer=B * T + L)
+            procs.connect_source(src.s_out)
+            procs.s_out.connect(sink.a_in)
+            try:
+                src.run(condition=RunSteps(num_steps=B * T + L), run_cfg=Loihi2SimCfg(select_tag=procs.select_tag))
+                workers += [p.pid for p in multiprocessing.active_children()]
+                got = sink.data.get()
+            finally:
+                src.stop()
+            res[mode] = np.stack([got[:, b * T + L: (b + 1) * T + L].T for b in range(B)]).astype(np.uint8)
+        ref = simulate_fixed(quantize(net), x, raster=True).rasters[-1]
+        print(json.dumps({"fixed": bool(np.array_equal(res["fixed"], ref)), "spikes": int(ref.sum()),
+                          "workers": workers}))
+    """)
+    assert out["spikes"] > 0 and out["fixed"]
