@@ -1,7 +1,8 @@
 """NIR backend: export a Network to the Neuromorphic Intermediate Representation, and import it back.
 
 Graph: ``input -> fc0 (Affine, or Linear without bias) -> lif0 (LIF) -> fc1 -> lif1 ... -> output``.
-Conv layers are ``Conv2d -> LIF`` on channels-first (C, H, W) tensors (NIR's and torch's layout),
+Conv layers are ``Conv2d -> LIF`` on channels-first (C, H, W) tensors (NIR's and torch's layout;
+a pooling layer is the Conv2d of its fixed synapses, listed in ``metadata["pool_layers"]``),
 followed by one ``Flatten`` before the first dense layer, whose weight columns are reordered from
 spikelfp's channels-last flat index to NIR's channels-first one (and back on import).
 A recurrent layer adds ``rec<l>`` (Linear, V) in a cycle ``lif<l> -> rec<l> -> lif<l>``: the edge
@@ -93,7 +94,9 @@ def to_nir(network: Network, dt: float | None = None):
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
     edges.append((prev, "output"))
     meta = {"dt": dt, "producer": "spikelfp", "time_convention": "forward Euler, beta = 1 - dt / tau",
-            "beta": np.array([la.beta for la in network.layers], dtype=np.float64)}
+            "beta": np.array([la.beta for la in network.layers], dtype=np.float64),
+            "pool_layers": np.array([l for l, la in enumerate(network.layers)
+                                     if isinstance(la, ConvLayer) and not la.trainable], dtype=np.int64)}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -202,6 +205,7 @@ def from_nir(graph, dt: float | None = None) -> Network:
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (got {dt})")
     exact_beta = np.asarray(meta["beta"], dtype=np.float64) if "beta" in meta else None
+    pool_layers = {int(v) for v in np.atleast_1d(meta.get("pool_layers", []))}
     chain, loops = _chain(graph)
     order = [k for k in chain if not isinstance(graph.nodes[k], nir.Output)]
     flat_from = None                         # the conv output a Flatten node flattened (channels-first)
@@ -250,7 +254,8 @@ def from_nir(graph, dt: float | None = None) -> Network:
                 W, b = W * w_scale, None if b is None else b * w_scale
             layers.append(ConvLayer(W, (*[int(v) for v in fc.input_shape], W.shape[1]),
                                     int(np.atleast_1d(fc.stride)[0]), int(np.atleast_1d(fc.padding)[0]), b,
-                                    beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero"))
+                                    beta=beta, threshold=float(lif.v_threshold.flat[0]), reset="zero",
+                                    trainable=l not in pool_layers))
             continue
         if layers and isinstance(layers[-1], ConvLayer):
             if flat_from is None:

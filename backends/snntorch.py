@@ -74,6 +74,7 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
                         fc.weight.copy_(torch.as_tensor(layer.weight, dtype=dtype))
                         if layer.bias is not None:
                             fc.bias.copy_(torch.as_tensor(layer.bias, dtype=dtype))
+                    fc.weight.requires_grad_(layer.trainable)        # pooling: fixed synapses
                     self.fcs.append(fc)
                     self.recs.append(torch.nn.Identity())
                     self.shapes.append((layer.in_shape, layer.out_shape))
@@ -147,7 +148,8 @@ def from_snntorch(model, dt: float = 1e-3) -> Network:
         w = fc.weight.detach().cpu().double().numpy().copy()
         b = None if fc.bias is None else fc.bias.detach().cpu().double().numpy().copy()
         if sh is not None:
-            layers.append(ConvLayer(w, sh[0], fc.stride[0], fc.padding[0], b, beta=beta, threshold=thr, reset=reset))
+            layers.append(ConvLayer(w, sh[0], fc.stride[0], fc.padding[0], b, beta=beta, threshold=thr, reset=reset,
+                                    trainable=bool(fc.weight.requires_grad)))
             continue
         v = rc.weight.detach().cpu().double().numpy().copy() if isinstance(rc, torch.nn.Linear) else None
         layers.append(LIFLayer(w, b, beta=beta, threshold=thr, reset=reset, recurrent=v))

@@ -11,10 +11,11 @@ neuron per class) is implied by the dataset::
 Tokens: ``d<N>`` dense LIF, ``r<N>`` dense + recurrent LIF, N >= 1;
 ``c<C>k<K>[s<S>][p<P>]`` a 2-D convolution of C output channels, K x K kernel, stride S
 (default 1), zero padding P (default 0), on the channels-last input (H, W, C) of the dataset
-(camera datasets: ``(height, width, polarities)`` after binning). Pooling is designed in
-docs/layers.md but not implemented yet; its token ``p<K>`` is refused with that message.
+(camera datasets: ``(height, width, polarities)`` after binning); ``p<K>`` spike pooling over
+K x K blocks (stride K; fixed synapses, max/OR pooling of binary spikes: docs/layers.md).
 
     c8k5s2-c16k3s2-d64      two conv layers, then dense 64
+    c16k5-p2-c32k3-p2-d64   conv, pool, conv, pool, dense
 
 Example
 -------
@@ -32,9 +33,10 @@ from typing import NamedTuple
 import numpy as np
 
 KINDS = {"d": "dense LIF", "r": "recurrent LIF (dense input + recurrent weights)",
-         "c": "conv LIF, c<C>k<K>[s<S>][p<P>]"}
+         "c": "conv LIF, c<C>k<K>[s<S>][p<P>]", "p": "spike pooling over K x K blocks, p<K>"}
 _TOKEN = re.compile(r"([dr])(\d+)$")
 _CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?$")
+_POOL = re.compile(r"p(\d+)$")
 
 
 class LayerSpec(NamedTuple):
@@ -49,6 +51,8 @@ class LayerSpec(NamedTuple):
 
     @property
     def token(self) -> str:
+        if self.kind == "p":
+            return f"p{self.k}"
         if self.kind != "c":
             return f"{self.kind}{self.n}"
         return f"c{self.n}k{self.k}" + (f"s{self.s}" if self.s != 1 else "") + (f"p{self.p}" if self.p else "")
@@ -69,20 +73,25 @@ def parse_arch(spec: str) -> list[LayerSpec]:
     out = []
     for k, tok in enumerate(spec.split("-")):
         tok = tok.strip()
-        m, c = _TOKEN.match(tok), _CONV.match(tok)
+        m, c, pl = _TOKEN.match(tok), _CONV.match(tok), _POOL.match(tok)
+        if pl:
+            kk = int(pl.group(1))
+            if kk < 1:
+                raise ArchError(f"layer {k} {tok!r}: a pooling block needs K >= 1")
+            if not out or out[-1].kind not in ("c", "p"):
+                raise ArchError(f"layer {k} {tok!r}: pooling follows a convolution (or another pooling)")
+            out.append(LayerSpec("p", 0, kk, kk, 0))
+            continue
         if c:
             n, kk = int(c.group(1)), int(c.group(2))
             st, pd = int(c.group(3) or 1), int(c.group(4) or 0)
             if n < 1 or kk < 1 or st < 1 or pd >= kk:
                 raise ArchError(f"layer {k} {tok!r}: need C >= 1, K >= 1, stride >= 1 and padding < K")
-            if out and out[-1].kind != "c":
+            if out and out[-1].kind not in ("c", "p"):
                 raise ArchError(f"layer {k} {tok!r}: convolutions must come before the dense layers")
             out.append(LayerSpec("c", n, kk, st, pd))
             continue
         if not m:
-            if tok.startswith("p") and tok[1:2].isdigit():
-                raise ArchError(f"layer {k} {tok!r}: pooling layers are not implemented yet "
-                                "(docs/layers.md); available: " + _known())
             raise ArchError(f"layer {k} {tok!r} is not a layer token; available: " + _known()
                             + " (e.g. 'r256-d128')")
         kind, n = m.group(1), int(m.group(2))
@@ -103,7 +112,7 @@ def arch_from_hidden(hidden) -> str:
 
 
 def has_conv(spec: str) -> bool:
-    return any(la.kind == "c" for la in parse_arch(spec))
+    return any(la.kind in ("c", "p") for la in parse_arch(spec))
 
 
 def layer_shapes(spec: str, in_shape, n_out: int) -> list[tuple[int, int, int, bool]]:
@@ -115,7 +124,14 @@ def layer_shapes(spec: str, in_shape, n_out: int) -> list[tuple[int, int, int, b
     out = []
     for la in parse_arch(spec):
         n_in = int(np.prod(shape))
-        if la.kind == "c":
+        if la.kind == "p":
+            H, W, C = shape
+            Ho, Wo = conv_out_size(H, la.k, la.k, 0), conv_out_size(W, la.k, la.k, 0)
+            if min(Ho, Wo) < 1:
+                raise ArchError(f"{la.token}: a {la.k}x{la.k} block does not fit the {H}x{W} input")
+            shape = (Ho, Wo, C)
+            out.append((n_in, Ho * Wo * C, C * C * la.k * la.k, False))
+        elif la.kind == "c":
             H, W, C = shape
             Ho, Wo = conv_out_size(H, la.k, la.s, la.p), conv_out_size(W, la.k, la.s, la.p)
             if min(Ho, Wo) < 1:

@@ -182,6 +182,8 @@ class Rule:
 
     def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
         tie_conv_bias(p, Gb)
+        for l in np.flatnonzero((p.conv[:, 0] == 1) & (p.conv[:, 9] == 0)):
+            GT[p.w_off[l]: p.w_off[l + 1]] = 0.0     # a pooling layer's fixed synapses are not trained
         if self.weight_scaling:          # F = |W| * G, in place on our own buffers
             scale_by_abs(GT, p.WT)
             scale_by_abs(Gb, p.bias)

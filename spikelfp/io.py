@@ -10,7 +10,7 @@ Layout of ``format_version`` 2::
                                 recurrent (n_out, n_out) [optional; a recurrent layer's V]
                       attrs: beta, threshold, reset, type ("dense", "recurrent" or "conv2d")
                       conv2d: weight (C_out, C_in, K, K), bias (C_out,); attrs in_shape (H, W, C_in),
-                              stride, padding
+                              stride, padding, trainable (False: a pooling layer's fixed synapses)
     /optimizer        [optional] attrs: state (JSON scalars); datasets: the optimizer's buffers
                       (in the packed layout of spikelfp.packed: V.T follows W.T per layer)
 
@@ -220,6 +220,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
                     gl.attrs["in_shape"] = np.asarray(layer.in_shape, dtype=np.int64)
                     gl.attrs["stride"] = layer.stride
                     gl.attrs["padding"] = layer.padding
+                    gl.attrs["trainable"] = bool(layer.trainable)
                 gl.create_dataset("weight", data=layer.weight)
                 if layer.bias is not None:
                     gl.create_dataset("bias", data=layer.bias)
@@ -298,7 +299,8 @@ def load_checkpoint(path) -> Checkpoint:
                     layers.append(ConvLayer(gl["weight"][()], tuple(int(v) for v in gl.attrs["in_shape"]),
                                             int(gl.attrs.get("stride", 1)), int(gl.attrs.get("padding", 0)), bias,
                                             float(gl.attrs.get("beta", 0.9)), float(gl.attrs.get("threshold", 1.0)),
-                                            _text(gl.attrs.get("reset", "zero"))))
+                                            _text(gl.attrs.get("reset", "zero")),
+                                            bool(gl.attrs.get("trainable", True))))
                     continue
                 layers.append(LIFLayer(gl["weight"][()], bias, float(gl.attrs.get("beta", 0.9)),
                                        float(gl.attrs.get("threshold", 1.0)), _text(gl.attrs.get("reset", "zero")),

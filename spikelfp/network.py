@@ -185,6 +185,9 @@ class ConvLayer:
         One bias per output channel.
     beta, threshold, reset
         See :class:`LIFParams`.
+    trainable : bool
+        False for a pooling layer (:func:`pool_layer`): its fixed kernel gets no feedback, the
+        reward still flows through it to the layer below.
     """
 
     weight: np.ndarray
@@ -195,6 +198,7 @@ class ConvLayer:
     beta: float = 0.9
     threshold: float = 1.0
     reset: str = "zero"
+    trainable: bool = True
     params: LIFParams = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -256,11 +260,14 @@ class ConvLayer:
 
     @property
     def kind(self) -> str:
+        if not self.trainable:
+            return f"p{self.kernel_size}"
         c = f"c{self.weight.shape[0]}k{self.kernel_size}"
         return c + (f"s{self.stride}" if self.stride != 1 else "") + (f"p{self.padding}" if self.padding else "")
 
     def weight_arrays(self) -> list[np.ndarray]:
-        return [self.weight]
+        """The trained weight arrays ([] for a pooling layer)."""
+        return [self.weight] if self.trainable else []
 
     def copy(self) -> ConvLayer:
         return self.astype(self.weight.dtype)
@@ -268,7 +275,22 @@ class ConvLayer:
     def astype(self, dtype) -> ConvLayer:
         return ConvLayer(self.weight.astype(dtype), self.in_shape, self.stride, self.padding,
                          None if self.bias is None else self.bias.astype(dtype), self.beta, self.threshold,
-                         self.reset)
+                         self.reset, self.trainable)
+
+
+POOL_GAIN = 1.1    # pooling synapse weight, in thresholds: one input spike makes the pooled neuron fire
+
+
+def pool_layer(in_shape, k: int, *, beta=0.9, threshold=1.0, reset="zero", dtype=np.float64) -> ConvLayer:
+    """Spike pooling over k x k blocks (stride k, no padding), the Loihi way: a LIF layer fed by
+    fixed, untrained synapses of weight ``POOL_GAIN * threshold`` from each channel's block to the
+    same channel. One input spike in a block is enough to make the pooled neuron spike, so on binary
+    spikes this is max (OR) pooling per step; LFP hands a pooled neuron's reward to its inputs by
+    their contribution (the rule with fixed weights). docs/layers.md."""
+    H, W, C = (int(v) for v in in_shape)
+    w = np.zeros((C, C, k, k), dtype=dtype)
+    w[np.arange(C), np.arange(C)] = POOL_GAIN * threshold
+    return ConvLayer(w, (H, W, C), k, 0, None, beta, threshold, reset, trainable=False)
 
 
 @dataclass
@@ -353,7 +375,7 @@ class Network:
         from .arch import parse_arch
 
         specs = parse_arch(arch)
-        if not any(la.kind == "c" for la in specs):
+        if not any(la.kind in ("c", "p") for la in specs):
             n_in = int(np.prod(in_shape))
             return cls.random([n_in, *[la.n for la in specs], n_out], seed=seed, beta=beta, threshold=threshold,
                               reset=reset, bias=bias, gain=gain, dt=dt, dtype=dtype,
@@ -364,7 +386,10 @@ class Network:
         shape = tuple(int(v) for v in in_shape)
         layers = []
         for la in specs:
-            if la.kind == "c":
+            if la.kind == "p":
+                layer = pool_layer(shape, la.k, beta=beta, threshold=threshold, reset=reset, dtype=dtype)
+                shape = layer.out_shape
+            elif la.kind == "c":
                 bound = gain / math.sqrt(shape[2] * la.k * la.k)
                 w = rng.uniform(-bound, bound, size=(la.n, shape[2], la.k, la.k)).astype(dtype)
                 b = rng.uniform(-bound, bound, size=la.n).astype(dtype) if bias else None

@@ -13,7 +13,7 @@ Layout (per layer l, sizes n_0..n_L):
 * A conv layer (``conv[l, 0] == 1``, docs/layers.md) holds its kernel as (K, K, C_in, C_out)
   rows of C_out in ``WT`` (row ``(ky * K + kx) * C_in + c``) and its channel bias expanded to every
   output position (kept tied: every position gets the same feedback). ``conv[l]`` =
-  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding); the connection table of input pixel
+  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable: 0 for a pooling layer); the connection table of input pixel
   p = y * W + x is ``ct_out/ct_k[ct_ptr[ct_start + p] : ct_ptr[ct_start + p + 1]]``: the output
   pixels it reaches and the kernel offset ``ky * K + kx`` it reaches them through.
 """
@@ -47,7 +47,7 @@ class Packed(NamedTuple):
     ct_out: np.ndarray
     ct_k: np.ndarray
 
-CONV_COLS = 9   # is_conv, C_in, C_out, ct_start, H, W, K, stride, padding
+CONV_COLS = 10  # is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable
 
 
 def connection_table(H, W, K, S, P, Ho, Wo):
@@ -103,7 +103,7 @@ def pack(net: Network) -> Packed:
             if layer.bias is not None:
                 bias[n_off[l]: n_off[l + 1]] = np.tile(layer.bias, Ho * Wo)
             ptr, out, k = connection_table(H, W, K, S, P, Ho, Wo)
-            conv[l] = (1, C, Co, n_ct - 1, H, W, K, S, P)
+            conv[l] = (1, C, Co, n_ct - 1, H, W, K, S, P, int(layer.trainable))
             ptrs.append(ptr[1:] + n_edges)
             outs.append(out)
             ks.append(k)
@@ -135,12 +135,12 @@ def unpack(p: Packed, dt: float = 1e-3, like: Network | None = None) -> Network:
     for l in range(len(p.sizes) - 1):
         src = like.layers[l] if like is not None else None
         if p.conv[l, 0]:
-            _, C, Co, _, H, W, K, S, P = (int(v) for v in p.conv[l])
+            _, C, Co, _, H, W, K, S, P, trainable = (int(v) for v in p.conv[l])
             k = p.WT[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1).copy()
             b = p.bias[p.n_off[l]: p.n_off[l] + Co].copy() if p.has_bias[l] else None
             beta, thr, reset = ((src.beta, src.threshold, src.reset) if src is not None else
                                 (float(p.beta[l]), float(p.theta[l]), _RESET_NAMES[int(p.reset[l])]))
-            layers.append(ConvLayer(k, (H, W, C), S, P, b, beta, thr, reset))
+            layers.append(ConvLayer(k, (H, W, C), S, P, b, beta, thr, reset, trainable=bool(trainable)))
             continue
         w = layer_view(p, p.WT, l).copy()
         v = recurrent_view(p, p.WT, l).copy() if p.rec[l] else None
@@ -158,7 +158,7 @@ def layer_view(p: Packed, flat: np.ndarray, l: int) -> np.ndarray:
     for a conv layer, the (C_out, C_in, K, K) kernel (a transposed view)."""
     n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
     if p.conv[l, 0]:
-        _, C, Co, _, _, _, K, _, _ = (int(v) for v in p.conv[l])
+        _, C, Co, _, _, _, K, _, _, _ = (int(v) for v in p.conv[l])
         return flat[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1)
     return flat[p.w_off[l]: p.w_off[l] + n_in * n_out].reshape(n_in, n_out).T
 

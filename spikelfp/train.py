@@ -74,7 +74,7 @@ class TrainConfig:
         else:
             layers = parse_arch(self.arch)          # the spec wins; hidden follows it (dense/recurrent specs)
             self.arch = format_arch(layers)
-            self.hidden = [] if any(la.kind == "c" for la in layers) else [la.n for la in layers]
+            self.hidden = [] if any(la.kind in ("c", "p") for la in layers) else [la.n for la in layers]
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
         if self.reward is None:

@@ -257,3 +257,65 @@ def test_snntorch_nir_import_of_a_conv_net_gives_identical_spikes(tmp_path):
     got = np.stack(outs, 1)
     assert ref.sum() > 0
     np.testing.assert_array_equal(got, ref)
+
+
+def test_pooling_layer_forward_feedback_and_spec():
+    from spikelfp.arch import ArchError, layer_shapes, parse_arch
+    from spikelfp.network import POOL_GAIN, pool_layer
+
+    assert [la.token for la in parse_arch("c4k3-p2-d8")] == ["c4k3", "p2", "d8"]
+    with pytest.raises(ArchError, match="pooling follows a convolution"):
+        parse_arch("p2-d8")
+    assert layer_shapes("c4k3-p2-d8", (9, 9, 2), 3)[1][:2] == (7 * 7 * 4, 3 * 3 * 4)
+    net = Network.from_arch("c4k3-p2-d8", (9, 9, 2), 3, seed=0, gain=3.0)
+    pool = net.layers[1]
+    assert isinstance(pool, ConvLayer) and not pool.trainable and net.arch == "c4k3-p2-d8"
+    assert pool.out_shape == (3, 3, 4) and pool.weight_arrays() == []
+    # by hand: one input spike in a 2x2 block makes the pooled neuron spike (OR pooling)
+    p1 = Network([pool_layer((2, 2, 1), 2, beta=0.5)])
+    x = np.array([[[0, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]]], np.uint8)
+    r = simulate(p1, x, raster=True, membrane=True)
+    assert r.rasters[0][0, :, 0].tolist() == [1, 0, 1]
+    np.testing.assert_allclose(r.membranes[0][0, :, 0], [POOL_GAIN, 0.0, 3 * POOL_GAIN])
+    # matches the definition, both rules: no feedback to the fixed synapses, reward flows below
+    rng = np.random.default_rng(1)
+    x = random_input(rng, 4, 12, net.n_in, 0.3)
+    y = rng.integers(0, 3, size=4)
+    got = simulate(net, x, raster=True, membrane=True)
+    for l, (ra, m) in enumerate(ref.forward(ref.dense_equivalent(net), x)):
+        np.testing.assert_array_equal(got.rasters[l], ra)
+        np.testing.assert_array_equal(got.membranes[l], m)
+    assert got.rasters[1].sum() > 0
+    fb = Temporal().feedback(net, x, y)
+    FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind="ce", tau=1.0,
+                                                    out_scale=True)
+    FW, _ = ref.fold_conv_feedback(net, FW, Fb)
+    assert np.all(fb.weight[1] == 0) and np.abs(FW[1]).sum() > 0     # the reference does train it: we do not
+    for l in (0, 2):
+        assert np.abs(FW[l]).sum() > 0
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    sc = SpikeCount().feedback(net, x, y)
+    assert np.all(sc.weight[1] == 0) and np.abs(sc.weight[0]).sum() > 0
+
+
+def test_pooling_round_trips_through_checkpoint_nir_and_snntorch(tmp_path):
+    nir = pytest.importorskip("nir")
+    torch = pytest.importorskip("torch")
+    from spikelfp.backends import nir as bnir
+    from spikelfp.backends import snntorch as bsn
+    from spikelfp.io import Checkpoint, load_network, save_checkpoint
+
+    net = Network.from_arch("c4k3-p2-d8", (9, 9, 2), 3, seed=0, gain=3.0)
+    net.dt = 0.01
+    save_checkpoint(tmp_path / "m.h5", Checkpoint(network=net))
+    assert load_network(tmp_path / "m.h5").arch == "c4k3-p2-d8"
+    bnir.export(net, tmp_path / "m.nir")
+    assert bnir.load(tmp_path / "m.nir").arch == "c4k3-p2-d8"
+    model = bsn.to_snntorch(net)
+    assert not model.fcs[1].weight.requires_grad
+    assert bsn.from_snntorch(model).arch == "c4k3-p2-d8"
+    x = random_input(np.random.default_rng(2), 3, 10, net.n_in, 0.3)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)))
+    np.testing.assert_array_equal(out.numpy().transpose(1, 0, 2), simulate(net, x, raster=True).rasters[-1])

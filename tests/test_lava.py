@@ -471,9 +471,13 @@ def test_conv_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
         from spikelfp.backends import lava
         from spikelfp.loihi import quantize, simulate_fixed
         res, workers = [], []
-        for seed, geom, bias, second in [(0, GEOMS[0], True, False), (1, GEOMS[1], False, True), (2, GEOMS[3], True, False)]:
+        for seed, geom, bias, second in [(0, GEOMS[0], True, False), (1, GEOMS[1], False, True), (2, GEOMS[3], True, False),
+                                         (3, "pool", True, False)]:
             rng = np.random.default_rng(seed)
-            net = random_convnet(rng, geom, bias=bias, second_conv=second)
+            if geom == "pool":                            # conv, spike pooling, dense
+                net = spikelfp.Network.from_arch("c4k3-p2-d6", (8, 8, 2), 4, seed=rng, gain=3.0, bias=True)
+            else:
+                net = random_convnet(rng, geom, bias=bias, second_conv=second)
             for la in net.layers:                         # a 1/64 grid: exact in float32 sums
                 la.weight[:] = np.round(la.weight * 64) / 64
                 if la.bias is not None:

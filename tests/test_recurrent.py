@@ -174,7 +174,7 @@ def test_arch_spec_grammar():
     assert format_arch(parse_arch("r8-d4-r2")) == "r8-d4-r2"
     assert format_arch(parse_arch("c8k5s2p1-c4k3s1p0-d10")) == "c8k5s2p1-c4k3-d10"
     for bad, msg in [("x12", "not a layer token|unknown layer type"), ("d0", "at least one neuron"),
-                     ("d12--d3", "not a layer token"), ("p2", "not implemented yet"), ("d", "not a layer token"),
+                     ("d12--d3", "not a layer token"), ("p2", "pooling follows a convolution"), ("d", "not a layer token"),
                      ("d8-c4k3", "before the dense"), ("c4k3p3", "padding < K")]:
         with pytest.raises(ArchError, match=msg):
             parse_arch(bad)
