@@ -102,8 +102,8 @@ def test_recurrent_network_round_trips(tmp_path):
         load_checkpoint(tmp_path / "r.h5")
     save_checkpoint(tmp_path / "r.h5", Checkpoint(network=net))
     with h5py.File(tmp_path / "r.h5", "r+") as f:
-        f["network/layer_1"].attrs["type"] = "conv2d"
-    with pytest.raises(ModelFileError, match="type 'conv2d'.*upgrade spikelfp"):
+        f["network/layer_1"].attrs["type"] = "conv3d"
+    with pytest.raises(ModelFileError, match="type .conv3d.*upgrade spikelfp"):
         load_checkpoint(tmp_path / "r.h5")
     save_checkpoint(tmp_path / "r.h5", Checkpoint(network=net))
     with h5py.File(tmp_path / "r.h5", "r+") as f:          # V of the wrong shape
