@@ -27,7 +27,7 @@ import numpy as np
 
 from spikelfp.io import atomic_path
 from spikelfp.loihi import DECAY_UNITY, LoihiLayer, LoihiNetwork, check_loihi_compatible
-from spikelfp.network import Network
+from spikelfp.network import ConvLayer, Network
 
 
 def _str(group, name, value):
@@ -37,12 +37,14 @@ def _str(group, name, value):
 def to_netx_layers(network: Network) -> list[dict]:
     """The integer parameters netx will read, per layer (dense layers only)."""
     check_loihi_compatible(network)
-    rec = [l for l, layer in enumerate(network.layers) if layer.is_recurrent]
-    if rec:
+    other = [(l, "recurrent" if layer.is_recurrent else "a conv/pooling layer") for l, layer in enumerate(network.layers)
+             if layer.is_recurrent or isinstance(layer, ConvLayer)]
+    if other:
         from spikelfp.loihi import UnsupportedNetworkError
 
+        l, what = other[0]
         raise UnsupportedNetworkError(
-            f"layer {rec[0]} is recurrent: spikelfp's netx export writes dense blocks only (netx's recurrent "
+            f"layer {l} is {what}: spikelfp's netx export writes dense blocks only (netx's recurrent and conv "
             "blocks are not mapped yet); export it with --to lava (Lava processes, float and fixed point) or --to nir")
     out = []
     for layer in network.layers:

@@ -319,3 +319,13 @@ def test_pooling_round_trips_through_checkpoint_nir_and_snntorch(tmp_path):
     with torch.no_grad():
         out = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)))
     np.testing.assert_array_equal(out.numpy().transpose(1, 0, 2), simulate(net, x, raster=True).rasters[-1])
+
+
+def test_netx_export_refuses_conv_layers(tmp_path):
+    from spikelfp.backends import netx
+    from spikelfp.loihi import UnsupportedNetworkError
+
+    net = Network.from_arch("c2k3-d4", (5, 5, 1), 2, seed=0)
+    with pytest.raises(UnsupportedNetworkError, match="layer 0 is a conv/pooling layer.*--to lava"):
+        netx.export(net, tmp_path / "n.net")
+    assert not (tmp_path / "n.net").exists()
