@@ -75,7 +75,8 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     from spikelfp import backends
 
     backend = backends.get(target)
-    report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes)}
+    report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes),
+                    "arch": net.arch}
     if target == "lava":
         float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
         backend.write_parameters(out, net)
@@ -129,7 +130,8 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
 
 
 def format_report(r: dict) -> str:
-    lines = [f"exported {r['model']} -> {r['target']}: {r['out']}  (network {'-'.join(map(str, r['sizes']))})"]
+    shape = "-".join(str(v) for v in (r["sizes"][0], r.get("arch", ""), r["sizes"][-1]) if v != "")
+    lines = [f"exported {r['model']} -> {r['target']}: {r['out']}  (network {shape})"]
     if "samples" not in r:
         return "\n".join(lines)
     lines.append(f"checked on {r['samples']} test samples; spikelfp accuracy {r['reference_accuracy']:.4f}")

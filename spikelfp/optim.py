@@ -73,7 +73,7 @@ class Adam(Optimizer):
         self.steps += 1
         lr = self.lr if lr is None else lr
         for k, w in params.items():
-            g = np.ascontiguousarray(grads[k], dtype=np.float64)
+            g = _grad(grads, k, w)
             adam_step(w, g, self._buf(k + ".m", w), self._buf(k + ".v", w), lr, self.betas[0],
                       self.betas[1], self.eps, self.steps, scale)
 
@@ -94,8 +94,17 @@ class SGD(Optimizer):
         self.steps += 1
         lr = self.lr if lr is None else lr
         for k, w in params.items():
-            g = np.ascontiguousarray(grads[k], dtype=np.float64)
+            g = _grad(grads, k, w)
             sgd_step(w, g, self._buf(k + ".momentum", w), lr, self.momentum, self.nesterov, first, scale)
+
+
+def _grad(grads: dict, k: str, w: np.ndarray) -> np.ndarray:
+    """The gradient for parameter ``k`` as contiguous float64, refused unless it matches ``w``'s shape
+    (the kernels index both with one loop: a mismatch would read past an array's end)."""
+    g = np.ascontiguousarray(grads[k], dtype=np.float64)
+    if g.shape != w.shape:
+        raise ValueError(f"gradient {k!r} has shape {g.shape} but the parameter has {w.shape}")
+    return g
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}

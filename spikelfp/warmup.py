@@ -2,7 +2,7 @@
 
 ``make venv`` runs it once after installing, so the first ``spikelfp train`` starts at full speed
 instead of spending its first epoch in the JIT compiler. It compiles each kernel for the types a
-run passes (float64 and float32 networks, both rules, both resets, Adam and SGD, the Loihi mode,
+run passes (float64 and float32 networks of every layer type, both rules, both resets, Adam and SGD, the Loihi mode,
 the binning and the cochlea). Prints the seconds it took.
 """
 
@@ -29,15 +29,18 @@ def warm_up() -> float:
     for dtype in (np.float64, np.float32):
         for reset in ("zero", "subtract"):
             net = Network.random([8, 5, 3], seed=0, gain=3.0, reset=reset, dtype=dtype)
-            simulate(net, x, raster=True, membrane=True)
-            simulate(net, x)
-            for rule in (Temporal(), Temporal(form="paper"), SpikeCount()):
-                fb = rule.feedback(net, x, y)
+            conv = Network.from_arch("c2k2-p1-r3", (2, 2, 2), 3, seed=0, gain=3.0, reset=reset, dtype=dtype)
+            for n in (conv, net):                      # conv/recurrent paths: the spike-count rule's extras
+                simulate(n, x, raster=True, membrane=True)
+                simulate(n, x)
+                for rule in (Temporal(), Temporal(form="paper"), SpikeCount()):
+                    fb = rule.feedback(n, x, y)      # (the dense net's last: the optimizer step below)
             p = pack(net)
             for name in OPTIMIZERS:
                 OPTIMIZERS[name](lr=1e-3).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
                                               {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
     simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
+    simulate_fixed(quantize(Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0)), x, raster=True)
     ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([2, 3], np.int32))] * 2, [0, 1], 6, 8, 2)
     ds.batch(np.array([0, 1]))
     bin_events(np.array([1, 2]), np.array([0, 1]), np.array([10.0, 2000.0]), np.array([0, 1]),

@@ -70,3 +70,13 @@ def test_onecycle_and_clipping():
     assert np.sqrt(sum((v**2).sum() for v in g.values())) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="learning rate"):
         Adam(lr=0.0)
+
+
+def test_mismatched_gradient_is_refused():
+    import pytest
+
+    from spikelfp.optim import OPTIMIZERS
+
+    for name in OPTIMIZERS:
+        with pytest.raises(ValueError, match="has shape"):
+            OPTIMIZERS[name](lr=1e-3).step({"WT": np.zeros(5)}, {"WT": np.zeros(4)})
