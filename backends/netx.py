@@ -37,8 +37,8 @@ def _str(group, name, value):
 def to_netx_layers(network: Network) -> list[dict]:
     """The integer parameters netx will read, per layer (dense layers only)."""
     check_loihi_compatible(network)
-    other = [(l, "recurrent" if layer.is_recurrent else "a conv/pooling layer") for l, layer in enumerate(network.layers)
-             if layer.is_recurrent or isinstance(layer, ConvLayer)]
+    other = [(l, "recurrent" if layer.is_recurrent else "a conv/pooling layer")
+             for l, layer in enumerate(network.layers) if layer.is_recurrent or isinstance(layer, ConvLayer)]
     if other:
         from spikelfp.loihi import UnsupportedNetworkError
 

@@ -56,7 +56,8 @@ def to_snntorch(network: Network, surrogate: str = "fast-sigmoid", dtype=None):
     spike_grad = _surrogate(surrogate)
 
     class SNNTorchNet(torch.nn.Module):
-        """Linear (+ recurrent Linear) + Leaky per layer; ``forward(x)`` takes (T, B, n_in) and returns the output spikes
+        """Linear / Conv2d (+ recurrent Linear) + Leaky per layer; ``forward(x)`` takes (T, B, n_in) and
+        returns the output spikes
         (T, B, n_out); ``forward(x, record=True)`` also returns every layer's spikes and membranes."""
 
         def __init__(self):
@@ -161,7 +162,8 @@ def dense_batch(eb, torch, dtype):
     return torch.from_numpy(np.ascontiguousarray(eb.to_dense(np.float32).transpose(1, 0, 2))).to(dtype)
 
 
-def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20, batch_size=32, lr=2e-3, optimizer="adam", momentum=0.9,
+def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20, batch_size=32, lr=2e-3,
+             optimizer="adam", momentum=0.9,
              surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
              init_min_rate=0.01, seed=0, threads=2, dt=1e-3, log=None, progress=False,
              epoch_callback=None) -> dict:

@@ -19,7 +19,6 @@ Usage: ``python benchmarks/layers.py [--quick] [--json PATH]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -150,7 +150,8 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                             "accuracy_minus_best_sg": by[m]["test_accuracy_mean"] - best_sg["test_accuracy_mean"]}
     report = {
         "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
-        "architecture": [train.n_in, *(cfg.hidden or [cfg.arch]), train.n_classes], "arch": cfg.arch, "batch_size": cfg.batch_size,
+        "architecture": [train.n_in, *(cfg.hidden or [cfg.arch]), train.n_classes], "arch": cfg.arch,
+        "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
         "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},

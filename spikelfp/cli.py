@@ -249,7 +249,8 @@ def _train_config(args):
 
 
 # options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
-RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--rule", "reward": "--reward", "tau": "--tau",
+RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--rule", "reward": "--reward",
+                "tau": "--tau",
                 "form": "--form", "secant": "--secant", "eps": "--eps", "weight_scaling": "--no-weight-scaling",
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
@@ -382,9 +383,8 @@ def _check_classes(name, train, test) -> None:
 
 def _check_size(cfg, spec, binning, args) -> None:
     """Refuse (exit 2) a run whose weights and training buffers would not fit in memory."""
-    from spikelfp.memory import available_bytes, estimate_training_bytes
-
     from spikelfp.arch import ArchError, layer_shapes
+    from spikelfp.memory import available_bytes, estimate_training_bytes
 
     n_in = spec.input_size(binning)
     try:
@@ -394,7 +394,8 @@ def _check_size(cfg, spec, binning, args) -> None:
     need = estimate_training_bytes(shapes, binning.n_bins, cfg.batch_size, cfg.dtype)
     have = available_bytes()
     if need > 0.8 * have and not getattr(args, "allow_large", False):
-        raise CLIError(f"this run needs about {need / 2**30:.1f} GiB ({network_string(n_in, cfg.arch, spec.n_classes)}, "
+        raise CLIError(f"this run needs about {need / 2**30:.1f} GiB "
+                       f"({network_string(n_in, cfg.arch, spec.n_classes)}, "
                        f"T={binning.n_bins}, batch {cfg.batch_size}: --arch/--hidden/--steps/"
                        f"--batch-size) but {have / 2**30:.1f} GiB are available; --allow-large runs it anyway")
 

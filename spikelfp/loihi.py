@@ -124,7 +124,7 @@ def quantize(net: Network) -> LoihiNetwork:
         if vth > VTH_MAX:
             raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
         vth = max(vth, 1)
-        def q8(a):
+        def q8(a, s=s):
             return np.clip((2 * np.round(a * s / 2)).astype(np.int32), -256, W_MAX_INT)
         wq = q8(W)
         scale = s * 2.0**e * 64
@@ -154,7 +154,6 @@ def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool =
     """
     sizes = np.asarray(q.sizes, dtype=np.int64)
     eb = as_event_batch(x, int(sizes[0]))
-    L = len(q.layers)
     rec = np.array([la.recurrent is not None for la in q.layers], dtype=np.bool_)
     # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
     shadow = Network([

@@ -23,7 +23,8 @@ def estimate_training_bytes(layers, n_steps: int, batch_size: int, dtype="float6
     Per weight: the weight (dtype), Adam's two moments, the feedback of each chunk and the summed
     feedback (float64). Per chunk of the temporal rule: ~8 float64 buffers of (T, sum of layer
     sizes). ``layers``: per layer (n_in, n_out, number of weights, recurrent), as
-    :func:`spikelfp.arch.layer_shapes` gives them; recurrent layers add n_out^2 weights. Plus a batch's packed input (int32 per possible event, bounded by T * n_in * batch).
+    :func:`spikelfp.arch.layer_shapes` gives them; recurrent layers add n_out^2 weights. Plus a
+    batch's packed input (int32 per possible event, bounded by T * n_in * batch).
     """
     n_in = int(layers[0][0])
     n_w = sum(int(w) + (int(b) ** 2 if r else 0) for _, b, w, r in layers)

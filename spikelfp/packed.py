@@ -13,7 +13,8 @@ Layout (per layer l, sizes n_0..n_L):
 * A conv layer (``conv[l, 0] == 1``, docs/layers.md) holds its kernel as (K, K, C_in, C_out)
   rows of C_out in ``WT`` (row ``(ky * K + kx) * C_in + c``) and its channel bias expanded to every
   output position (kept tied: every position gets the same feedback). ``conv[l]`` =
-  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable: 0 for a pooling layer); the connection table of input pixel
+  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable: 0 for a pooling layer);
+  the connection table of input pixel
   p = y * W + x is ``ct_out/ct_k[ct_ptr[ct_start + p] : ct_ptr[ct_start + p + 1]]``: the output
   pixels it reaches and the kernel offset ``ky * K + kx`` it reaches them through.
 """

@@ -250,8 +250,8 @@ def loihi_fixed_forward(q, x):
         v = np.zeros((B, W.shape[0]), np.int64)
         s = np.zeros((B, W.shape[0]), bool)
 
-        def shift(a):
-            return a << la.weight_exp if la.weight_exp > 0 else a >> -la.weight_exp
+        def shift(a, e=la.weight_exp):
+            return a << e if e > 0 else a >> -e
 
         for t in range(T):
             a = shift(inp[:, t] @ W.T)

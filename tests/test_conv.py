@@ -234,7 +234,6 @@ def test_snntorch_nir_import_of_a_conv_net_gives_identical_spikes(tmp_path):
     nir = pytest.importorskip("nir")
     torch = pytest.importorskip("torch")
     from snntorch.import_nir import import_from_nir
-
     from spikelfp.backends import nir as bnir
 
     rng = np.random.default_rng(4)
@@ -300,10 +299,11 @@ def test_pooling_layer_forward_feedback_and_spec():
 
 
 def test_pooling_round_trips_through_checkpoint_nir_and_snntorch(tmp_path):
-    nir = pytest.importorskip("nir")
+    pytest.importorskip("nir")
     torch = pytest.importorskip("torch")
     from spikelfp.backends import nir as bnir
     from spikelfp.backends import snntorch as bsn
+
     from spikelfp.io import Checkpoint, load_network, save_checkpoint
 
     net = Network.from_arch("c4k3-p2-d8", (9, 9, 2), 3, seed=0, gain=3.0)
@@ -323,6 +323,7 @@ def test_pooling_round_trips_through_checkpoint_nir_and_snntorch(tmp_path):
 
 def test_netx_export_refuses_conv_layers(tmp_path):
     from spikelfp.backends import netx
+
     from spikelfp.loihi import UnsupportedNetworkError
 
     net = Network.from_arch("c2k3-d4", (5, 5, 1), 2, seed=0)

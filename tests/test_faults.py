@@ -17,9 +17,9 @@ import time
 import numpy as np
 import pytest
 
+from spikelfp.arch import layer_shapes
 from spikelfp.cli import main
 from spikelfp.io import RunLock
-from spikelfp.arch import layer_shapes
 from spikelfp.memory import estimate_training_bytes
 
 SMALL = ["--hidden", "16", "--epochs", "1", "--no-progress"]

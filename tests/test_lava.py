@@ -361,7 +361,8 @@ def _rnet_script_header():
 def test_recurrent_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
     out = run_script(tmp_path, _rnet_script_header() + """
         res, workers = [], []
-        for seed, sizes, rec, bias in [(0, [20, 12, 5], (True, False), False), (1, [18, 10, 8, 4], (True, True, False), True),
+        for seed, sizes, rec, bias in [(0, [20, 12, 5], (True, False), False),
+                                       (1, [18, 10, 8, 4], (True, True, False), True),
                                        (2, [15, 9, 3], (False, True), True)]:
             rng = np.random.default_rng(seed)
             net = random_rnet(rng, sizes, rec, bias=bias)
@@ -471,8 +472,8 @@ def test_conv_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
         from spikelfp.backends import lava
         from spikelfp.loihi import quantize, simulate_fixed
         res, workers = [], []
-        for seed, geom, bias, second in [(0, GEOMS[0], True, False), (1, GEOMS[1], False, True), (2, GEOMS[3], True, False),
-                                         (3, "pool", True, False)]:
+        for seed, geom, bias, second in [(0, GEOMS[0], True, False), (1, GEOMS[1], False, True),
+                                         (2, GEOMS[3], True, False), (3, "pool", True, False)]:
             rng = np.random.default_rng(seed)
             if geom == "pool":                            # conv, spike pooling, dense
                 net = spikelfp.Network.from_arch("c4k3-p2-d6", (8, 8, 2), 4, seed=rng, gain=3.0, bias=True)
@@ -495,7 +496,8 @@ def test_conv_nets_in_lava_float_spike_exact_and_fixed_bit_exact(tmp_path):
             workers += fl.workers_seen + fx.workers_seen
             res.append({"float": [bool(np.array_equal(a, b)) for a, b in zip(fl.rasters, ref.rasters)],
                         "fixed": [bool(np.array_equal(a, b)) for a, b in zip(fx.rasters, sim.rasters)],
-                        "spikes": [int(r.sum()) for r in ref.rasters], "fixed_spikes": [int(r.sum()) for r in sim.rasters]})
+                        "spikes": [int(r.sum()) for r in ref.rasters],
+                        "fixed_spikes": [int(r.sum()) for r in sim.rasters]})
         print(json.dumps({"res": res, "workers": workers}))
     """)
     assert out["workers"]

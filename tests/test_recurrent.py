@@ -174,7 +174,8 @@ def test_arch_spec_grammar():
     assert format_arch(parse_arch("r8-d4-r2")) == "r8-d4-r2"
     assert format_arch(parse_arch("c8k5s2p1-c4k3s1p0-d10")) == "c8k5s2p1-c4k3-d10"
     for bad, msg in [("x12", "not a layer token|unknown layer type"), ("d0", "at least one neuron"),
-                     ("d12--d3", "not a layer token"), ("p2", "pooling follows a convolution"), ("d", "not a layer token"),
+                     ("d12--d3", "not a layer token"), ("p2", "pooling follows a convolution"),
+                     ("d", "not a layer token"),
                      ("d8-c4k3", "before the dense"), ("c4k3p3", "padding < K")]:
         with pytest.raises(ArchError, match=msg):
             parse_arch(bad)
@@ -281,7 +282,6 @@ def test_snntorch_finds_the_recurrent_cycle_in_our_graph():
     """snntorch's importer recognises our LIF <-> Linear cycle as an RNN (an RLeaky) ..."""
     nir = pytest.importorskip("nir")
     from snntorch import import_nir
-
     from spikelfp.backends import nir as bnir
 
     net = random_rnet(np.random.default_rng(6), [16, 10, 4], (True, False), bias=True)
@@ -299,7 +299,6 @@ def test_snntorch_nir_import_of_a_recurrent_net(tmp_path):
     nir = pytest.importorskip("nir")
     torch = pytest.importorskip("torch")
     from snntorch.import_nir import import_from_nir
-
     from spikelfp.backends import nir as bnir
 
     rng = np.random.default_rng(6)
@@ -325,6 +324,7 @@ def test_snntorch_nir_import_of_a_recurrent_net(tmp_path):
 
 def test_netx_export_refuses_recurrent_layers(tmp_path):
     from spikelfp.backends import netx
+
     from spikelfp.loihi import UnsupportedNetworkError
 
     net = Network.random([6, 4, 2], seed=0, recurrent=[True, False])

@@ -357,9 +357,8 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
                          "first step through its Dense's one-step buffer, which LIFReset does not clear; run each "
                          "sample in its own Lava run (n_steps=None), as spikelfp's LavaExport.run does")
     _, _, Dense, _, LIFReset, SignMode, _ = _lava()
-    from lava.proc.lif.process import LIF
-
     from lava.proc.conv.process import Conv
+    from lava.proc.lif.process import LIF
 
     denses, lifs, recs = [], [], []
     for l, p in enumerate(layer_params):
