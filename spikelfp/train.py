@@ -149,6 +149,8 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
     out = net.copy()
     T = probe.n_steps
     for l in range(len(out) - 1):
+        if not getattr(out.layers[l], "trainable", True):
+            continue                      # a pooling layer's fixed synapses stay as they are
         def rate(g, l=l):
             trial = out.copy()
             _scale_layer(trial.layers[l], g)
