@@ -45,6 +45,17 @@ def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, I):
 
 
 @njit(cache=True, inline="always")
+def _fill_input(I, brow, n_out, has_bias):
+    """I = the bias (or 0): the input current every step starts from."""
+    if has_bias:
+        for j in range(n_out):
+            I[j] = brow[j]
+    else:
+        for j in range(n_out):
+            I[j] = 0.0
+
+
+@njit(cache=True, inline="always")
 def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, theta, reset,
               v, s, keep, I, optr, oidx, counts, b,
               store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, col):
@@ -71,14 +82,9 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
     k = 0
     is_conv, cin, cout, cptr, cto, ctk = cv
     ops = 0
+    brow = bias[col: col + n_out]
+    _fill_input(I, brow, n_out, has_bias)
     for t in range(T):
-        if has_bias:
-            brow = bias[col: col + n_out]
-            for j in range(n_out):
-                I[j] = brow[j]
-        else:
-            for j in range(n_out):
-                I[j] = 0.0
         if is_conv:
             ops += _conv_accumulate(ptr, pbase + t, idx, WT, w0, cin, cout, cptr, cto, ctk, I)
         else:
@@ -109,16 +115,47 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
                     c = beta * v[j]
                     crow_t[j] = c
                     v[j] = (c + I[j]) - theta * s[j]
-        elif reset == RESET_ZERO:
             for j in range(n_out):
-                v[j] = beta * v[j] * keep[j] + I[j]
+                spike = v[j] > theta
+                s[j] = 1.0 if spike else 0.0
+                keep[j] = 0.0 if spike else 1.0
+            _fill_input(I, brow, n_out, has_bias)
         else:
-            for j in range(n_out):
-                v[j] = (beta * v[j] + I[j]) - theta * s[j]
-        for j in range(n_out):
-            spike = v[j] > theta
-            s[j] = 1.0 if spike else 0.0
-            keep[j] = 0.0 if spike else 1.0
+            # one fused pass: membrane, spike state, and I back to the bias for the next step
+            if reset == RESET_ZERO:
+                if has_bias:
+                    for j in range(n_out):
+                        vj = beta * v[j] * keep[j] + I[j]
+                        v[j] = vj
+                        spike = vj > theta
+                        s[j] = 1.0 if spike else 0.0
+                        keep[j] = 0.0 if spike else 1.0
+                        I[j] = brow[j]
+                else:
+                    for j in range(n_out):
+                        vj = beta * v[j] * keep[j] + I[j]
+                        v[j] = vj
+                        spike = vj > theta
+                        s[j] = 1.0 if spike else 0.0
+                        keep[j] = 0.0 if spike else 1.0
+                        I[j] = 0.0
+            else:
+                if has_bias:
+                    for j in range(n_out):
+                        vj = (beta * v[j] + I[j]) - theta * s[j]
+                        v[j] = vj
+                        spike = vj > theta
+                        s[j] = 1.0 if spike else 0.0
+                        keep[j] = 0.0 if spike else 1.0
+                        I[j] = brow[j]
+                else:
+                    for j in range(n_out):
+                        vj = (beta * v[j] + I[j]) - theta * s[j]
+                        v[j] = vj
+                        spike = vj > theta
+                        s[j] = 1.0 if spike else 0.0
+                        keep[j] = 0.0 if spike else 1.0
+                        I[j] = 0.0
         if rec_mem:
             mrow = mem[b, t, col: col + n_out]
             for j in range(n_out):
