@@ -330,3 +330,29 @@ def test_netx_export_refuses_conv_layers(tmp_path):
     with pytest.raises(UnsupportedNetworkError, match="layer 0 is a conv/pooling layer.*--to lava"):
         netx.export(net, tmp_path / "n.net")
     assert not (tmp_path / "n.net").exists()
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_pool_net_forward_bit_exact_and_both_rules(reset, bias, dtype):
+    rng = np.random.default_rng(7)
+    net = Network.from_arch("c3k3-p2-c2k2-d5", (10, 10, 2), 3, seed=rng, gain=3.0, reset=reset, bias=bias,
+                            dtype=dtype)
+    x = random_input(rng, 3, 15, net.n_in, 0.3)
+    got = simulate(net, x, raster=True, membrane=True)
+    for l, (r, m) in enumerate(ref.forward(ref.dense_equivalent(net), x, dtype)):
+        np.testing.assert_array_equal(got.rasters[l], r)
+        np.testing.assert_array_equal(got.membranes[l], m)
+    assert all(r.sum() > 0 for r in got.rasters[:-1])
+    y = rng.integers(0, 3, size=3)
+    n64 = net.astype(np.float64)
+    fb = Temporal(reward=RateReward()).feedback(n64, x, y)
+    FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(n64), x, y, kind="rate")
+    FW, Fb = ref.fold_conv_feedback(n64, FW, Fb)
+    for l in (0, 2, 3):
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+    assert np.all(fb.weight[1] == 0)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+    check_conservation(fb)
