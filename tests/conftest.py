@@ -10,7 +10,10 @@ collect_ignore = ["fixtures/make_lfprop_golden.py"]
 sys.path.insert(0, os.path.dirname(__file__))
 
 
-def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, threshold=1.0, dtype=np.float64):
+def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, threshold=1.0, dtype=np.float64,
+               rec=None):
+    """A random dense net; ``rec`` (one flag per layer) adds recurrent weights V ~ U(-1.2, 1.0),
+    drawn after the layer's W and b (nets without ``rec`` draw exactly as before)."""
     import spikelfp
 
     layers = []
@@ -18,9 +21,11 @@ def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, thresh
         bound = gain / np.sqrt(sizes[k])
         w = rng.uniform(-bound, bound * 1.3, size=(sizes[k + 1], sizes[k]))
         b = rng.uniform(-0.2, 0.3, size=sizes[k + 1]) if bias else None
+        v = rng.uniform(-1.2, 1.0, size=(sizes[k + 1], sizes[k + 1])) if rec is not None and rec[k] else None
         layers.append(spikelfp.LIFLayer(w.astype(dtype), None if b is None else b.astype(dtype),
                                         beta=rng.uniform(0.5, 1.0) if beta is None else beta,
-                                        threshold=threshold, reset=reset))
+                                        threshold=threshold, reset=reset,
+                                        recurrent=None if v is None else v.astype(dtype)))
     return spikelfp.Network(layers)
 
 

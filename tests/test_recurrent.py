@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input
+from conftest import random_input, random_net
 
 import spikelfp
 import spikelfp.io
@@ -14,16 +14,7 @@ from spikelfp.packed import pack, unpack
 
 
 def random_rnet(rng, sizes, rec, reset="zero", bias=False, gain=2.5, dtype=np.float64):
-    layers = []
-    for k in range(len(sizes) - 1):
-        bound = gain / np.sqrt(sizes[k])
-        w = rng.uniform(-bound, bound * 1.3, size=(sizes[k + 1], sizes[k]))
-        b = rng.uniform(-0.2, 0.3, size=sizes[k + 1]) if bias else None
-        v = rng.uniform(-1.2, 1.0, size=(sizes[k + 1], sizes[k + 1])) if rec[k] else None
-        layers.append(LIFLayer(w.astype(dtype), None if b is None else b.astype(dtype),
-                               beta=rng.uniform(0.5, 1.0), threshold=1.0, reset=reset,
-                               recurrent=None if v is None else v.astype(dtype)))
-    return Network(layers)
+    return random_net(rng, sizes, reset=reset, bias=bias, gain=gain, dtype=dtype, rec=rec)
 
 
 RECS = [(True,), (True, False), (False, True), (True, True, True)]
