@@ -111,10 +111,6 @@ def arch_from_hidden(hidden) -> str:
     return format_arch(LayerSpec("d", int(h)) for h in hidden)
 
 
-def has_conv(spec: str) -> bool:
-    return any(la.kind in ("c", "p") for la in parse_arch(spec))
-
-
 def layer_shapes(spec: str, in_shape, n_out: int) -> list[tuple[int, int, int, bool]]:
     """Per layer of the net (hidden layers, then the output): (n_in, n_out, number of weights,
     recurrent). ``in_shape`` is (H, W, C) (needed by conv layers) or n_in."""
@@ -150,5 +146,4 @@ def _known() -> str:
     return ", ".join(f"{k}<N> ({v})" for k, v in KINDS.items())
 
 
-__all__ = ["parse_arch", "format_arch", "arch_from_hidden", "layer_shapes", "has_conv", "LayerSpec", "ArchError",
-           "KINDS"]
+__all__ = ["parse_arch", "format_arch", "arch_from_hidden", "layer_shapes", "LayerSpec", "ArchError", "KINDS"]

@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         shape.add_argument("--hidden", type=_hidden, default=[256],
                            help="dense hidden sizes, e.g. 256 or 256,128 (default 256; shorthand of --arch d256)")
         shape.add_argument("--arch", type=_arch, default=None,
-                           help="hidden layers as a spec (docs/layers.md): d<N> dense, r<N> recurrent LIF, joined "
-                                "by '-', e.g. r256 or r256-d128; the output layer is added (default d256)")
+                           help="hidden layers as a spec (docs/layers.md): d<N> dense, r<N> recurrent, "
+                                "c<C>k<K>[s<S>][p<P>] conv, p<K> spike pooling, joined by '-', e.g. r256 or "
+                                "c16k5s2-p2-d128; the output layer is added (default d256)")
         t.add_argument("--rule", choices=sorted(RULES), help="feedback rule (default temporal)")
         t.add_argument("--reward", choices=sorted(REWARDS),
                        help="output reward (default ce: cross-entropy on spike counts; the temporal rule with "
