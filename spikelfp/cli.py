@@ -174,7 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--allow-large", action="store_true",
                    help="run even when the memory estimate exceeds what is available")
     common(b)
-    ap._subparsers_by_name = {"train": t, "bench": b}
+    w = sub.add_parser("sweep", help="grid search over training settings on Ray Tune",
+                       description="Run every combination of the --grid values as Ray Tune trials (one training "
+                                   "run each), locally or on a Ray cluster (--address); write sweep.json and "
+                                   "sweep.md. Re-running on the same --out resumes: finished trials are kept.")
+    train_opts(w)
+    w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a training setting and its values, e.g. --grid rule=temporal,spike-count --grid seed=0,1 "
+                        "(repeat for more settings)")
+    w.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on test accuracy per epoch)")
+    w.add_argument("--address", help="Ray cluster to join (default: start Ray on this machine)")
+    w.add_argument("--cpus-per-trial", type=_positive(int), default=1, help="CPUs (numba threads) per trial")
+    w.add_argument("--out", metavar="DIR", default="runs/sweep", help="output folder (default runs/sweep)")
+    w.add_argument("--allow-large", action="store_true",
+                   help="run even when the memory estimate exceeds what is available")
+    common(w)
+    ap._subparsers_by_name = {"train": t, "bench": b, "sweep": w}
 
     e = sub.add_parser("eval", help="evaluate a saved model",
                        description="Evaluate a saved model on a dataset's test split.")
@@ -429,6 +444,31 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from spikelfp import datasets
+    from spikelfp.distributed import markdown, parse_grid, sweep
+
+    args.dataset = args.dataset or "digits-saccade"
+    if not args.grid:
+        raise CLIError("sweep needs at least one --grid key=v1,v2 (e.g. --grid seed=0,1)")
+    grid = parse_grid(args.grid)
+    spec = datasets.get_spec(args.dataset)
+    binning = _binning(args, spec)
+    cfg = _train_config(args)
+    _check_size(cfg, spec, binning, args)
+    datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),   # built once, here
+                  download=not args.offline)
+    n = 1
+    for v in grid.values():
+        n *= len(v)
+    print(f"sweep on {args.dataset}: {n} trials over {', '.join(grid)}, {cfg.epochs} epochs each"
+          + (f", Ray cluster {args.address}" if args.address else ", local Ray"))
+    r = sweep(cfg, grid, args.out, binning=binning, address=args.address, asha=args.asha,
+              cpus_per_trial=args.cpus_per_trial, data_root=str(datasets.data_root(args.data_root)))
+    _emit(args, r, markdown(r) + f"\nwritten: {os.path.join(args.out, 'sweep.json')}, sweep.md")
+    return 0 if r["failed"] == 0 else 1
+
+
 def cmd_eval(args) -> int:
     from spikelfp import datasets
     from spikelfp.datasets import Binning
@@ -554,7 +594,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench": cmd_bench,
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench": cmd_bench, "sweep": cmd_sweep,
             "datasets": cmd_datasets, "info": cmd_info}
 
 

@@ -263,9 +263,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self, train, test, out_dir: str | None = None, *, resume: bool = False,
-            binning: dict | None = None, log=None) -> dict:
+            binning: dict | None = None, log=None, epoch_callback=None) -> dict:
         """Train for ``config.epochs`` epochs; evaluate and checkpoint after each.
 
+        ``epoch_callback(record)`` is called with each epoch's history record (after its
+        checkpoint is written): ``spikelfp sweep`` reports to Ray Tune through it.
         Returns the metrics dict also written to ``out_dir/metrics.json``.
         """
         c = self.config
@@ -362,6 +364,8 @@ class Trainer:
                             network=unpack(p, dt=net.dt, like=net), config=c.to_dict(), history=history,
                             binning=binning, dataset=c.dataset, seed=c.seed,
                             optimizer=opt.state_dict(), rng_state=rng.bit_generator.state))
+                    if epoch_callback is not None:
+                        epoch_callback(dict(rec))
         finally:
             if bar is not None:
                 bar.close()

@@ -1,0 +1,178 @@
+"""Sweeps on Ray Tune (``spikelfp sweep``; docs/distributed.md).
+
+A sweep is a grid (every combination of ``--grid key=v1,v2`` values) over :class:`TrainConfig`
+fields, run as Ray Tune trials: each trial is one ordinary training run (the same
+:class:`~spikelfp.train.Trainer`, checkpoints and ``metrics.json`` in its own folder) that
+reports every epoch to Tune. Local by default (``ray.init()`` on this machine, one CPU per trial);
+``address`` joins a running Ray cluster (``ray start --head`` / ``ray start --address ...``), whose
+nodes must see the same dataset cache (``SPIKELFP_DATA`` on a shared filesystem) or build it.
+
+A trial that raises is reported (its error in the results) and the others go on. Re-running the
+same command on the same ``--out`` resumes the experiment: finished trials are kept, not re-run.
+
+Example
+-------
+>>> from spikelfp.distributed import parse_grid
+>>> parse_grid(["rule=temporal,spike-count", "seed=0,1"])
+{'rule': ['temporal', 'spike-count'], 'seed': [0, 1]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+
+from .io import write_json
+from .train import TrainConfig
+
+EXPERIMENT = "sweep"
+METRIC = "test_accuracy"
+
+
+def _ray():
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise ImportError("spikelfp sweep needs Ray Tune: pip install 'spikelfp[ray]' (ray[tune]==2.60.0) or run "
+                          "`make venv`") from None
+    return ray, tune
+
+
+def parse_grid(items) -> dict:
+    """``["rule=temporal,spike-count", "lr=1e-3,2e-3"]`` -> ``{"rule": [...], "lr": [0.001, 0.002]}``,
+    each value converted to the TrainConfig field's type; unknown fields and empty lists are refused."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig()
+    grid = {}
+    for item in items:
+        key, sep, values = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"--grid takes key=v1,v2,... (got {item!r})")
+        if key not in fields:
+            raise ValueError(f"--grid {key}: not a training setting; choose from {', '.join(sorted(fields))}")
+        if key in ("epochs",):
+            raise ValueError("--grid epochs: every trial trains --epochs epochs (use --asha to stop early)")
+        kind = type(getattr(defaults, key))
+        out = []
+        for v in values.split(","):
+            v = v.strip()
+            try:
+                if kind is bool:
+                    if v.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(v)
+                    out.append(v.lower() in ("true", "1"))
+                elif kind in (int, float):
+                    out.append(kind(v))
+                else:
+                    out.append(v)
+            except ValueError:
+                raise ValueError(f"--grid {key}: {v!r} is not a {kind.__name__}") from None
+        if key in grid:
+            raise ValueError(f"--grid {key} given twice")
+        grid[key] = out
+    return grid
+
+
+def trial_configs(base: TrainConfig, grid: dict) -> list[TrainConfig]:
+    """Every TrainConfig of the grid, validated before anything starts (a typo fails fast)."""
+    keys = list(grid)
+    return [TrainConfig.from_dict({**base.to_dict(), **dict(zip(keys, combo))})
+            for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def _trainable(config):
+    """One Tune trial: an ordinary training run in the trial's folder, reporting each epoch."""
+    import numba
+    from ray import tune
+
+    from . import datasets
+    from .datasets import Binning
+    from .train import Trainer
+
+    base, binning = config["__base__"], config["__binning__"]
+    numba.set_num_threads(max(1, int(config["__cpus__"])))
+    overrides = {k: v for k, v in config.items() if not k.startswith("__")}
+    cfg = TrainConfig.from_dict({**base, **overrides})
+    b = Binning(**binning)
+    train, test = datasets.load(cfg.dataset, b, root=config["__data_root__"])
+    out = tune.get_context().get_trial_dir()
+    Trainer(cfg, progress=False).fit(train, test, out, binning=b.to_dict(),
+                                     epoch_callback=lambda rec: tune.report(rec))
+
+
+def sweep(base: TrainConfig, grid: dict, out: str, *, binning, address: str | None = None, asha: bool = False,
+          cpus_per_trial: int = 1, data_root: str | None = None, log=print) -> dict:
+    """Run the grid as Ray Tune trials; write ``<out>/sweep.json`` and ``sweep.md``; return the report."""
+    ray, tune = _ray()
+    trial_configs(base, grid)                    # validate every combination first
+    out = os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        space = {k: tune.grid_search(v) for k, v in grid.items()}
+        space.update({"__base__": base.to_dict(), "__binning__": binning.to_dict(), "__cpus__": cpus_per_trial,
+                      "__data_root__": data_root})
+        trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
+        path = os.path.join(out, EXPERIMENT)
+        if tune.Tuner.can_restore(path):
+            log(f"resuming the sweep in {path} (finished trials are kept)")
+            tuner = tune.Tuner.restore(path, trainable, resume_errored=False, restart_errored=False,
+                                       param_space=space)
+        else:
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=base.epochs, grace_period=1) if asha else None
+            tuner = tune.Tuner(trainable, param_space=space,
+                               tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler),
+                               run_config=tune.RunConfig(storage_path=out, name=EXPERIMENT, verbose=0,
+                                                         failure_config=tune.FailureConfig(max_failures=0)))
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    report = _report(results, grid, base, binning, asha)
+    write_json(os.path.join(out, "sweep.json"), report)
+    from .io import atomic_path
+
+    with atomic_path(os.path.join(out, "sweep.md")) as tmp, open(tmp, "w") as fh:
+        fh.write(markdown(report))
+    return report
+
+
+def _report(results, grid, base, binning, asha) -> dict:
+    trials = []
+    for r in results:
+        cfg = {k: v for k, v in (r.config or {}).items() if not k.startswith("__")}
+        m = r.metrics or {}
+        trials.append({"config": cfg, "test_accuracy": m.get(METRIC), "test_tie_rate": m.get("test_tie_rate"),
+                       "epochs": m.get("epoch"), "train_seconds": m.get("train_seconds"),
+                       "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}",
+                       "folder": r.path})
+    trials.sort(key=lambda t: json.dumps(t["config"], sort_keys=True))
+    ok = [t for t in trials if t["error"] is None and t["test_accuracy"] is not None]
+    best = max(ok, key=lambda t: t["test_accuracy"]) if ok else None
+    return {"sweep": "grid", "grid": grid, "base": base.to_dict(), "binning": binning.to_dict(), "asha": asha,
+            "trials": trials, "failed": sum(t["error"] is not None for t in trials),
+            "best": best}
+
+
+def markdown(r: dict) -> str:
+    keys = list(r["grid"])
+    lines = [f"Sweep over {', '.join(keys)} ({len(r['trials'])} trials, {r['failed']} failed; dataset "
+             f"{r['base']['dataset']}, {r['base']['epochs']} epochs{', ASHA' if r['asha'] else ''})", "",
+             "| " + " | ".join(keys) + " | test accuracy | epochs | error |",
+             "|" + "---|" * (len(keys) + 3)]
+    for t in r["trials"]:
+        acc = "" if t["test_accuracy"] is None else f"{t['test_accuracy']:.4f}"
+        lines.append("| " + " | ".join(str(t["config"].get(k)) for k in keys) + f" | {acc} | {t['epochs'] or ''} | "
+                     + (t["error"] or "").replace("|", "/")[:80] + " |")
+    if r["best"]:
+        lines += ["", f"Best: {r['best']['config']} -> {r['best']['test_accuracy']:.4f} ({r['best']['folder']})"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["sweep", "parse_grid", "trial_configs", "markdown"]

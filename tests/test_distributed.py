@@ -1,0 +1,68 @@
+"""Sweeps on Ray Tune (spikelfp sweep): local Ray, real trials (each an ordinary training run)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikelfp.distributed import parse_grid, trial_configs
+from spikelfp.train import TrainConfig
+
+ray = pytest.importorskip("ray")
+
+
+def test_parse_grid_types_and_refusals():
+    g = parse_grid(["rule=temporal,spike-count", "lr=1e-3,2e-3", "bias=true,false", "seed=0,1", "arch=r8,d8"])
+    assert g == {"rule": ["temporal", "spike-count"], "lr": [0.001, 0.002], "bias": [True, False], "seed": [0, 1],
+                 "arch": ["r8", "d8"]}
+    for bad, msg in [(["nope=1"], "not a training setting"), (["seed=a"], "not a int"), (["seed"], "key=v1"),
+                     (["epochs=1,2"], "every trial trains"), (["seed=0", "seed=1"], "given twice"),
+                     (["bias=maybe"], "not a bool")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_grid(bad)
+    with pytest.raises(ValueError, match="unknown rule"):           # every combination is validated first
+        trial_configs(TrainConfig(), parse_grid(["rule=temporal,hebbian"]))
+
+
+def _sweep(tmp_path, data_root, *grid, out="sw"):
+    from spikelfp.cli import main
+
+    argv = ["sweep", "--epochs", "1", "--out", str(tmp_path / out), "--json", str(tmp_path / f"{out}.json"),
+            "--data-root", str(data_root), "--no-progress"]
+    for g in grid:
+        argv += ["--grid", g]
+    rc = main(argv)
+    return rc, json.loads((tmp_path / f"{out}.json").read_text())
+
+
+def test_sweep_runs_every_trial_reports_and_resumes(tmp_path, data_root, digits):
+    from spikelfp.train import Trainer
+
+    rc, r = _sweep(tmp_path, data_root, "rule=temporal,spike-count", "seed=0,1")
+    assert rc == 0 and r["failed"] == 0 and len(r["trials"]) == 4
+    assert sorted((t["config"]["rule"], t["config"]["seed"]) for t in r["trials"]) == [
+        ("spike-count", 0), ("spike-count", 1), ("temporal", 0), ("temporal", 1)]
+    assert all(0.3 < t["test_accuracy"] <= 1.0 and t["epochs"] == 1 for t in r["trials"])
+    # a trial is an ordinary run: the spike-count rule (thread-count independent) gives the same accuracy
+    train, test = digits
+    direct = Trainer(TrainConfig(rule="spike-count", seed=1, epochs=1), progress=False).fit(train, test)
+    trial = next(t for t in r["trials"] if t["config"] == {"rule": "spike-count", "seed": 1})
+    assert trial["test_accuracy"] == direct["test_accuracy"]
+    best = r["best"]
+    assert best["test_accuracy"] == max(t["test_accuracy"] for t in r["trials"])
+    assert (tmp_path / "sw" / "sweep.md").exists()
+    import os
+    assert os.path.exists(os.path.join(best["folder"], "model.h5"))
+    # re-running resumes: the finished trials are kept, not re-run (same folders, same results)
+    rc2, r2 = _sweep(tmp_path, data_root, "rule=temporal,spike-count", "seed=0,1")
+    assert rc2 == 0
+    assert [(t["folder"], t["test_accuracy"]) for t in r2["trials"]] == [(t["folder"], t["test_accuracy"])
+                                                                          for t in r["trials"]]
+
+
+def test_a_failing_trial_is_reported_not_fatal(tmp_path, data_root, digits):
+    rc, r = _sweep(tmp_path, data_root, "init_gain=1.0,inf", out="bad")
+    assert rc == 1 and r["failed"] == 1 and len(r["trials"]) == 2
+    bad = next(t for t in r["trials"] if t["error"])
+    good = next(t for t in r["trials"] if not t["error"])
+    assert np.isinf(bad["config"]["init_gain"]) and good["test_accuracy"] > 0.3
