@@ -150,9 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "the first 64 training samples; 0 disables (default 0.01)")
         t.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                        help="simulation precision (default float64; float32 is faster)")
+        t.add_argument("--chunks", type=_positive(int), default=None,
+                       help="split each batch into N chunks whose feedback is summed in order (default: numba's "
+                            "thread count for the temporal rule, 1 for spike-count; --workers needs it pinned, "
+                            "default 8 there)")
 
     t = sub.add_parser("train", help="train a network with LFP", description="Train a LIF network with LFP.")
     train_opts(t)
+    t.add_argument("--workers", type=_positive(int), default=0,
+                   help="data-parallel feedback on N Ray workers (docs/distributed.md); the result is bit-identical "
+                        "for any N at the same --chunks")
+    t.add_argument("--address", help="Ray cluster for --workers (default: start Ray on this machine)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -261,7 +269,8 @@ def _train_config(args):
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
                        beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
-                       seed=args.seed)
+                       seed=args.seed,
+                       chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
 
 
 # options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
@@ -271,7 +280,7 @@ RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--ru
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
-                "dtype": "--dtype", "seed": "--seed"}
+                "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks"}
 BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--spatial-factor",
                 "merge_polarity": "--merge-polarity"}
 
@@ -371,7 +380,7 @@ def _train_locked(args, out) -> int:
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
           f"(reward {cfg.reward}), {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
-    trainer = Trainer(cfg, progress=not args.no_progress)
+    trainer = Trainer(cfg, progress=not args.no_progress, workers=args.workers, address=args.address)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
     latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
     if args.out is None:  # runs/latest -> the default run directory just written

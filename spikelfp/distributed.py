@@ -1,4 +1,15 @@
-"""Sweeps on Ray Tune (``spikelfp sweep``; docs/distributed.md).
+"""Beyond one process on Ray: sweeps (``spikelfp sweep``) and data-parallel LFP training
+(``spikelfp train --workers N``); docs/distributed.md.
+
+**Data-parallel training.** LFP's feedback is a sum over samples. Each batch is split into a pinned
+number of chunks (``TrainConfig.chunks``); each chunk's feedback depends on its own samples only
+(``Rule.parts``), so a worker can compute any chunk with the same bits. Ray actors each take a
+contiguous range of chunks, the driver concatenates the chunks in order and sums them in that
+order (``Rule.reduce``) and takes one optimizer step: the weights are ``np.array_equal`` to a
+single-process run with the same ``chunks``, whatever the number of workers. Weights go to the
+workers through Ray's object store once per step; the training set once per run (one copy per node).
+Actors are restarted when they die and the interrupted task is retried on the new actor: the step
+result is unchanged.
 
 A sweep is a grid (every combination of ``--grid key=v1,v2`` values) over :class:`TrainConfig`
 fields, run as Ray Tune trials: each trial is one ordinary training run (the same
@@ -23,6 +34,8 @@ import dataclasses
 import itertools
 import json
 import os
+
+import numpy as np
 
 from .io import write_json
 from .train import TrainConfig
@@ -175,4 +188,79 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["sweep", "parse_grid", "trial_configs", "markdown"]
+class ParallelFeedback:
+    """``fb = ParallelFeedback(rule, packed, train, n_workers)(packed, idx)``: the batch ``idx``'s
+    feedback computed by Ray actors, bit-identical to ``rule.feedback`` with the same chunking."""
+
+    def __init__(self, rule, p, train, n_workers: int, *, address: str | None = None):
+        ray, _ = _ray()
+        import numba
+
+        self.rule, self.train = rule, train
+        self.n_workers = int(n_workers)
+        if self.n_workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._started = not ray.is_initialized()
+        if self._started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": max(os.cpu_count() or 1, self.n_workers)}))
+        threads = max(1, numba.get_num_threads() // self.n_workers) if not address else 1
+        cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Worker)
+        data_ref = ray.put(train)
+        packed_ref = ray.put(p)
+        self.actors = [cls.remote(data_ref, packed_ref, rule, threads) for _ in range(self.n_workers)]
+        self._ray = ray
+
+    def __call__(self, p, idx):
+        from .feedback import ChunkParts
+
+        ray = self._ray
+        idx = np.asarray(idx)
+        bounds = self.rule.bounds(idx.size)
+        nc = bounds.size - 1
+        wt, bias = ray.put(p.WT), ray.put(p.bias)
+        futures, ranges = [], []
+        for w in range(min(self.n_workers, nc)):
+            c0, c1 = w * nc // min(self.n_workers, nc), (w + 1) * nc // min(self.n_workers, nc)
+            lo, hi = int(bounds[c0]), int(bounds[c1])
+            futures.append(self.actors[w].parts.remote(wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo))
+            ranges.append((c0, c1))
+        got = ray.get(futures)
+        parts = ChunkParts(*(np.concatenate([g[k] for g in got], axis=0) for k in range(5)))
+        return self.rule.reduce(p, parts)
+
+    def worker_pids(self) -> list[int]:
+        return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            try:
+                self._ray.kill(a)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self._started:
+            self._ray.shutdown()
+
+
+class _Worker:
+    """A Ray actor: the training set and the network's structure, computing chunks' feedback."""
+
+    def __init__(self, train, packed, rule, threads: int):
+        import numba
+
+        from .train import single_threaded_blas
+
+        numba.set_num_threads(max(1, int(threads)))
+        single_threaded_blas().__enter__()      # as in the driver: BLAS on one thread (same bits)
+        self.train, self.packed, self.rule = train, packed, rule
+
+    def parts(self, WT, bias, idx, bounds):
+        p = self.packed._replace(WT=WT, bias=bias)
+        return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds)))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+__all__ = ["sweep", "parse_grid", "trial_configs", "markdown", "ParallelFeedback"]

@@ -20,6 +20,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -180,6 +181,29 @@ class Rule:
     reward: RateReward | SoftmaxReward | CEReward
     weight_scaling: bool
 
+    def bounds(self, B: int) -> np.ndarray:
+        """Chunk boundaries of a batch of B samples (chunk c: samples bounds[c]:bounds[c+1])."""
+        n = getattr(self, "n_chunks", None)
+        return chunk_bounds(B, max(1, min(n or self._default_chunks(), B)))
+
+    def _default_chunks(self) -> int:
+        return 1
+
+    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
+        """The feedback of each chunk of the batch, unreduced (subclasses)."""
+        raise NotImplementedError
+
+    def reduce(self, p: Packed, parts: ChunkParts) -> Feedback:
+        """Sum the chunks' feedback in chunk order (reproducible bits) and finish it (|W| factor,
+        tied conv biases, fixed pooling synapses)."""
+        return self._finish(p, _sum_rows(parts.GT), _sum_rows(parts.Gb), parts.counts, _sum_rows(parts.recv),
+                            _sum_rows(parts.passed))
+
+    def feedback(self, network, x: EventBatch, labels, *, time_first: bool = False) -> Feedback:
+        """Feedback of one batch: ``reduce(parts(...))`` over :meth:`bounds`."""
+        p, eb, y = self._inputs(network, x, labels, time_first)
+        return self.reduce(p, self.parts(p, eb, y, self.bounds(eb.batch_size)))
+
     def _finish(self, p: Packed, GT, Gb, counts, recv, passed) -> Feedback:
         tie_conv_bias(p, Gb)
         for l in np.flatnonzero((p.conv[:, 0] == 1) & (p.conv[:, 9] == 0)):
@@ -235,13 +259,15 @@ class Temporal(Rule):
         if self.form not in FORMS:
             raise ValueError(f"unknown temporal-rule form {self.form!r}; choose one of {', '.join(FORMS)}")
 
-    def feedback(self, network, x: EventBatch, labels, *, time_first: bool = False) -> Feedback:
-        p, eb, y = self._inputs(network, x, labels, time_first)
-        B, T = eb.batch_size, eb.n_steps
-        n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
+    def _default_chunks(self) -> int:
         import numba
 
-        nc = max(1, min(self.n_chunks or numba.get_num_threads(), B))
+        return numba.get_num_threads()
+
+    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
+        B, T = eb.batch_size, eb.n_steps
+        n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
+        nc = bounds.size - 1
         counts = np.zeros((B, n_tot), dtype=np.int32)
         GT = np.zeros((nc, n_w))
         Gb = np.zeros((nc, n_tot))
@@ -250,10 +276,9 @@ class Temporal(Rule):
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
                           self.reward.kind,
-                          float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form], nc,
-                          counts, GT, Gb, recv, passed)
-        # reduce the chunks in a fixed order (reproducible bits)
-        return self._finish(p, _sum_rows(GT), _sum_rows(Gb), counts, _sum_rows(recv), _sum_rows(passed))
+                          float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form],
+                          np.ascontiguousarray(bounds, dtype=np.int64), counts, GT, Gb, recv, passed)
+        return ChunkParts(GT, Gb, counts, recv, passed)
 
 
 @dataclass(frozen=True)
@@ -268,28 +293,47 @@ class SpikeCount(Rule):
     reward: RateReward | SoftmaxReward | CEReward = CEReward()
     weight_scaling: bool = True
     secant: str = "bounded"
+    n_chunks: int | None = None     # None: the whole batch in one chunk; k: k chunks summed in order
     name = "spike-count"
 
     def __post_init__(self):
         if self.secant not in SECANTS:
             raise ValueError(f"unknown spike-count secant {self.secant!r}; choose one of {', '.join(SECANTS)}")
 
-    def feedback(self, network, x: EventBatch, labels, record=None, *, time_first: bool = False) -> Feedback:
+    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
         from .simulate import simulate
 
-        p, eb, y = self._inputs(network, x, labels, time_first)
-        rec = record if record is not None else simulate(p, eb)
-        counts = np.concatenate(rec.counts, axis=1)
+        counts = np.concatenate(simulate(p, eb).counts, axis=1)
+        a_in = eb.counts().astype(p.WT.dtype)
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
-        GT = np.zeros(n_w)
-        Gb = np.zeros(n_tot)
-        recv = np.zeros(n_tot)
-        passed = np.zeros(n_tot)
-        spike_count_feedback(eb.counts().astype(p.WT.dtype), counts, y, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
-                             p.bias, p.has_bias, p.theta, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
-                             self.reward.kind, float(self.reward.tau),
-                             SECANTS[self.secant], GT, Gb, recv, passed)
-        return self._finish(p, GT, Gb, counts, recv, passed)
+        nc = bounds.size - 1
+        GT = np.zeros((nc, n_w))
+        Gb = np.zeros((nc, n_tot))
+        recv = np.zeros((nc, n_tot))
+        passed = np.zeros((nc, n_tot))
+        for c in range(nc):          # each chunk on its own samples: the same bits wherever it runs
+            lo, hi = int(bounds[c]), int(bounds[c + 1])
+            spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]), y[lo:hi],
+                                 eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.bias, p.has_bias, p.theta, p.rec,
+                                 p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps, self.reward.kind,
+                                 float(self.reward.tau), SECANTS[self.secant], GT[c], Gb[c], recv[c], passed[c])
+        return ChunkParts(GT, Gb, counts, recv, passed)
+
+
+class ChunkParts(NamedTuple):
+    """A batch's feedback per chunk, before the ordered sum: GT (chunks, n_weights), Gb / recv /
+    passed (chunks, n_neurons), counts (batch, n_neurons)."""
+
+    GT: np.ndarray
+    Gb: np.ndarray
+    counts: np.ndarray
+    recv: np.ndarray
+    passed: np.ndarray
+
+
+def chunk_bounds(B: int, n_chunks: int) -> np.ndarray:
+    """``[c * B // n_chunks for c in 0..n_chunks]``: the pinned split of a batch into chunks."""
+    return np.array([c * B // n_chunks for c in range(n_chunks + 1)], dtype=np.int64)
 
 
 def _sum_rows(a: np.ndarray) -> np.ndarray:

@@ -64,6 +64,8 @@ class TrainConfig:
     dtype: str = "float64"            # or "float32" (faster; the simulator is bit-exact in either)
     seed: int = 0
     eval_batch_size: int = 256
+    chunks: int | None = None          # pinned split of each batch, summed in order (None: numba's threads /
+                                       # one chunk); data-parallel runs give the same bits for the same value
 
     def __post_init__(self):
         if self.arch is None:
@@ -95,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"dtype must be float64 or float32 (got {self.dtype!r})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be > 0 (got {self.lr})")
+        if self.chunks is not None and int(self.chunks) < 1:
+            raise ValueError(f"chunks must be >= 1 (got {self.chunks})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,7 +119,8 @@ class TrainConfig:
     def make_rule(self):
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
         extra = {"form": self.form} if self.rule == "temporal" else {"secant": self.secant}
-        return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling, **extra)
+        return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling,
+                        n_chunks=self.chunks, **extra)
 
 
 def input_shape(data):
@@ -222,10 +227,15 @@ class Trainer:
         Progress bars (None: only when stderr is a terminal).
     """
 
-    def __init__(self, config: TrainConfig, progress: bool | None = None):
+    def __init__(self, config: TrainConfig, progress: bool | None = None, *, workers: int = 0,
+                 address: str | None = None):
         self.config = config
         self.progress = _progress_enabled(progress)
         self.rule = config.make_rule()
+        if workers and config.chunks is None:
+            raise ValueError("data-parallel training needs a pinned chunking: set chunks (--chunks), the same for "
+                             "every worker count, so that the result does not depend on it")
+        self.workers, self.address = int(workers), address
 
     # ------------------------------------------------------------------ setup
     def init_network(self, n_in, n_out: int, rng: np.random.Generator, dt: float, probe=None) -> Network:
@@ -323,6 +333,12 @@ class Trainer:
         compile_s = self.warm_up(p, train)
         if compile_s > 1.0:
             log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
+        parallel = None
+        if self.workers:
+            from .distributed import ParallelFeedback
+
+            parallel = ParallelFeedback(self.rule, p, train, self.workers, address=self.address)
+            log(f"data-parallel feedback on {self.workers} Ray workers ({c.chunks} chunks per batch)")
         try:
             with single_threaded_blas():
                 for epoch in range(len(history), c.epochs):
@@ -331,8 +347,10 @@ class Trainer:
                     run_correct = 0
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
-                        eb = train.batch(idx)
-                        fb = self.rule.feedback(p, eb, train.labels[idx])
+                        if parallel is not None:
+                            fb = parallel(p, idx)
+                        else:
+                            fb = self.rule.feedback(p, train.batch(idx), train.labels[idx])
                         B = idx.size
                         # ascent direction F -> gradient -F/B, scaled inside the optimizer (no copy)
                         grads = {"WT": fb.weight_flat, "bias": fb.bias_flat}
@@ -369,6 +387,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if parallel is not None:
+                parallel.close()
         self.network = unpack(p, dt=net.dt, like=net)
         last = history[-1]
         metrics = {

@@ -66,3 +66,83 @@ def test_a_failing_trial_is_reported_not_fatal(tmp_path, data_root, digits):
     bad = next(t for t in r["trials"] if t["error"])
     good = next(t for t in r["trials"] if not t["error"])
     assert np.isinf(bad["config"]["init_gain"]) and good["test_accuracy"] > 0.3
+
+
+def _weights(net):
+    return [a for la in net.layers for a in (la.weight, la.bias, la.recurrent) if a is not None]
+
+
+@pytest.mark.parametrize("rule", ["temporal", "spike-count"])
+def test_data_parallel_training_is_bit_identical(rule, small_digits):
+    from spikelfp.train import Trainer
+
+    train, test = small_digits
+    cfg = dict(rule=rule, epochs=2, seed=3, chunks=4, arch="r16", bias=True)
+    single = Trainer(TrainConfig(**cfg), progress=False)
+    m0 = single.fit(train, test)
+    for workers in (1, 2):
+        par = Trainer(TrainConfig(**cfg), progress=False, workers=workers)
+        m = par.fit(train, test)
+        assert m["test_accuracy"] == m0["test_accuracy"]
+        for a, b in zip(_weights(single.network), _weights(par.network)):
+            assert np.array_equal(a, b), f"workers={workers} changed the weights"
+    with pytest.raises(ValueError, match="pinned chunking"):
+        Trainer(TrainConfig(rule=rule), workers=2)
+
+
+def _kill_a_worker_when_seen(killed, stop):
+    """Background: SIGKILL the first Ray actor process of spikelfp's feedback workers that shows up."""
+    import os
+    import signal
+    import time
+
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+            except OSError:
+                continue
+            if b"_Worker.parts" in cmd:          # busy in a task: mid-step
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.01)
+
+
+def test_a_killed_worker_changes_nothing(small_digits):
+    import threading
+
+    from spikelfp.train import Trainer
+
+    train, test = small_digits
+    cfg = dict(rule="temporal", epochs=2, seed=4, chunks=4)
+    single = Trainer(TrainConfig(**cfg), progress=False)
+    single.fit(train, test)
+    killed, stop = [], threading.Event()
+    th = threading.Thread(target=_kill_a_worker_when_seen, args=(killed, stop), daemon=True)
+    th.start()
+    par = Trainer(TrainConfig(**cfg), progress=False, workers=2)
+    try:
+        par.fit(train, test)
+    finally:
+        stop.set()
+        th.join(5)
+    assert killed, "no worker was killed: the test did not test anything"
+    for a, b in zip(_weights(single.network), _weights(par.network)):
+        assert np.array_equal(a, b)
+
+
+def test_train_cli_workers_matches_the_single_process_run(tmp_path, data_root, digits):
+    import h5py
+
+    from spikelfp.cli import main
+
+    base = ["train", "--epochs", "1", "--seed", "2", "--data-root", str(data_root), "--no-progress"]
+    assert main(base + ["--chunks", "8", "--out", str(tmp_path / "one")]) == 0
+    assert main(base + ["--workers", "2", "--out", str(tmp_path / "two")]) == 0      # --chunks defaults to 8
+    with h5py.File(tmp_path / "one" / "model.h5") as a, h5py.File(tmp_path / "two" / "model.h5") as b:
+        for k in ("network/layer_0/weight", "network/layer_1/weight"):
+            assert np.array_equal(a[k][()], b[k][()])

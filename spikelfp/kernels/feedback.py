@@ -135,7 +135,7 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
-                      form, n_chunks, counts, GT, Gb, recv, passed):
+                      form, bounds, counts, GT, Gb, recv, passed):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
     For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
@@ -150,7 +150,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     processed, the loop running backwards), and ``GV[k, :] += rho[t]``.
 
     Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]``
-    (summed by the caller in chunk order: bit-reproducible for a fixed ``n_chunks``).
+    (summed by the caller in chunk order: bit-reproducible for fixed chunk ``bounds``: chunk c holds
+    samples ``bounds[c] : bounds[c+1]``, each chunk's result depends on its own samples only, so a
+    chunk computed on another machine has the same bits).
     ``counts`` (B, sum n_l) receives the spike counts.
     """
     L = sizes.size - 1
@@ -159,9 +161,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     for l in range(1, L + 1):
         nmax = max(nmax, sizes[l])
     nin0 = sizes[0]
+    n_chunks = bounds.size - 1
     for c in prange(n_chunks):
-        lo = c * B // n_chunks
-        hi = (c + 1) * B // n_chunks
+        lo = bounds[c]
+        hi = bounds[c + 1]
         v = np.empty(nmax, dtype=WT.dtype)
         s = np.zeros(nmax, dtype=WT.dtype)
         keep = np.ones(nmax, dtype=WT.dtype)
