@@ -98,9 +98,21 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
             "abs_weights": np.abs(weights)}
 
 
+def _train_one_on_ray(method, train, test, cfg_dict, binning, sg_lr):
+    """One (method, seed) run as a Ray task on one CPU (numba and torch on one thread)."""
+    import numba
+
+    numba.set_num_threads(1)
+    return _train_one(method, train, test, TrainConfig.from_dict(cfg_dict), binning, sg_lr, False, print)
+
+
 def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=2e-3, binning=None,
-              out=None, progress=False, log=None) -> dict:
-    """Train every method for every seed; returns (and writes to ``out``) the bench report."""
+              out=None, progress=False, log=None, ray_address: str | None = None, use_ray: bool = False) -> dict:
+    """Train every method for every seed; returns (and writes to ``out``) the bench report.
+
+    ``use_ray``: run the methods x seeds as Ray tasks, one CPU each (local Ray, or the cluster at
+    ``ray_address``); results come back in the same order. Each run then uses one thread, so its
+    epoch times are one-thread times (the report says so)."""
     import numba
 
     log = log or (lambda msg: None)
@@ -109,10 +121,29 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     runs = {m: [] for m in methods}
     load_before = os.getloadavg()[0]
-    for k in range(int(seeds)):
-        seed_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
-        for m in methods:
-            runs[m].append(_train_one(m, train, test, seed_cfg, binning, sg_lr, progress, log))
+    jobs = [(m, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k}))
+            for k in range(int(seeds)) for m in methods]
+    if use_ray or ray_address:
+        from .distributed import _ray
+
+        ray, _ = _ray()
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        try:
+            task = ray.remote(num_cpus=1, max_retries=0)(_train_one_on_ray)
+            tr, te = ray.put(train), ray.put(test)
+            log(f"running {len(jobs)} runs as Ray tasks (one CPU each)")
+            results = ray.get([task.remote(m, tr, te, c.to_dict(), binning, sg_lr) for m, c in jobs])
+        finally:
+            if started:
+                ray.shutdown()
+        for (m, c), r in zip(jobs, results):
+            log(f"  {m} seed {c.seed}: test {r['test_accuracy']:.4f}, {r['epoch_seconds']:.2f} s/epoch (one thread)")
+            runs[m].append(r)
+    else:
+        for m, c in jobs:
+            runs[m].append(_train_one(m, train, test, c, binning, sg_lr, progress, log))
     report_methods = []
     for m in methods:
         rs = runs[m]
@@ -158,7 +189,10 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "torch_threads": _threads(),
+                    "cpus": os.cpu_count(),
+                    "numba_threads": 1 if (use_ray or ray_address) else numba.get_num_threads(),
+                    "torch_threads": 1 if (use_ray or ray_address) else _threads(),
+                    "ray": {"address": ray_address or "local"} if (use_ray or ray_address) else None,
                     "blas_threads_in_lfp": 1,
                     "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
     }

@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
     b.add_argument("--out", metavar="DIR", default="runs/bench", help="output folder (default runs/bench)")
+    b.add_argument("--ray", action="store_true",
+                   help="run the methods x seeds as Ray tasks, one CPU each (docs/distributed.md)")
+    b.add_argument("--address", help="Ray cluster for --ray (default: start Ray on this machine)")
     b.add_argument("--allow-large", action="store_true",
                    help="run even when the memory estimate exceeds what is available")
     common(b)
@@ -448,7 +451,8 @@ def cmd_bench(args) -> int:
           f"{cfg.epochs} epochs, {args.seeds} seeds, methods {', '.join(methods)}; LFP {cfg.optimizer} lr {cfg.lr:g}, "
           f"SG lr {args.sg_lr:g}; numba {nthreads} threads, torch {nthreads} threads, BLAS 1 thread in LFP")
     r = run_bench(train, test, cfg, seeds=args.seeds, methods=methods, sg_lr=args.sg_lr, binning=binning.to_dict(),
-                  out=args.out, progress=_progress(args) is not None, log=print)
+                  out=args.out, progress=_progress(args) is not None, log=print,
+                  use_ray=args.ray, ray_address=args.address)
     _emit(args, r, markdown_table(r) + f"\nwritten: {os.path.join(args.out, 'bench.json')}, bench.md, *.png")
     return 0
 

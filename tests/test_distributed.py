@@ -146,3 +146,20 @@ def test_train_cli_workers_matches_the_single_process_run(tmp_path, data_root, d
     with h5py.File(tmp_path / "one" / "model.h5") as a, h5py.File(tmp_path / "two" / "model.h5") as b:
         for k in ("network/layer_0/weight", "network/layer_1/weight"):
             assert np.array_equal(a[k][()], b[k][()])
+
+
+def test_bench_methods_and_seeds_on_ray(small_digits, tmp_path):
+    from spikelfp.bench import run_bench
+
+    train, test = small_digits
+    cfg = TrainConfig(epochs=1, hidden=[16], seed=0)
+    kw = dict(seeds=2, methods=["lfp-spike-count", "sg-fast-sigmoid"])
+    on_ray = run_bench(train, test, cfg, use_ray=True, out=str(tmp_path / "b"), **kw)
+    local = run_bench(train, test, cfg, methods=["lfp-spike-count"], seeds=2)
+    by = {m["name"]: m for m in on_ray["methods"]}
+    assert by["lfp-spike-count"]["seeds"] == [0, 1]
+    # the spike-count rule does not depend on the thread count: the same accuracies as in-process
+    assert by["lfp-spike-count"]["test_accuracy"] == local["methods"][0]["test_accuracy"]
+    assert len(by["sg-fast-sigmoid"]["test_accuracy"]) == 2 and by["sg-fast-sigmoid"]["epoch_seconds_mean"] > 0
+    assert on_ray["machine"]["ray"] == {"address": "local"} and on_ray["machine"]["numba_threads"] == 1
+    assert (tmp_path / "b" / "bench.md").exists()
