@@ -163,3 +163,15 @@ def test_bench_methods_and_seeds_on_ray(small_digits, tmp_path):
     assert len(by["sg-fast-sigmoid"]["test_accuracy"]) == 2 and by["sg-fast-sigmoid"]["epoch_seconds_mean"] > 0
     assert on_ray["machine"]["ray"] == {"address": "local"} and on_ray["machine"]["numba_threads"] == 1
     assert (tmp_path / "b" / "bench.md").exists()
+
+
+def test_sweep_with_asha_reports_per_epoch(tmp_path, data_root, digits):
+    from spikelfp.cli import main
+
+    out = tmp_path / "asha"
+    rc = main(["sweep", "--grid", "lr=1e-3,1e-6", "--epochs", "2", "--asha", "--out", str(out), "--json",
+               str(tmp_path / "a.json"), "--data-root", str(data_root), "--no-progress"])
+    r = json.loads((tmp_path / "a.json").read_text())
+    assert rc == 0 and r["asha"] and len(r["trials"]) == 2
+    assert all(1 <= t["epochs"] <= 2 for t in r["trials"])       # ASHA may stop the poor one after epoch 1
+    assert r["best"]["config"] == {"lr": 1e-3}
