@@ -219,18 +219,15 @@ class ParallelFeedback:
         bounds = self.rule.bounds(idx.size)
         nc = bounds.size - 1
         wt, bias = ray.put(p.WT), ray.put(p.bias)
-        futures, ranges = [], []
-        for w in range(min(self.n_workers, nc)):
-            c0, c1 = w * nc // min(self.n_workers, nc), (w + 1) * nc // min(self.n_workers, nc)
+        futures = []
+        n = min(self.n_workers, nc)
+        for w in range(n):                       # worker w: the contiguous chunks c0..c1-1
+            c0, c1 = w * nc // n, (w + 1) * nc // n
             lo, hi = int(bounds[c0]), int(bounds[c1])
             futures.append(self.actors[w].parts.remote(wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo))
-            ranges.append((c0, c1))
         got = ray.get(futures)
         parts = ChunkParts(*(np.concatenate([g[k] for g in got], axis=0) for k in range(5)))
         return self.rule.reduce(p, parts)
-
-    def worker_pids(self) -> list[int]:
-        return self._ray.get([a.pid.remote() for a in self.actors])
 
     def close(self) -> None:
         for a in self.actors:
@@ -258,9 +255,6 @@ class _Worker:
     def parts(self, WT, bias, idx, bounds):
         p = self.packed._replace(WT=WT, bias=bias)
         return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds)))
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 __all__ = ["sweep", "parse_grid", "trial_configs", "markdown", "ParallelFeedback"]
