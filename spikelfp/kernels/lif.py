@@ -124,40 +124,23 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
             _fill_input(I, brow, n_out, has_bias)
         else:
             # one fused pass: membrane, spike state, and I back to the bias for the next step
+            # (has_bias is loop-invariant: LLVM unswitches the loops on it)
             if reset == RESET_ZERO:
-                if has_bias:
-                    for j in range(n_out):
-                        vj = beta * v[j] * keep[j] + I[j]
-                        v[j] = vj
-                        spike = vj > theta
-                        s[j] = 1.0 if spike else 0.0
-                        keep[j] = 0.0 if spike else 1.0
-                        I[j] = brow[j]
-                else:
-                    for j in range(n_out):
-                        vj = beta * v[j] * keep[j] + I[j]
-                        v[j] = vj
-                        spike = vj > theta
-                        s[j] = 1.0 if spike else 0.0
-                        keep[j] = 0.0 if spike else 1.0
-                        I[j] = 0.0
+                for j in range(n_out):
+                    vj = beta * v[j] * keep[j] + I[j]
+                    v[j] = vj
+                    spike = vj > theta
+                    s[j] = 1.0 if spike else 0.0
+                    keep[j] = 0.0 if spike else 1.0
+                    I[j] = brow[j] if has_bias else 0.0
             else:
-                if has_bias:
-                    for j in range(n_out):
-                        vj = (beta * v[j] + I[j]) - theta * s[j]
-                        v[j] = vj
-                        spike = vj > theta
-                        s[j] = 1.0 if spike else 0.0
-                        keep[j] = 0.0 if spike else 1.0
-                        I[j] = brow[j]
-                else:
-                    for j in range(n_out):
-                        vj = (beta * v[j] + I[j]) - theta * s[j]
-                        v[j] = vj
-                        spike = vj > theta
-                        s[j] = 1.0 if spike else 0.0
-                        keep[j] = 0.0 if spike else 1.0
-                        I[j] = 0.0
+                for j in range(n_out):
+                    vj = (beta * v[j] + I[j]) - theta * s[j]
+                    v[j] = vj
+                    spike = vj > theta
+                    s[j] = 1.0 if spike else 0.0
+                    keep[j] = 0.0 if spike else 1.0
+                    I[j] = brow[j] if has_bias else 0.0
         if rec_mem:
             mrow = mem[b, t, col: col + n_out]
             for j in range(n_out):
