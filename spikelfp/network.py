@@ -73,6 +73,16 @@ class LIFParams:
         object.__setattr__(self, "threshold", thr)
 
 
+def _checked(a, dtype, shape, shape_msg: str, name: str) -> np.ndarray:
+    """``a`` as a contiguous ``dtype`` array of ``shape`` with finite values, else ValueError."""
+    arr = np.asarray(a, dtype=dtype)
+    if arr.shape != shape:
+        raise ValueError(f"{shape_msg}; got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} NaN or inf")
+    return np.ascontiguousarray(arr)
+
+
 @dataclass
 class LIFLayer:
     """A dense layer of LIF neurons, optionally recurrent.
@@ -108,20 +118,12 @@ class LIFLayer:
             raise ValueError("weight contains NaN or inf")
         self.weight = np.ascontiguousarray(w)
         if self.bias is not None:
-            b = np.asarray(self.bias, dtype=w.dtype)
-            if b.shape != (w.shape[0],):
-                raise ValueError(f"bias must have shape ({w.shape[0]},) to match weight {w.shape}; got {b.shape}")
-            if not np.all(np.isfinite(b)):
-                raise ValueError("bias contains NaN or inf")
-            self.bias = np.ascontiguousarray(b)
+            self.bias = _checked(self.bias, w.dtype, (w.shape[0],),
+                                 f"bias must have shape ({w.shape[0]},) to match weight {w.shape}", "bias contains")
         if self.recurrent is not None:
-            v = np.asarray(self.recurrent, dtype=w.dtype)
-            if v.shape != (w.shape[0], w.shape[0]):
-                raise ValueError(f"recurrent weights must have shape ({w.shape[0]}, {w.shape[0]}) "
-                                 f"(n_out x n_out); got {v.shape}")
-            if not np.all(np.isfinite(v)):
-                raise ValueError("recurrent weights contain NaN or inf")
-            self.recurrent = np.ascontiguousarray(v)
+            self.recurrent = _checked(self.recurrent, w.dtype, (w.shape[0], w.shape[0]),
+                                      f"recurrent weights must have shape ({w.shape[0]}, {w.shape[0]}) "
+                                      "(n_out x n_out)", "recurrent weights contain")
         self.params = LIFParams(self.beta, self.threshold, self.reset)
         self.beta, self.threshold = self.params.beta, self.params.threshold
 
@@ -224,12 +226,8 @@ class ConvLayer:
             raise ValueError(f"a {self.kernel_size}x{self.kernel_size} kernel (stride {self.stride}, padding "
                              f"{self.padding}) does not fit the input {shape[0]}x{shape[1]}")
         if self.bias is not None:
-            b = np.asarray(self.bias, dtype=w.dtype)
-            if b.shape != (w.shape[0],):
-                raise ValueError(f"conv bias must have shape ({w.shape[0]},) (one per output channel); got {b.shape}")
-            if not np.all(np.isfinite(b)):
-                raise ValueError("bias contains NaN or inf")
-            self.bias = np.ascontiguousarray(b)
+            self.bias = _checked(self.bias, w.dtype, (w.shape[0],),
+                                 f"conv bias must have shape ({w.shape[0]},) (one per output channel)", "bias contains")
         self.params = LIFParams(self.beta, self.threshold, self.reset)
         self.beta, self.threshold = self.params.beta, self.params.threshold
 
