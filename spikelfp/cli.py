@@ -562,7 +562,7 @@ def cmd_info(args) -> int:
 
     from spikelfp import __version__
     versions = {"spikelfp": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "numba", "h5py", "scipy", "sklearn", "tonic", "torch", "snntorch", "nir", "lava"):
+    for mod in ("numpy", "numba", "h5py", "scipy", "sklearn", "tonic", "torch", "snntorch", "nir", "lava", "ray"):
         try:
             if mod == "lava":
                 from spikelfp import compat
