@@ -70,6 +70,10 @@ def parse_grid(items) -> dict:
         if key in ("epochs",):
             raise ValueError("--grid epochs: every trial trains --epochs epochs (use --asha to stop early)")
         kind = type(getattr(defaults, key))
+        if key == "hidden":
+            raise ValueError("--grid hidden: grid over architectures with arch=d256,r256,c16k5s2-d128 instead")
+        if getattr(defaults, key) is None:      # optional settings (reward, clip, chunks): typed by their values
+            kind = _guess_type(values)
         out = []
         for v in values.split(","):
             v = v.strip()
@@ -88,6 +92,16 @@ def parse_grid(items) -> dict:
             raise ValueError(f"--grid {key} given twice")
         grid[key] = out
     return grid
+
+
+def _guess_type(values: str):
+    for kind in (int, float):
+        try:
+            [kind(v.strip()) for v in values.split(",")]
+            return kind
+        except ValueError:
+            continue
+    return str
 
 
 def trial_configs(base: TrainConfig, grid: dict) -> list[TrainConfig]:

@@ -17,9 +17,11 @@ def test_parse_grid_types_and_refusals():
                  "arch": ["r8", "d8"]}
     for bad, msg in [(["nope=1"], "not a training setting"), (["seed=a"], "not a int"), (["seed"], "key=v1"),
                      (["epochs=1,2"], "every trial trains"), (["seed=0", "seed=1"], "given twice"),
-                     (["bias=maybe"], "not a bool")]:
+                     (["bias=maybe"], "not a bool"), (["hidden=256,128"], "arch=")]:
         with pytest.raises(ValueError, match=msg):
             parse_grid(bad)
+    assert parse_grid(["chunks=4,8", "clip=0.5,1", "reward=ce,rate"]) == {"chunks": [4, 8], "clip": [0.5, 1.0],
+                                                                         "reward": ["ce", "rate"]}
     with pytest.raises(ValueError, match="unknown rule"):           # every combination is validated first
         trial_configs(TrainConfig(), parse_grid(["rule=temporal,hebbian"]))
 
