@@ -177,3 +177,47 @@ def test_sweep_with_asha_reports_per_epoch(tmp_path, data_root, digits):
     assert rc == 0 and r["asha"] and len(r["trials"]) == 2
     assert all(1 <= t["epochs"] <= 2 for t in r["trials"])       # ASHA may stop the poor one after epoch 1
     assert r["best"]["config"] == {"lr": 1e-3}
+
+
+def _ray_processes() -> list:
+    import os
+
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+            except OSError:
+                continue
+            if b"raylet" in cmd or b"gcs_server" in cmd or cmd.startswith(b"ray::"):
+                out.append(int(pid))
+    return out
+
+
+def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert not _ray_processes(), "Ray processes left over from an earlier test"
+    p = subprocess.Popen([sys.executable, "-m", "spikelfp", "sweep", "--grid", "seed=0,1,2", "--epochs", "30",
+                          "--data-root", str(data_root), "--out", str(tmp_path / "s"), "--no-progress"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        t0 = time.time()
+        while not _ray_processes() and time.time() - t0 < 60:
+            time.sleep(0.2)
+        assert _ray_processes(), "the sweep never started Ray"
+        time.sleep(2)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+        t0 = time.time()
+        while _ray_processes() and time.time() - t0 < 30:
+            time.sleep(0.5)
+        assert not _ray_processes(), "Ray processes outlived the sweep"
+    finally:
+        if p.poll() is None:
+            p.kill()
