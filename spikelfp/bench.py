@@ -124,20 +124,20 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
     jobs = [(m, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k}))
             for k in range(int(seeds)) for m in methods]
     if use_ray or ray_address:
-        from .distributed import _ray
+        from .distributed import _ray, init_ray, shutdown_ray
 
         ray, _ = _ray()
         started = not ray.is_initialized()
-        if started:
-            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
         try:
+            if started:
+                init_ray(ray, address=ray_address)
             task = ray.remote(num_cpus=1, max_retries=0)(_train_one_on_ray)
             tr, te = ray.put(train), ray.put(test)
             log(f"running {len(jobs)} runs as Ray tasks (one CPU each)")
             results = ray.get([task.remote(m, tr, te, c.to_dict(), binning, sg_lr) for m, c in jobs])
         finally:
             if started:
-                ray.shutdown()
+                shutdown_ray(ray)
         for (m, c), r in zip(jobs, results):
             log(f"  {m} seed {c.seed}: test {r['test_accuracy']:.4f}, {r['epoch_seconds']:.2f} s/epoch (one thread)")
             runs[m].append(r)

@@ -54,6 +54,101 @@ def _ray():
     return ray, tune
 
 
+_RAY_STARTED_AFTER = {"ticks": None}   # boot-relative start time (clock ticks) of our last local Ray start
+
+
+def _proc_start_ticks(pid) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            rest = fh.read().rsplit(")", 1)[1].split()
+        return int(rest[19])                  # field 22, starttime (after the ")" of the command name)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _now_ticks() -> int:
+    with open("/proc/uptime") as fh:
+        return int(float(fh.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def reap_orphaned_ray_agents(since_ticks: int | None, timeout: float = 3.0) -> list[int]:
+    """SIGKILL this user's orphaned Ray processes (``ray::...``, parent gone: ppid 1) started after
+    ``since_ticks``: the per-node agents of a Ray instance whose start or shutdown was cut short
+    (an interrupt during ``ray.init``) outlive their raylet for a minute or two otherwise. Linux
+    only (/proc); returns the pids killed."""
+    import signal
+    import time
+
+    if since_ticks is None or not os.path.isdir("/proc"):
+        return []
+    killed, deadline, uid = [], time.monotonic() + timeout, os.getuid()
+    while True:
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read(8)
+                with open(f"/proc/{pid}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                owner = os.stat(f"/proc/{pid}").st_uid
+            except (OSError, ValueError, IndexError):
+                continue
+            start = _proc_start_ticks(pid)
+            if cmd.startswith(b"ray::") and ppid == 1 and owner == uid and start is not None \
+                    and start >= since_ticks:
+                found.append(int(pid))
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+        if not found and (killed or time.monotonic() > deadline):
+            return killed
+        if time.monotonic() > deadline:
+            return killed
+        time.sleep(0.2)
+
+
+def init_ray(ray, **kwargs) -> None:
+    """``ray.init(**kwargs)``, keeping the caller's SIGTERM handling: Ray installs its own SIGTERM
+    handler, which would take over spikelfp's (SIGTERM as Ctrl-C, so that every ``finally`` --
+    ``ray.shutdown()`` included -- runs). A failed or interrupted start shuts Ray down again."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    prev = signal.getsignal(signal.SIGTERM) if main else None
+    if not kwargs.get("address"):
+        _RAY_STARTED_AFTER["ticks"] = _now_ticks()
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
+    except BaseException:
+        shutdown_ray(ray)
+        raise
+    finally:
+        if main and prev is not None:
+            signal.signal(signal.SIGTERM, prev)
+
+
+def shutdown_ray(ray) -> None:
+    """``ray.shutdown()``, not cut short: a pending SIGTERM (re-raised every second by
+    :mod:`spikelfp.interrupts` until handled -- Tune swallows the first) is acknowledged here, Ray
+    is shut down whole (an interrupted shutdown left Ray's agent processes behind), and the
+    interrupt is raised again afterwards so the command still ends as interrupted."""
+    from . import interrupts
+
+    signum = interrupts.pending()
+    if signum is not None:
+        interrupts.acknowledge()
+    ray.shutdown()
+    reap_orphaned_ray_agents(_RAY_STARTED_AFTER["ticks"])
+    if signum is not None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
 def parse_grid(items) -> dict:
     """``["rule=temporal,spike-count", "lr=1e-3,2e-3"]`` -> ``{"rule": [...], "lr": [0.001, 0.002]}``,
     each value converted to the TrainConfig field's type; unknown fields and empty lists are refused."""
@@ -138,9 +233,8 @@ def sweep(base: TrainConfig, grid: dict, out: str, *, binning, address: str | No
     trial_configs(base, grid)                    # validate every combination first
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-             **({} if address else {"num_cpus": os.cpu_count()}))
     try:
+        init_ray(ray, address=address, **({} if address else {"num_cpus": os.cpu_count()}))
         space = {k: tune.grid_search(v) for k, v in grid.items()}
         space.update({"__base__": base.to_dict(), "__binning__": binning.to_dict(), "__cpus__": cpus_per_trial,
                       "__data_root__": data_root})
@@ -160,7 +254,7 @@ def sweep(base: TrainConfig, grid: dict, out: str, *, binning, address: str | No
                                                          failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
     finally:
-        ray.shutdown()
+        shutdown_ray(ray)
     report = _report(results, grid, base, binning, asha)
     write_json(os.path.join(out, "sweep.json"), report)
     from .io import atomic_path
@@ -215,15 +309,19 @@ class ParallelFeedback:
         if self.n_workers < 1:
             raise ValueError("workers must be >= 1")
         self._started = not ray.is_initialized()
+        self._ray, self.actors = ray, []
         if self._started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": max(os.cpu_count() or 1, self.n_workers)}))
-        threads = max(1, numba.get_num_threads() // self.n_workers) if not address else 1
-        cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Worker)
-        data_ref = ray.put(train)
-        packed_ref = ray.put(p)
-        self.actors = [cls.remote(data_ref, packed_ref, rule, threads) for _ in range(self.n_workers)]
-        self._ray = ray
+            cpus = {} if address else {"num_cpus": max(os.cpu_count() or 1, self.n_workers)}
+            init_ray(ray, address=address, **cpus)
+        try:
+            threads = max(1, numba.get_num_threads() // self.n_workers) if not address else 1
+            cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Worker)
+            data_ref = ray.put(train)
+            packed_ref = ray.put(p)
+            self.actors = [cls.remote(data_ref, packed_ref, rule, threads) for _ in range(self.n_workers)]
+        except BaseException:
+            self.close()
+            raise
 
     def __call__(self, p, idx):
         from .feedback import ChunkParts
@@ -251,7 +349,7 @@ class ParallelFeedback:
                 pass
         self.actors = []
         if self._started:
-            self._ray.shutdown()
+            shutdown_ray(self._ray)
 
 
 class _Worker:

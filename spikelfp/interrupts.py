@@ -63,6 +63,11 @@ def install() -> None:
         _state.update(installed=True, signum=None, acked=False, ticks=0)
 
 
+def pending() -> int | None:
+    """The signal number of a SIGTERM received and not yet acknowledged, else None."""
+    return _state["signum"] if (_state["signum"] is not None and not _state["acked"]) else None
+
+
 def acknowledge() -> None:
     """The interrupt arrived where it can be handled: stop re-raising it."""
     _state["acked"] = True

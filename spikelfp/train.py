@@ -334,12 +334,12 @@ class Trainer:
         if compile_s > 1.0:
             log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
         parallel = None
-        if self.workers:
-            from .distributed import ParallelFeedback
-
-            parallel = ParallelFeedback(self.rule, p, train, self.workers, address=self.address)
-            log(f"data-parallel feedback on {self.workers} Ray workers ({c.chunks} chunks per batch)")
         try:
+            if self.workers:
+                from .distributed import ParallelFeedback
+
+                parallel = ParallelFeedback(self.rule, p, train, self.workers, address=self.address)
+                log(f"data-parallel feedback on {self.workers} Ray workers ({c.chunks} chunks per batch)")
             with single_threaded_blas():
                 for epoch in range(len(history), c.epochs):
                     perm = rng.permutation(n)

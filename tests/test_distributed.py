@@ -203,21 +203,24 @@ def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits)
     import time
 
     assert not _ray_processes(), "Ray processes left over from an earlier test"
-    p = subprocess.Popen([sys.executable, "-m", "spikelfp", "sweep", "--grid", "seed=0,1,2", "--epochs", "30",
-                          "--data-root", str(data_root), "--out", str(tmp_path / "s"), "--no-progress"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    err = tmp_path / "stderr.txt"
+    with open(err, "wb") as fh:
+        p = subprocess.Popen([sys.executable, "-m", "spikelfp", "sweep", "--grid", "seed=0,1,2", "--epochs", "30",
+                              "--data-root", str(data_root), "--out", str(tmp_path / "s"), "--no-progress"],
+                             stdout=subprocess.DEVNULL, stderr=fh, env=os.environ.copy())
     try:
-        t0 = time.time()
-        while not _ray_processes() and time.time() - t0 < 60:
+        t0 = time.time()     # once Ray is up (a SIGTERM inside ray.init itself: see docs/distributed.md)
+        while b"Started a local Ray instance" not in err.read_bytes() and time.time() - t0 < 90:
             time.sleep(0.2)
         assert _ray_processes(), "the sweep never started Ray"
-        time.sleep(2)
+        time.sleep(1)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
         t0 = time.time()
         while _ray_processes() and time.time() - t0 < 30:
             time.sleep(0.5)
         assert not _ray_processes(), "Ray processes outlived the sweep"
+        assert p.returncode == 130 and b"interrupted" in err.read_bytes()
     finally:
         if p.poll() is None:
             p.kill()
