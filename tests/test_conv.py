@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input
+from conftest import random_input, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -232,7 +232,7 @@ def test_conv_nir_round_trip_is_exact(tmp_path):
 def test_snntorch_nir_import_of_a_conv_net_gives_identical_spikes(tmp_path):
     """Our Conv2d -> LIF -> Flatten -> Affine graph through snntorch's importer, on (C, H, W) input."""
     nir = pytest.importorskip("nir")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from snntorch.import_nir import import_from_nir
     from spikelfp.backends import nir as bnir
 
@@ -241,19 +241,10 @@ def test_snntorch_nir_import_of_a_conv_net_gives_identical_spikes(tmp_path):
     net.dt = 0.01
     bnir.export(net, tmp_path / "c.nir")
     model = import_from_nir(bnir.for_snntorch(nir.read(str(tmp_path / "c.nir")))).double()
-    for mod in model.modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
     x = random_input(rng, 5, 20, net.n_in, 0.3)
     H, W, C = net.layers[0].in_shape
     ref = simulate(net, x, raster=True).rasters[-1]
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            img = torch.from_numpy(x[:, t].reshape(-1, H, W, C).transpose(0, 3, 1, 2).astype(np.float64))
-            o, state = model(img, state)
-            outs.append(o.numpy())
-    got = np.stack(outs, 1)
+    got = run_nir_model(model, x, (H, W, C))
     assert ref.sum() > 0
     np.testing.assert_array_equal(got, ref)
 

@@ -2,8 +2,7 @@ import h5py
 import nir
 import numpy as np
 import pytest
-import torch
-from conftest import random_input, random_net
+from conftest import random_input, random_net, run_nir_model
 from spikelfp.backends import netx as bnetx
 from spikelfp.backends import nir as bnir
 
@@ -107,19 +106,11 @@ def test_snntorch_import_of_our_nir_file_gives_identical_spikes(tmp_path):
     net.dt = 0.01
     bnir.export(net, tmp_path / "n.nir")
     model = import_from_nir(bnir.for_snntorch(nir.read(str(tmp_path / "n.nir")))).double()
-    for mod in model.modules():                      # spikes come out as float32: feed Linear doubles
-        if isinstance(mod, torch.nn.Linear):
-            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
     leaky = [m for m in model.modules() if type(m).__name__ == "Leaky"]
     assert [float(m.beta.flatten()[0]) for m in leaky] == pytest.approx([la.beta for la in net.layers], abs=1e-6)
     x = random_input(rng, 5, 20, 24, 0.3)
     ref = spikelfp.simulate(net, x, raster=True).rasters[-1]
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            o, state = model(torch.from_numpy(x[:, t].astype(np.float64)), state)
-            outs.append(o.numpy())
-    got = np.stack(outs, 1)
+    got = run_nir_model(model, x)
     assert ref.sum() > 0
     np.testing.assert_array_equal(got, ref)
 

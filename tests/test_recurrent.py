@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input, random_net
+from conftest import random_input, random_net, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -288,7 +288,7 @@ def test_snntorch_finds_the_recurrent_cycle_in_our_graph():
 def test_snntorch_nir_import_of_a_recurrent_net(tmp_path):
     """snntorch turns our LIF <-> Linear cycle into an RLeaky; its spikes match ours exactly."""
     nir = pytest.importorskip("nir")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from snntorch.import_nir import import_from_nir
     from spikelfp.backends import nir as bnir
 
@@ -297,18 +297,10 @@ def test_snntorch_nir_import_of_a_recurrent_net(tmp_path):
     net.dt = 0.01
     bnir.export(net, tmp_path / "r.nir")
     model = import_from_nir(bnir.for_snntorch(nir.read(str(tmp_path / "r.nir")))).double()
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.Linear):
-            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
     assert any(type(m).__name__ == "RLeaky" for m in model.modules())
     x = random_input(rng, 5, 20, 16, 0.3)
     ref = simulate(net, x, raster=True).rasters[-1]
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            o, state = model(torch.from_numpy(x[:, t].astype(np.float64)), state)
-            outs.append(o.numpy())
-    got = np.stack(outs, 1)
+    got = run_nir_model(model, x)
     assert ref.sum() > 0
     np.testing.assert_array_equal(got, ref)
 
