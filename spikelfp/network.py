@@ -73,6 +73,15 @@ class LIFParams:
         object.__setattr__(self, "threshold", thr)
 
 
+def _float_weights(w: np.ndarray, name: str) -> np.ndarray:
+    """Weights as a contiguous float32/float64 array (other dtypes become float64), finite."""
+    if w.dtype not in DTYPES:
+        w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.ascontiguousarray(w)
+
+
 def _checked(a, dtype, shape, shape_msg: str, name: str) -> np.ndarray:
     """``a`` as a contiguous ``dtype`` array of ``shape`` with finite values, else ValueError."""
     arr = np.asarray(a, dtype=dtype)
@@ -112,11 +121,7 @@ class LIFLayer:
         w = np.asarray(self.weight)
         if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
             raise ValueError(f"weight must be a non-empty 2-D array (n_out, n_in); got shape {w.shape}")
-        if w.dtype not in DTYPES:
-            w = w.astype(np.float64)
-        if not np.all(np.isfinite(w)):
-            raise ValueError("weight contains NaN or inf")
-        self.weight = np.ascontiguousarray(w)
+        self.weight = w = _float_weights(w, "weight")
         if self.bias is not None:
             self.bias = _checked(self.bias, w.dtype, (w.shape[0],),
                                  f"bias must have shape ({w.shape[0]},) to match weight {w.shape}", "bias contains")
@@ -207,11 +212,7 @@ class ConvLayer:
         w = np.asarray(self.weight)
         if w.ndim != 4 or w.shape[2] != w.shape[3] or min(w.shape) == 0:
             raise ValueError(f"conv weight must be a non-empty (C_out, C_in, K, K) array; got shape {w.shape}")
-        if w.dtype not in DTYPES:
-            w = w.astype(np.float64)
-        if not np.all(np.isfinite(w)):
-            raise ValueError("conv weight contains NaN or inf")
-        self.weight = np.ascontiguousarray(w)
+        self.weight = w = _float_weights(w, "conv weight")
         shape = tuple(int(v) for v in self.in_shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"in_shape must be (H, W, C_in) with positive sizes; got {self.in_shape}")
