@@ -49,6 +49,24 @@ def run_nir_model(model, x, shape=None):
     return np.stack(outs, 1)
 
 
+def check_snntorch_mirror(net, x, rtol=1e-12):
+    """``to_snntorch(net)`` (float64) on x (B, T, n): spikes identical to spikelfp's, membranes to
+    ``rtol`` (torch sums the inputs in another order). Returns (spikelfp's Record, the model)."""
+    import torch
+    from spikelfp.backends import snntorch as bsn
+
+    import spikelfp
+
+    want = spikelfp.simulate(net, x, raster=True, membrane=True)
+    model = bsn.to_snntorch(net)
+    with torch.no_grad():
+        _, spikes, mems = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)), record=True)
+    for l, (s, r) in enumerate(zip(spikes, want.rasters)):
+        np.testing.assert_array_equal(s.numpy().transpose(1, 0, 2), r)
+        np.testing.assert_allclose(mems[l].numpy().transpose(1, 0, 2), want.membranes[l], rtol=rtol, atol=1e-12)
+    return want, model
+
+
 def random_input(rng, B, T, n, density=0.2):
     return (rng.random((B, T, n)) < density).astype(np.uint8)
 

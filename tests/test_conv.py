@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input, run_nir_model
+from conftest import check_snntorch_mirror, random_input, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -177,17 +177,11 @@ def test_from_arch_draws_dense_nets_as_before_and_conv_nets_reproducibly():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_snntorch_conv_mirror_gives_identical_spikes(seed):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from spikelfp.backends import snntorch as bsn
 
     net, x, _ = _case(seed, GEOMS[seed + 1], "zero", True, second_conv=True)
-    want = simulate(net, x, raster=True, membrane=True)
-    model = bsn.to_snntorch(net)
-    with torch.no_grad():
-        _, spikes, mems = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)), record=True)
-    for l, (s, r) in enumerate(zip(spikes, want.rasters)):
-        np.testing.assert_array_equal(s.numpy().transpose(1, 0, 2), r)
-        np.testing.assert_allclose(mems[l].numpy().transpose(1, 0, 2), want.membranes[l], rtol=1e-11, atol=1e-12)
+    _, model = check_snntorch_mirror(net, x, rtol=1e-11)
     back = bsn.from_snntorch(model)
     assert back.arch == net.arch
     np.testing.assert_array_equal(back.layers[0].weight, net.layers[0].weight)

@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input, random_net, run_nir_model
+from conftest import check_snntorch_mirror, random_input, random_net, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -177,17 +177,11 @@ def test_arch_spec_grammar():
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
 def test_snntorch_mirror_gives_identical_spikes(seed, reset, bias):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from spikelfp.backends import snntorch as bsn
 
     net, x, _ = _case(seed, (True, False, True), reset, bias)
-    want = simulate(net, x, raster=True, membrane=True)
-    model = bsn.to_snntorch(net)
-    with torch.no_grad():
-        _, spikes, mems = model(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float64)), record=True)
-    for l, (s, r) in enumerate(zip(spikes, want.rasters)):
-        np.testing.assert_array_equal(s.numpy().transpose(1, 0, 2), r)
-        np.testing.assert_allclose(mems[l].numpy().transpose(1, 0, 2), want.membranes[l], rtol=1e-12, atol=1e-12)
+    _, model = check_snntorch_mirror(net, x)
     back = bsn.from_snntorch(model)
     for a, b in zip(net.layers, back.layers):
         assert (a.recurrent is None) == (b.recurrent is None)
