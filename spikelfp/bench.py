@@ -107,8 +107,12 @@ def _train_one_on_ray(method, train, test, cfg_dict, binning, sg_lr):
 
 
 def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=2e-3, binning=None,
-              out=None, progress=False, log=None, ray_address: str | None = None, use_ray: bool = False) -> dict:
+              out=None, progress=False, log=None, ray_address: str | None = None, use_ray: bool = False,
+              command: str | None = None) -> dict:
     """Train every method for every seed; returns (and writes to ``out``) the bench report.
+
+    ``command``: the command line that ran it (the CLI passes its own), kept in the report and
+    printed under the table, so that every result folder says how to reproduce it.
 
     ``use_ray``: run the methods x seeds as Ray tasks, one CPU each (local Ray, or the cluster at
     ``ray_address``); results come back in the same order. Each run then uses one thread, so its
@@ -180,7 +184,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                 speed[m] = {"speedup_vs_sg_per_epoch": fast_sg / by[m]["epoch_seconds_mean"],
                             "accuracy_minus_best_sg": by[m]["test_accuracy_mean"] - best_sg["test_accuracy_mean"]}
     report = {
-        "bench": "lfp-vs-sg", "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
+        "bench": "lfp-vs-sg", "command": command, "dataset": cfg.dataset, "epochs": cfg.epochs, "seeds": int(seeds),
         "architecture": [train.n_in, *(cfg.hidden or [cfg.arch]), train.n_classes], "arch": cfg.arch,
         "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
@@ -235,6 +239,8 @@ def markdown_table(r: dict) -> str:
         tail.append(f"- machine load (1-min average) {load['before']:.2f} before, {load['after']:.2f} after; "
                     f"epoch times vary up to ±{spread * 100:.0f} % between seeds"
                     + (": **other work was running; timings and speed ratios are not reliable**" if busy else ""))
+    if r.get("command"):
+        tail.append(f"\nCommand: `{r['command']}` ({r['machine']['processor']}, {r['machine']['cpus']} CPUs)")
     return head + "\n".join(lines) + "\n\n" + "\n".join(tail) + "\n"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 import time
 
@@ -452,7 +453,8 @@ def cmd_bench(args) -> int:
           f"SG lr {args.sg_lr:g}; numba {nthreads} threads, torch {nthreads} threads, BLAS 1 thread in LFP")
     r = run_bench(train, test, cfg, seeds=args.seeds, methods=methods, sg_lr=args.sg_lr, binning=binning.to_dict(),
                   out=args.out, progress=_progress(args) is not None, log=print,
-                  use_ray=args.ray, ray_address=args.address)
+                  use_ray=args.ray, ray_address=args.address,
+                  command="spikelfp " + shlex.join(getattr(args, "argv", None) or sys.argv[1:]))
     _emit(args, r, markdown_table(r) + f"\nwritten: {os.path.join(args.out, 'bench.json')}, bench.md, *.png")
     return 0
 
@@ -668,7 +670,9 @@ def main(argv=None) -> int:
     from spikelfp import interrupts
     from spikelfp.io import ModelFileError, RunInUse
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _apply_preset(build_parser(), argv)
+    args.argv = argv                # the command line as given: benchmarks record it next to their results
     real_stdout = sys.stdout
     if not isinstance(sys.stdout, _SafeStdout):
         sys.stdout = _SafeStdout(sys.stdout)

@@ -107,3 +107,16 @@ def test_bench_rejects_unknown_method(small_digits, capsys, data_root):
     assert main(["bench", "lfp-vs-sg", "--methods", "lfp-temporal,backprop", "--epochs", "1",
                  "--data-root", data_root, "--out", "/tmp/never"]) == 2
     assert "unknown method 'backprop'" in capsys.readouterr().err
+
+
+def test_bench_records_its_command_line(data_root, tmp_path):
+    """Every bench folder says how to reproduce it: the CLI's exact arguments, in the JSON and under the table."""
+    from spikelfp.cli import main
+    argv = ["bench", "lfp-vs-sg", "--methods", "lfp-spike-count", "--epochs", "1", "--seeds", "1", "--hidden", "8",
+            "--data-root", data_root, "--out", str(tmp_path / "b b")]
+    assert main(argv) == 0
+    data = json.loads((tmp_path / "b b" / "bench.json").read_text())
+    assert data["command"] == ("spikelfp bench lfp-vs-sg --methods lfp-spike-count --epochs 1 --seeds 1 --hidden 8 "
+                               f"--data-root {data_root} --out '{tmp_path / 'b b'}'")
+    md = (tmp_path / "b b" / "bench.md").read_text()
+    assert f"Command: `{data['command']}`" in md.splitlines()[-1]
