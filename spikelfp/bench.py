@@ -188,6 +188,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         "architecture": [train.n_in, *(cfg.hidden or [cfg.arch]), train.n_classes], "arch": cfg.arch,
         "batch_size": cfg.batch_size,
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
+                "contrib": cfg.contrib,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
         "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},

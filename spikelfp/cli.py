@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ce/softmax reward temperature [spikes] (default 1: the counts are the logits)")
         t.add_argument("--form", choices=["carry", "paper"], default="carry",
                        help="temporal rule's denominator: carry (default) or paper (lfprop 1.0.0's)")
+        t.add_argument("--contrib", choices=["graded", "spikes"], default="graded",
+                       help="temporal rule's reward below a dense layer: graded (default; a silent neuron gets its "
+                            "membrane's fraction of threshold times a spike's worth) or spikes (spiking neurons "
+                            "only, the paper's)")
         t.add_argument("--secant", choices=["bounded", "signed"], default="bounded",
                        help="spike-count rule's secant a/z: bounded by 1/theta (default) or signed (first version)")
         t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
@@ -267,7 +271,8 @@ def _train_config(args):
 
     return TrainConfig(dataset=args.dataset, hidden=args.hidden, arch=getattr(args, "arch", None),
                        rule=getattr(args, "rule", None) or "temporal",
-                       reward=args.reward, tau=args.tau, form=args.form, secant=args.secant, eps=args.eps,
+                       reward=args.reward, tau=args.tau, form=args.form, contrib=args.contrib,
+                       secant=args.secant, eps=args.eps,
                        weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
@@ -280,7 +285,8 @@ def _train_config(args):
 # options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
 RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--rule", "reward": "--reward",
                 "tau": "--tau",
-                "form": "--form", "secant": "--secant", "eps": "--eps", "weight_scaling": "--no-weight-scaling",
+                "form": "--form", "contrib": "--contrib", "secant": "--secant", "eps": "--eps",
+                "weight_scaling": "--no-weight-scaling",
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
@@ -383,7 +389,8 @@ def _train_locked(args, out) -> int:
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
-          f"(reward {cfg.reward}), {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
+          f"(reward {cfg.reward}{', ' + cfg.contrib + ' credit' if cfg.rule == 'temporal' else ''}), "
+          f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
     trainer = Trainer(cfg, progress=not args.no_progress, workers=args.workers, address=args.address)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
     latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")

@@ -26,6 +26,8 @@ import numpy as np
 
 from .events import EventBatch, as_event_batch
 from .kernels.feedback import (
+    CONTRIB_GRADED,
+    CONTRIB_SPIKES,
     FORM_CARRY,
     FORM_PAPER,
     REWARD_CE,
@@ -97,6 +99,7 @@ REWARDS = {"rate": RateReward, "softmax": SoftmaxReward, "ce": CEReward}
 
 FORMS = {"carry": FORM_CARRY, "paper": FORM_PAPER}
 SECANTS = {"signed": SECANT_SIGNED, "bounded": SECANT_BOUNDED}
+CONTRIBS = {"graded": CONTRIB_GRADED, "spikes": CONTRIB_SPIKES}
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,10 @@ class Temporal(Rule):
         A[t] = g[t] + C[t+1];  rho[t] = A[t] / (|c[t]| + |I[t]| + eps);  C[t] = c[t] rho[t]
         F_W += |W| * (rho[t] outer x[t]);  F_b += |b| rho[t];  g_below[t] = x[t] * (W^T rho[t])
 
+    x[t] is the layer's input: the data's events for the first layer; for a dense layer above
+    hidden neurons, with ``contrib="graded"`` (default) a neuron's spike or, when it is silent, its
+    membrane's fraction of threshold clip(v[t]/theta, 0, 1) (``"spikes"``: spikes only, the paper's).
+
     Parameters
     ----------
     eps : float
@@ -253,11 +260,15 @@ class Temporal(Rule):
     weight_scaling: bool = True
     n_chunks: int | None = None
     form: str = "carry"
+    contrib: str = "graded"
     name = "temporal"
 
     def __post_init__(self):
         if self.form not in FORMS:
             raise ValueError(f"unknown temporal-rule form {self.form!r}; choose one of {', '.join(FORMS)}")
+        if self.contrib not in CONTRIBS:
+            raise ValueError(f"unknown temporal-rule contribution {self.contrib!r}; choose one of "
+                             f"{', '.join(CONTRIBS)}")
 
     def _default_chunks(self) -> int:
         import numba
@@ -277,6 +288,7 @@ class Temporal(Rule):
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
                           self.reward.kind,
                           float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form],
+                          CONTRIBS[self.contrib],
                           np.ascontiguousarray(bounds, dtype=np.int64), counts, GT, Gb, recv, passed)
         return ChunkParts(GT, Gb, counts, recv, passed)
 

@@ -45,6 +45,7 @@ class TrainConfig:
     reward: str | None = None          # None: ce (temporal rule with subtract reset: rate; docs/rules.md)
     tau: float = 1.0                   # softmax/ce reward temperature [spikes]
     form: str = "carry"                # temporal rule: "carry" (spikelfp) or "paper" (lfprop 1.0.0)
+    contrib: str = "graded"            # temporal rule: hidden inputs "graded" (silent: clip(v/theta, 0, 1)) or "spikes"
     secant: str = "bounded"            # spike-count rule: "bounded" or "signed" (the first version's)
     eps: float = 1e-6                  # feedback stabiliser
     weight_scaling: bool = True        # the paper's |W| factor
@@ -114,11 +115,14 @@ class TrainConfig:
         d = dict(d)
         if "secant" not in d and "reward" in d:   # written before the secant existed: the signed one ran
             d["secant"] = "signed"
+        if "contrib" not in d and "reward" in d:   # written before graded contributions: spikes ran
+            d["contrib"] = "spikes"
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def make_rule(self):
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
-        extra = {"form": self.form} if self.rule == "temporal" else {"secant": self.secant}
+        extra = ({"form": self.form, "contrib": self.contrib} if self.rule == "temporal"
+                 else {"secant": self.secant})
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling,
                         n_chunks=self.chunks, **extra)
 
@@ -294,7 +298,7 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
-            for k in ("arch", "rule", "reward", "optimizer", "batch_size", "seed", "dataset", "reset"):
+            for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")

@@ -84,7 +84,7 @@ def temporal_reward(raster_out, y, kind, tau):
 
 
 def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True, out_scale=False,
-                      form="carry"):
+                      form="carry", contrib="graded"):
     """Rule B, straight from docs/rules.md. Returns (F_W list, F_b list, received, passed).
 
     form "carry": D = |c| + |I| + eps; "paper" (lfprop 1.0.0): u = v[t-1] after its reset,
@@ -93,6 +93,10 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
     Recurrent layers: I[t] includes V s[t-1]; the reward s[t-1] * (V^T rho[t]) joins the same
     layer's reward at t-1, and F_V += rho[t] outer s[t-1]. Returns F_V as a 5th item (None where
     a layer is feed-forward).
+    contrib "graded": below a dense layer l > 0, a dense/recurrent neuron k (a conv layer's dense
+    equivalent carries ``from_conv``: neither it nor the layer below it is graded) that did not
+    spike at t gets ``clip(v_k[t] / theta, 0, 1) * (W^T rho[t])_k`` (v = its membrane after
+    the input, before reset); "spikes": only spiking neurons get a reward from above.
     """
     fw = forward(net, x)
     B = x.shape[0]
@@ -115,6 +119,12 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
             g_below = np.zeros((T, layer.n_in))
             g_rec = np.zeros((T, layer.n_out))
             V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
+            xgr = xin
+            below = net.layers[l - 1] if l > 0 else None
+            if contrib == "graded" and l > 0 and not getattr(layer, "from_conv", False) \
+                    and not getattr(below, "from_conv", False):
+                mem_below = fw[l - 1][1][s_].astype(np.float64)
+                xgr = np.where(xin > 0, 1.0, np.clip(mem_below / below.threshold, 0.0, 1.0))
             for t in range(T - 1, -1, -1):
                 v_prev = mem[t - 1] if t > 0 else np.zeros(layer.n_out)
                 s_prev = raster[t - 1] if t > 0 else np.zeros(layer.n_out)
@@ -134,7 +144,7 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
                     FV[l] += np.outer(rho, s_prev)
                 FW[l] += np.outer(rho, xin[t])
                 Fb[l] += rho
-                g_below[t] = xin[t] * (W.T @ rho)
+                g_below[t] = xgr[t] * (W.T @ rho)
                 recv[l] += np.abs(gt)
                 passed[l] += np.abs(I * rho)
             g = g_below
@@ -307,7 +317,9 @@ def dense_equivalent(net):
         if isinstance(la, spikelfp.ConvLayer):
             M, _ = conv_dense_matrix(la)
             b = None if la.bias is None else np.tile(la.bias, la.out_shape[0] * la.out_shape[1])
-            layers.append(spikelfp.LIFLayer(M, b, la.beta, la.threshold, la.reset))
+            dense = spikelfp.LIFLayer(M, b, la.beta, la.threshold, la.reset)
+            dense.from_conv = True          # the temporal rule hands a conv layer's reward down to spikes only
+            layers.append(dense)
         else:
             layers.append(la)
     return spikelfp.Network(layers, dt=net.dt)

@@ -82,12 +82,13 @@ def test_conv_by_hand():
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("reward, form", [("ce", "carry"), ("rate", "paper")])
-def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, reward, form):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form).feedback(net, x, y)
+    fb = Temporal(reward=rw, form=form, contrib=contrib).feedback(net, x, y)
     FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind=reward, tau=2.0,
-                                                    out_scale=reward == "ce", form=form)
+                                                    out_scale=reward == "ce", form=form, contrib=contrib)
     FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"

@@ -31,11 +31,13 @@ def _case(seed, reset, bias, n_layers):
 @pytest.mark.parametrize("reward", ["rate", "softmax", "ce", "ce-count"])
 @pytest.mark.parametrize("n_layers", [2, 3])
 @pytest.mark.parametrize("form", ["carry", "paper"])
-def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, form):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, form, contrib):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = Temporal(reward=REWARDS[reward], form=form).feedback(net, x, y)
+    fb = Temporal(reward=REWARDS[reward], form=form, contrib=contrib).feedback(net, x, y)
     kind, tau, out_scale = REF_KIND[reward]
-    FW, Fb, recv, passed, _ = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form)
+    FW, Fb, recv, passed, _ = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form,
+                                                    contrib=contrib)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
@@ -43,6 +45,47 @@ def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_laye
     np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
     check_conservation(fb)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_graded_credit_by_hand(reset):
+    """1 input -> 2 hidden -> 1 output, T = 1. Hidden 0 (w 2) spikes, hidden 1 (w 0.5) stays at half
+    its threshold; only hidden 0 drives the output (I = 0.8, silent). Rate reward, true class:
+    g = 1 - sigmoid(0) = 0.5, rho_out = 0.5 / (0.8 + eps). Spikes: hidden 1 gets nothing; graded:
+    it gets 0.5 (its v / theta) x 0.3 (its output weight) x rho_out. The layer above is unchanged."""
+    eps = 1e-6
+    hid = spikelfp.LIFLayer(np.array([[2.0], [0.5]]), beta=0.9, threshold=1.0, reset=reset)
+    out = spikelfp.LIFLayer(np.array([[0.8, 0.3]]), beta=0.9, threshold=1.0, reset=reset)
+    net = spikelfp.Network([hid, out])
+    x = np.ones((1, 1, 1), np.uint8)
+    rho_out = 0.5 / (0.8 + eps)
+    g_h = {"spikes": [0.8 * rho_out, 0.0], "graded": [0.8 * rho_out, 0.5 * 0.3 * rho_out]}
+    fbs = {}
+    for contrib in ("spikes", "graded"):
+        fb = fbs[contrib] = Temporal(reward=RateReward(), contrib=contrib, eps=eps).feedback(net, x, [0])
+        rho_h = np.array(g_h[contrib]) / (np.array([2.0, 0.5]) + eps)
+        np.testing.assert_allclose(fb.weight[0][:, 0], np.array([2.0, 0.5]) * rho_h, rtol=1e-12)
+        np.testing.assert_allclose(fb.received[:2], np.abs(g_h[contrib]), rtol=1e-12)
+        np.testing.assert_allclose(fb.weight[1], [[0.8 * rho_out, 0.0]], rtol=1e-12)   # silent synapse: no update
+        check_conservation(fb)
+    np.testing.assert_array_equal(fbs["spikes"].passed[2:], fbs["graded"].passed[2:])
+
+
+def test_graded_credit_reaches_silent_neurons_only():
+    """On a random net, graded credit changes the reward of silent hidden neurons and nothing of the
+    output layer's own feedback; neurons that never come near threshold get none."""
+    rng = np.random.default_rng(5)
+    net = random_net(rng, [20, 30, 12, 4], gain=1.0)
+    x, y = random_input(rng, 6, 17, 20, density=0.3), rng.integers(0, 4, size=6)
+    sp = Temporal(contrib="spikes").feedback(net, x, y)
+    gr = Temporal(contrib="graded").feedback(net, x, y)
+    np.testing.assert_array_equal(sp.weight[-1], gr.weight[-1])
+    n0 = net.layers[0].n_out
+    silent = sp.counts[:, :n0].sum(0) == 0         # over the whole batch
+    assert silent.any() and (gr.received[:n0][silent] > 0).any() and np.all(sp.received[:n0][silent] == 0)
+    assert not np.allclose(sp.weight[0], gr.weight[0])
+    with pytest.raises(ValueError, match="unknown temporal-rule contribution 'soft'"):
+        Temporal(contrib="soft")
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -75,6 +75,7 @@ def test_v1_checkpoint_of_spikelfp_0_1_migrates(tmp_path):
     assert all(not la.is_recurrent for la in ck.network.layers)
     cfg = TrainConfig.from_dict(ck.config)
     assert cfg.arch == "d4" and cfg.hidden == [4] and cfg.recurrent == [False, False]
+    assert cfg.contrib == "spikes"             # trained before graded credit existed: the rule it ran
     save_checkpoint(tmp_path / "m2.h5", ck)                  # written back as the current version
     back = load_checkpoint(tmp_path / "m2.h5")
     assert back.format_version == FORMAT_VERSION == 2

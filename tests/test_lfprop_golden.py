@@ -50,7 +50,7 @@ def test_paper_form_matches_lfprop(case):
     rec = simulate(net, x, raster=True)
     np.testing.assert_array_equal(rec.rasters[-1].transpose(1, 0, 2), spikes)
     assert spikes.sum() > 0
-    fbk = Temporal(eps=eps, reward=RateReward(), form="paper", n_chunks=1).feedback(net, x, labels)
+    fbk = Temporal(eps=eps, reward=RateReward(), form="paper", contrib="spikes", n_chunks=1).feedback(net, x, labels)
     for l in range(len(net)):
         assert np.abs(fw[l]).max() > 0
         np.testing.assert_allclose(fbk.weight[l], fw[l], rtol=1e-9, atol=1e-9 * np.abs(fw[l]).max())
@@ -59,8 +59,10 @@ def test_paper_form_matches_lfprop(case):
 
 
 @pytest.mark.parametrize("case", _cases()[:1] if os.path.exists(GOLDEN) else [])
-def test_carry_form_differs_from_lfprop(case):
-    """The shipped default is a different rule: the golden files can tell the two apart."""
+@pytest.mark.parametrize("form, contrib", [("carry", "spikes"), ("paper", "graded")])
+def test_other_forms_differ_from_lfprop(case, form, contrib):
+    """The shipped default (carry denominator, graded credit) is a different rule, and so is each of
+    its two departures alone: the golden files can tell them apart."""
     net, x, labels, _, fw, _, eps = _load(case)
-    fbk = Temporal(eps=eps, reward=RateReward(), form="carry", n_chunks=1).feedback(net, x, labels)
+    fbk = Temporal(eps=eps, reward=RateReward(), form=form, contrib=contrib, n_chunks=1).feedback(net, x, labels)
     assert not all(np.allclose(fbk.weight[l], fw[l], rtol=1e-6) for l in range(len(net)))

@@ -75,12 +75,13 @@ def test_recurrent_spike_train_by_hand():
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("reward, form", [("ce", "carry"), ("rate", "carry"), ("ce", "paper")])
-def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias, reward, form):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, rec, reset, bias)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form).feedback(net, x, y)
+    fb = Temporal(reward=rw, form=form, contrib=contrib).feedback(net, x, y)
     FW, Fb, recv, passed, FV = ref.temporal_feedback(net, x, y, kind=reward, tau=2.0, out_scale=reward == "ce",
-                                                     form=form)
+                                                     form=form, contrib=contrib)
     for l, layer in enumerate(net.layers):
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)

@@ -44,6 +44,26 @@ def test_resume_refuses_a_different_architecture(small_digits, tmp_path):
         Trainer(TrainConfig(hidden=[16], epochs=2), progress=False).fit(train, test, tmp_path / "r", resume=True)
 
 
+def test_resume_refuses_a_different_credit(small_digits, tmp_path):
+    _fit(small_digits, tmp_path / "g", epochs=1, contrib="spikes")
+    train, test = small_digits
+    with pytest.raises(ValueError, match="contrib='spikes'"):
+        Trainer(TrainConfig(hidden=[32], epochs=2), progress=False).fit(train, test, tmp_path / "g", resume=True)
+
+
+def test_credit_option_reaches_the_rule_and_the_checkpoint(small_digits, tmp_path):
+    assert TrainConfig().make_rule().contrib == "graded"
+    assert TrainConfig(contrib="spikes").make_rule().contrib == "spikes"
+    with pytest.raises(ValueError, match="unknown temporal-rule contribution"):
+        TrainConfig(contrib="soft").make_rule()
+    a = _fit(small_digits, tmp_path / "s", epochs=1, contrib="spikes", seed=1)
+    b = _fit(small_digits, tmp_path / "g", epochs=1, seed=1)
+    assert load_checkpoint(tmp_path / "s" / "model.h5").config["contrib"] == "spikes"
+    wa = load_checkpoint(tmp_path / "s" / "model.h5").network.layers[0].weight
+    wb = load_checkpoint(tmp_path / "g" / "model.h5").network.layers[0].weight
+    assert not np.array_equal(wa, wb) and a["epochs"] == b["epochs"] == 1
+
+
 def test_metrics_and_checkpoint_contents(small_digits, tmp_path):
     m = _fit(small_digits, tmp_path / "m", epochs=1, rule="spike-count")
     on_disk = json.loads((tmp_path / "m" / "metrics.json").read_text())
@@ -105,9 +125,14 @@ def test_silent_hidden_layer_is_woken_at_init_and_then_learns(tmp_path):
     rate = spikelfp.simulate(warm, probe).counts[0].mean() / train.n_steps
     assert 0.01 <= rate <= 0.2
     np.testing.assert_array_equal(warm.layers[1].weight, cold.layers[1].weight)   # output layer untouched
-    off = Trainer(TrainConfig(hidden=[32], epochs=5, init_min_rate=0.0), progress=False).fit(train, test)
-    on = Trainer(TrainConfig(hidden=[32], epochs=5), progress=False).fit(train, test)
+    # with spike-only credit a silent layer never hears from above: chance without the init activation
+    off = Trainer(TrainConfig(hidden=[32], epochs=5, init_min_rate=0.0, contrib="spikes"),
+                  progress=False).fit(train, test)
+    on = Trainer(TrainConfig(hidden=[32], epochs=5, contrib="spikes"), progress=False).fit(train, test)
     assert off["test_accuracy"] <= 0.4 and on["test_accuracy"] >= 0.8, (off["test_accuracy"], on["test_accuracy"])
+    # graded credit (the default) reaches silent neurons by their membranes: it learns without the activation
+    graded = Trainer(TrainConfig(hidden=[32], epochs=5, init_min_rate=0.0), progress=False).fit(train, test)
+    assert graded["test_accuracy"] >= 0.8, graded["test_accuracy"]
 
 
 def test_activation_leaves_active_layers_alone(small_digits):

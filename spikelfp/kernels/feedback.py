@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .lif import conv_args, run_layer
+from .lif import RESET_SUBTRACT, conv_args, run_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
@@ -25,6 +25,9 @@ SECANT_BOUNDED = 1   # rule A: a spiking neuron's secant in (0, 1/theta]: rho = 
 
 FORM_CARRY = 0       # denominator |c[t]| + |I[t]|, carry c[t] = beta v[t-1] (1 - s[t-1]) (zero reset)
 FORM_PAPER = 1       # lfprop 1.0.0: |u| + |I - (1 - beta) u|, u = v[t-1] (after reset), carry beta u
+
+CONTRIB_SPIKES = 0   # the reward below reaches the spikes only: g_below[t, k] = s_k[t] (W[:, k] . rho) (the paper's)
+CONTRIB_GRADED = 1   # ... and a silent dense/recurrent neuron gets clip(v_k[t]/theta, 0, 1) (W[:, k] . rho)
 
 
 @njit(cache=True, inline="always")
@@ -132,10 +135,44 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
             grow[j] += accv[j]
 
 
+@njit(cache=True)
+def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
+    """Credit factors of the n neurons at column ``cl`` (spikes in CSR ``sp``/``sx``): ``xg[t, k]`` =
+    1 where k spiked at t, else clip(v[t] / theta, 0, 1) with v[t] = c[t] + I[t] (- theta s[t-1] with
+    subtract reset): the membrane after the input, before reset."""
+    for t in range(T):
+        xr = xg[t]
+        crow = cbuf[t, cl: cl + n]
+        irow = Ibuf[t, cl: cl + n]
+        for k in range(n):
+            xr[k] = crow[k] + irow[k]
+        if subtract and t > 0:
+            for e in range(sp[t - 1], sp[t]):
+                xr[sx[e]] -= theta
+        for k in range(n):
+            q = xr[k] / theta
+            xr[k] = 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
+        for e in range(sp[t], sp[t + 1]):
+            xr[sx[e]] = 1.0
+
+
+@njit(cache=True)
+def _pass_graded(x, n_in, WT, w0, n_out, rho, gb):
+    """g_below[k] = x[k] (W[:, k] . rho) for every neuron k below with x[k] > 0 (spikes: x = 1)."""
+    for k in range(n_in):
+        xk = x[k]
+        if xk > 0.0:
+            wrow = WT[w0 + k * n_out: w0 + k * n_out + n_out]
+            acc = 0.0
+            for j in range(n_out):
+                acc += wrow[j] * rho[j]
+            gb[k] = xk * acc
+
+
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
-                      form, bounds, counts, GT, Gb, recv, passed):
+                      form, contrib, bounds, counts, GT, Gb, recv, passed):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
     For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
@@ -144,6 +181,14 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         A = g[t] + C[t+1];  rho = A / (|c[t]| + |I[t]| + eps);  C[t] = c[t] * rho
         g_below[t, i] = W[:, i] . rho   for every input spike i at t;   Gb += rho
         GT[i, :] += sum of rho[t] over the input spikes (t, i)   (grouped by channel per sample)
+
+    ``contrib`` = CONTRIB_GRADED (graded credit): from a dense layer l > 0, a neuron k below that
+    was silent at t also gets ``g_below[t, k] = x * (W[:, k] . rho)`` with ``x = clip(v_k[t] / theta,
+    0, 1)`` (its membrane after the input, before reset): the worth of a spike at t, scaled by how
+    near it came. The layer above's rho, carry, F_W and ``passed`` are unchanged (computed on the
+    spikes that happened), so the credit is an extra reward at silent neurons, not taken from the
+    layer above. Only dense/recurrent layers' neurons are graded: conv and pooling layers get and
+    hand down reward through spikes only.
 
     A recurrent layer (``rec[l]``) also hands ``V[:, k] . rho[t]`` to each of its own neurons k
     that spiked at t-1: that reward joins g[t-1] of the same layer (it arrives before step t-1 is
@@ -179,6 +224,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         Cn = np.empty(nmax, dtype=np.float64)
         Rn = np.empty(nmax, dtype=np.float64)    # recurrent reward for step t (from t+1)
         accv = np.empty(nmax, dtype=np.float64)
+        xg = np.empty((T, nmax), dtype=np.float64)      # graded credit factors of the layer below
         nin_max = 1
         for l in range(L):
             nin_max = max(nin_max, sizes[l])
@@ -240,6 +286,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 scale = out_scale and l == L - 1
                 bl = beta[l]
                 is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
+                grd = contrib == CONTRIB_GRADED and l > 0 and not is_conv and conv[l - 1, 0] == 0
+                if grd:
+                    _graded_inputs(cbuf, Ibuf, n_off[l - 1], n_in, T, theta[l - 1], reset[l - 1] == RESET_SUBTRACT,
+                                   ip, ix, xg)
                 for t in range(T - 1, -1, -1):
                     rr = rhob[t]
                     gt_row = g[t]
@@ -296,6 +346,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                     grow[j] += rseg[j]
                             if l > 0:
                                 gbelow[t, ix[e]] = acc
+                    elif grd:
+                        _pass_graded(xg[t], n_in, WT, w0, n_out, rr, gbelow[t])
                     elif l > 0:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
