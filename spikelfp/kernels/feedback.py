@@ -157,16 +157,25 @@ def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
 
 
 @njit(cache=True)
-def _pass_graded(x, n_in, WT, w0, n_out, rho, gb):
-    """g_below[k] = x[k] (W[:, k] . rho) for every neuron k below with x[k] > 0 (spikes: x = 1)."""
+def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
+    """g_below[t, k] = xg[t, k] (W[:, k] . rho[t]) for all t and every neuron k below (spikes: xg = 1,
+    silent neurons below threshold: 0 < xg < 1, else 0): W^T rho for all steps as row updates of
+    length n_in (vectorised) over a copy ``wt`` of W, then the credit factors. ``gb`` comes zeroed."""
     for k in range(n_in):
-        xk = x[k]
-        if xk > 0.0:
-            wrow = WT[w0 + k * n_out: w0 + k * n_out + n_out]
-            acc = 0.0
-            for j in range(n_out):
-                acc += wrow[j] * rho[j]
-            gb[k] = xk * acc
+        base = w0 + k * n_out
+        for j in range(n_out):
+            wt[j * n_in + k] = WT[base + j]
+    for t in range(T):
+        grow = gb[t, :n_in]
+        rr = rho[t]
+        for j in range(n_out):
+            r = rr[j]
+            wrow = wt[j * n_in: j * n_in + n_in]
+            for k in range(n_in):
+                grow[k] += r * wrow[k]
+        xr = xg[t]
+        for k in range(n_in):
+            grow[k] *= xr[k]
 
 
 @njit(cache=True, parallel=True)
@@ -225,6 +234,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         Rn = np.empty(nmax, dtype=np.float64)    # recurrent reward for step t (from t+1)
         accv = np.empty(nmax, dtype=np.float64)
         xg = np.empty((T, nmax), dtype=np.float64)      # graded credit factors of the layer below
+        nw = 1
+        for l in range(1, L):
+            nw = max(nw, sizes[l] * sizes[l + 1])
+        wt = np.empty(nw, dtype=np.float64)            # W of a graded layer, row-major (n_out x n_in)
         nin_max = 1
         for l in range(L):
             nin_max = max(nin_max, sizes[l])
@@ -346,9 +359,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                     grow[j] += rseg[j]
                             if l > 0:
                                 gbelow[t, ix[e]] = acc
-                    elif grd:
-                        _pass_graded(xg[t], n_in, WT, w0, n_out, rr, gbelow[t])
-                    elif l > 0:
+                    elif l > 0 and not grd:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
                             wrow = WT[base: base + n_out]     # slices vectorise; WT[base + j] does not
@@ -358,6 +369,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             gbelow[t, ix[e]] = acc
                 if l == 0:
                     continue
+                if grd:
+                    _pass_graded(xg, T, n_in, WT, w0, n_out, rhob, wt, gbelow)
                 if not is_conv:
                     # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
                     _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
