@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--form", choices=["carry", "paper"], default="carry",
                        help="temporal rule's denominator: carry (default) or paper (lfprop 1.0.0's)")
         t.add_argument("--contrib", choices=["graded", "spikes"], default="graded",
-                       help="temporal rule's reward below a dense layer: graded (default; a silent neuron gets its "
+                       help="reward below a dense layer, both rules: graded (default; a silent neuron gets its "
                             "membrane's fraction of threshold times a spike's worth) or spikes (spiking neurons "
                             "only, the paper's)")
         t.add_argument("--secant", choices=["bounded", "signed"], default="bounded",
@@ -389,7 +389,7 @@ def _train_locked(args, out) -> int:
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
-          f"(reward {cfg.reward}{', ' + cfg.contrib + ' credit' if cfg.rule == 'temporal' else ''}), "
+          f"(reward {cfg.reward}, {cfg.contrib} credit), "
           f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
     trainer = Trainer(cfg, progress=not args.no_progress, workers=args.workers, address=args.address)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)

@@ -298,7 +298,10 @@ class SpikeCount(Rule):
     """Rule A, the spike-count rule: the window as a rate network (docs/rules.md).
 
     ``z = a W^T + T b`` (a = presynaptic counts); ``rho_out = reward(N_out)``; per layer
-    ``F_W = |W| * (rho^T a)``, ``R_below = a * (rho W)``, ``rho_below = R_below / (z + eps sign z)``.
+    ``F_W = |W| * (rho^T a)``, ``R_below = a~ * (rho W)``, ``rho_below = R_below / (z + eps sign z)``
+    (bounded secant: ``/ (max(|z|, theta a~) + eps)`` where a~ > 0). ``a~`` = a with
+    ``contrib="spikes"``; with ``"graded"`` (default) a dense/recurrent layer's graded counts, the sum
+    over t of 1 (spike) or clip(v[t]/theta, 0, 1) (docs/rules.md).
     """
 
     eps: float = 1e-6
@@ -306,17 +309,30 @@ class SpikeCount(Rule):
     weight_scaling: bool = True
     secant: str = "bounded"
     n_chunks: int | None = None     # None: the whole batch in one chunk; k: k chunks summed in order
+    contrib: str = "graded"
     name = "spike-count"
 
     def __post_init__(self):
         if self.secant not in SECANTS:
             raise ValueError(f"unknown spike-count secant {self.secant!r}; choose one of {', '.join(SECANTS)}")
+        if self.contrib not in CONTRIBS:
+            raise ValueError(f"unknown spike-count contribution {self.contrib!r}; choose one of "
+                             f"{', '.join(CONTRIBS)}")
 
     def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
         from .simulate import simulate
 
-        counts = np.concatenate(simulate(p, eb).counts, axis=1)
+        graded = self.contrib == "graded" and len(p.sizes) > 2
+        rec_ = simulate(p, eb, raster=graded, membrane=graded)
+        counts = np.concatenate(rec_.counts, axis=1)
         a_in = eb.counts().astype(p.WT.dtype)
+        credit = np.zeros((0, 0), dtype=p.WT.dtype)      # (0, 0): spike credit
+        if graded:                  # graded counts: sum over t of 1 (spike) or clip(v/theta, 0, 1)
+            credit = np.zeros((eb.batch_size, int(p.n_off[-1])), dtype=p.WT.dtype)
+            for l in range(len(p.sizes) - 2):
+                th = float(p.theta[l])
+                x = np.where(rec_.rasters[l] > 0, 1.0, np.clip(rec_.membranes[l] / th, 0.0, 1.0))
+                credit[:, p.n_off[l]:p.n_off[l + 1]] = x.sum(axis=1)
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
         GT = np.zeros((nc, n_w))
@@ -325,7 +341,8 @@ class SpikeCount(Rule):
         passed = np.zeros((nc, n_tot))
         for c in range(nc):          # each chunk on its own samples: the same bits wherever it runs
             lo, hi = int(bounds[c]), int(bounds[c + 1])
-            spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]), y[lo:hi],
+            spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]),
+                                 np.ascontiguousarray(credit[lo:hi]) if graded else credit, y[lo:hi],
                                  eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.bias, p.has_bias, p.theta, p.rec,
                                  p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps, self.reward.kind,
                                  float(self.reward.tau), SECANTS[self.secant], GT[c], Gb[c], recv[c], passed[c])

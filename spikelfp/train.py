@@ -45,7 +45,7 @@ class TrainConfig:
     reward: str | None = None          # None: ce (temporal rule with subtract reset: rate; docs/rules.md)
     tau: float = 1.0                   # softmax/ce reward temperature [spikes]
     form: str = "carry"                # temporal rule: "carry" (spikelfp) or "paper" (lfprop 1.0.0)
-    contrib: str = "graded"            # temporal rule: hidden inputs "graded" (silent: clip(v/theta, 0, 1)) or "spikes"
+    contrib: str = "graded"            # credit of hidden neurons: "graded" (silent: clip(v/theta, 0, 1)) or "spikes"
     secant: str = "bounded"            # spike-count rule: "bounded" or "signed" (the first version's)
     eps: float = 1e-6                  # feedback stabiliser
     weight_scaling: bool = True        # the paper's |W| factor
@@ -122,7 +122,7 @@ class TrainConfig:
     def make_rule(self):
         reward = get_reward(self.reward, **({"tau": self.tau} if self.reward in ("softmax", "ce") else {}))
         extra = ({"form": self.form, "contrib": self.contrib} if self.rule == "temporal"
-                 else {"secant": self.secant})
+                 else {"secant": self.secant, "contrib": self.contrib})
         return get_rule(self.rule, eps=self.eps, reward=reward, weight_scaling=self.weight_scaling,
                         n_chunks=self.chunks, **extra)
 

@@ -159,7 +159,8 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
     return FW, Fb, np.concatenate(recv), np.concatenate(passed), FV
 
 
-def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True, secant="signed"):
+def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True, secant="signed",
+                         contrib="spikes"):
     """Rule A, straight from docs/rules.md. Returns (F_W, F_b, received, passed, lrp_sums).
 
     secant "signed": rho = R / (z + eps sign z); "bounded": a spiking neuron (count a > 0) takes
@@ -168,6 +169,9 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
     lrp_sums[l] = (sum of R handed below + bias share + recurrent share, sum of z*rho) per layer: equal
     (LRP conservation). Recurrent layers: z += N V^T (N = the layer's own counts), F_V = rho^T N
     (6th item; None for feed-forward layers); the recurrent share is not passed on.
+    contrib "graded": below a dense layer, a dense/recurrent layer's reward is handed to its graded
+    counts, sum over t of 1 (spike) or clip(v[t]/theta, 0, 1), and its bounded secant uses them;
+    lrp_sums stay those of the spike counts (the graded excess is extra credit, as in Rule B).
     """
     fw = forward(net, x)
     T = x.shape[1]
@@ -204,6 +208,12 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
         passed[l] = np.abs(zs[l] * rho).sum(0)
         R_below = a * (rho @ W)
         sums[l] = (R_below.sum() + (T * b * rho).sum() + rec_share, (zs[l] * rho).sum())
+        if contrib == "graded" and l > 0 and not getattr(layer, "from_conv", False) \
+                and not getattr(net.layers[l - 1], "from_conv", False):
+            ras, mem = fw[l - 1]
+            th = net.layers[l - 1].threshold
+            a = np.where(ras > 0, 1.0, np.clip(mem / th, 0.0, 1.0)).sum(1)
+            R_below = a * (rho @ W)
         if l > 0:
             z = zs[l - 1]
             rho = R_below / (z + eps * np.where(z >= 0, 1.0, -1.0))

@@ -104,11 +104,12 @@ def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, rew
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("secant", ["bounded", "signed"])
-def test_conv_spike_count_rule_matches_numpy_reference(seed, geom, reset, bias, secant):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_conv_spike_count_rule_matches_numpy_reference(seed, geom, reset, bias, secant, contrib):
     net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
-    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant).feedback(net, x, y)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib).feedback(net, x, y)
     FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(ref.dense_equivalent(net), x, y, kind="ce", tau=1.5,
-                                                             secant=secant)
+                                                             secant=secant, contrib=contrib)
     FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
     for l in range(len(net)):
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)

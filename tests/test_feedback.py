@@ -72,8 +72,8 @@ def test_graded_credit_by_hand(reset):
 
 
 def test_graded_credit_reaches_silent_neurons_only():
-    """On a random net, graded credit changes the reward of silent hidden neurons and nothing of the
-    output layer's own feedback; neurons that never come near threshold get none."""
+    """On a random net, graded credit (both rules) changes the reward of silent hidden neurons and
+    nothing of the output layer's own feedback."""
     rng = np.random.default_rng(5)
     net = random_net(rng, [20, 30, 12, 4], gain=1.0)
     x, y = random_input(rng, 6, 17, 20, density=0.3), rng.integers(0, 4, size=6)
@@ -86,6 +86,14 @@ def test_graded_credit_reaches_silent_neurons_only():
     assert not np.allclose(sp.weight[0], gr.weight[0])
     with pytest.raises(ValueError, match="unknown temporal-rule contribution 'soft'"):
         Temporal(contrib="soft")
+    # the spike-count rule: the same with counts (graded count = sum over t of the credit factor)
+    sp = SpikeCount(contrib="spikes").feedback(net, x, y)
+    gr = SpikeCount(contrib="graded").feedback(net, x, y)
+    np.testing.assert_array_equal(sp.weight[-1], gr.weight[-1])
+    assert (gr.received[:n0][silent] > 0).any() and np.all(sp.received[:n0][silent] == 0)
+    assert not np.allclose(sp.weight[0], gr.weight[0])
+    with pytest.raises(ValueError, match="unknown spike-count contribution 'soft'"):
+        SpikeCount(contrib="soft")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -94,11 +102,13 @@ def test_graded_credit_reaches_silent_neurons_only():
 @pytest.mark.parametrize("reward", ["rate", "softmax", "ce-count"])
 @pytest.mark.parametrize("n_layers", [2, 3])
 @pytest.mark.parametrize("secant", ["bounded", "signed"])
-def test_spike_count_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, secant):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_spike_count_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, secant, contrib):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = SpikeCount(reward=REWARDS[reward], secant=secant).feedback(net, x, y)
+    fb = SpikeCount(reward=REWARDS[reward], secant=secant, contrib=contrib).feedback(net, x, y)
     kind, tau, _ = REF_KIND[reward]
-    FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(net, x, y, kind=kind, tau=tau, secant=secant)
+    FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(net, x, y, kind=kind, tau=tau, secant=secant,
+                                                             contrib=contrib)
     for l in range(len(net)):
         assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)

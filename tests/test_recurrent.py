@@ -100,10 +100,12 @@ def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias,
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("secant", ["bounded", "signed"])
-def test_recurrent_spike_count_rule_matches_numpy_reference(seed, rec, reset, bias, secant):
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_recurrent_spike_count_rule_matches_numpy_reference(seed, rec, reset, bias, secant, contrib):
     net, x, y = _case(seed, rec, reset, bias)
-    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant).feedback(net, x, y)
-    FW, Fb, recv, passed, sums, FV = ref.spike_count_feedback(net, x, y, kind="ce", tau=1.5, secant=secant)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib).feedback(net, x, y)
+    FW, Fb, recv, passed, sums, FV = ref.spike_count_feedback(net, x, y, kind="ce", tau=1.5, secant=secant,
+                                                              contrib=contrib)
     for l, layer in enumerate(net.layers):
         np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)

@@ -387,7 +387,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
 
 
 @njit(cache=True)
-def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, conv,
+def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, conv,
                          ct_ptr, ct_out, ct_k, eps, reward_kind, tau, secant, GT, Gb, recv, passed):
     """Rule A (spike-count rule) for a batch: the window as a rate network.
 
@@ -402,6 +402,10 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
     ``GV_l = N_l^T rho_l``; the reward share through V is not passed on (the window has no
     earlier window to hand it to), like the share of the data input. A conv layer computes the
     same three products through its connection table (:func:`_conv_z`, :func:`_conv_back`).
+
+    ``credit`` (B, sum n_l), graded counts (docs/rules.md), or a (0, 0) array for spike credit:
+    where given, a dense layer hands R to the dense/recurrent layer below as ``credit * (rho W)``
+    and that layer's bounded secant uses it in place of a (F_W and z keep the spike counts).
 
     Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
     The matmuls run in the dtype of ``a_in``, which must be the weights' (float32 nets: sgemm).
@@ -466,19 +470,26 @@ def spike_count_feedback(a_in, counts, labels, T, sizes, w_off, WT, n_off, bias,
                     acc += rho[b, j]
                 Gb[col + j] = T * acc
         if l > 0:
+            graded = credit.shape[0] == B and conv[l, 0] == 0 and conv[l - 1, 0] == 0
+            ab = a
+            if graded:
+                ab = np.empty((B, n_in), dtype=a_in.dtype)
+                for b in range(B):
+                    for i in range(n_in):
+                        ab[b, i] = credit[b, n_off[l - 1] + i]
             if conv[l, 0] == 1:
                 R = R_below
             else:
                 W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
-                R = a * np.dot(rho, W_T.T)
+                R = ab * np.dot(rho, W_T.T)
             zb = zs[l - 1]
             rho = np.empty((B, n_in), dtype=a_in.dtype)
             th = theta[l - 1]
             for b in range(B):
                 for i in range(n_in):
                     zz = zb[b, i]
-                    if secant == SECANT_BOUNDED and a[b, i] > 0:
-                        rho[b, i] = R[b, i] / (max(abs(zz), th * a[b, i]) + eps)
+                    if secant == SECANT_BOUNDED and ab[b, i] > 0:
+                        rho[b, i] = R[b, i] / (max(abs(zz), th * ab[b, i]) + eps)
                     else:
                         rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))
 
