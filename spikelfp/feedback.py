@@ -330,6 +330,8 @@ class SpikeCount(Rule):
         if graded:                  # graded counts: sum over t of 1 (spike) or clip(v/theta, 0, 1)
             credit = np.zeros((eb.batch_size, int(p.n_off[-1])), dtype=p.WT.dtype)
             for l in range(len(p.sizes) - 2):
+                if p.conv[l, 0] or p.conv[l + 1, 0]:
+                    continue        # conv/pool neurons, or a conv layer above: spike credit (the kernel's rule)
                 th = float(p.theta[l])
                 x = np.where(rec_.rasters[l] > 0, 1.0, np.clip(rec_.membranes[l] / th, 0.0, 1.0))
                 credit[:, p.n_off[l]:p.n_off[l + 1]] = x.sum(axis=1)
