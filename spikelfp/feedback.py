@@ -236,11 +236,11 @@ class Temporal(Rule):
     Per layer, for t = T..1 (c = carry actually added at t, I = W x + b)::
 
         A[t] = g[t] + C[t+1];  rho[t] = A[t] / (|c[t]| + |I[t]| + eps);  C[t] = c[t] rho[t]
-        F_W += |W| * (rho[t] outer x[t]);  F_b += |b| rho[t];  g_below[t] = x[t] * (W^T rho[t])
+        F_W += |W| * (rho[t] outer x[t]);  F_b += |b| rho[t];  g_below[t] = x~[t] * (W^T rho[t])
 
-    x[t] is the layer's input: the data's events for the first layer; for a dense layer above
-    hidden neurons, with ``contrib="graded"`` (default) a neuron's spike or, when it is silent, its
-    membrane's fraction of threshold clip(v[t]/theta, 0, 1) (``"spikes"``: spikes only, the paper's).
+    x[t] is the layer's input spikes. x~[t] = x[t] with ``contrib="spikes"`` (the paper's); with
+    ``"graded"`` (default), below a dense layer, a dense/recurrent neuron that is silent at t counts
+    clip(v[t]/theta, 0, 1), its membrane's fraction of threshold (docs/rules.md).
 
     Parameters
     ----------
