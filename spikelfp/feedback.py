@@ -35,6 +35,7 @@ from .kernels.feedback import (
     REWARD_SOFTMAX,
     SECANT_BOUNDED,
     SECANT_SIGNED,
+    graded_counts,
     spike_count_feedback,
     temporal_feedback,
 )
@@ -320,11 +321,10 @@ class SpikeCount(Rule):
                              f"{', '.join(CONTRIBS)}")
 
     def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
-        from .simulate import simulate
+        from .simulate import run_forward
 
         graded = self.contrib == "graded" and len(p.sizes) > 2
-        rec_ = simulate(p, eb, raster=graded, membrane=graded)
-        counts = np.concatenate(rec_.counts, axis=1)
+        counts, _, mem, _ = run_forward(p, eb, membrane=graded)
         a_in = eb.counts().astype(p.WT.dtype)
         credit = np.zeros((0, 0), dtype=p.WT.dtype)      # (0, 0): spike credit
         if graded:                  # graded counts: sum over t of 1 (spike) or clip(v/theta, 0, 1)
@@ -332,9 +332,7 @@ class SpikeCount(Rule):
             for l in range(len(p.sizes) - 2):
                 if p.conv[l, 0] or p.conv[l + 1, 0]:
                     continue        # conv/pool neurons, or a conv layer above: spike credit (the kernel's rule)
-                th = float(p.theta[l])
-                x = np.where(rec_.rasters[l] > 0, 1.0, np.clip(rec_.membranes[l] / th, 0.0, 1.0))
-                credit[:, p.n_off[l]:p.n_off[l + 1]] = x.sum(axis=1)
+                graded_counts(mem, int(p.n_off[l]), int(p.n_off[l + 1]), p.theta[l], credit)
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
         GT = np.zeros((nc, n_w))

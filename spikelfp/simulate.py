@@ -86,12 +86,19 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
     """
     p = network if isinstance(network, Packed) else pack(network)
     eb = as_event_batch(x, int(p.sizes[0]), time_first)
+    counts, ras, mem, synops = run_forward(p, eb, raster, membrane)
+    return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
+
+
+def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False):
+    """The forward kernel on a packed network: all-layer (counts, rasters, membranes, synops),
+    the buffers as :func:`record_buffers` makes them."""
     counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
                      p.bias, p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k,
                      default_chunks(eb.batch_size), counts,
                      raster, ras, membrane, mem)
-    return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
+    return counts, ras, mem, synops
 
 
 def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool):

@@ -157,6 +157,19 @@ def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
 
 
 @njit(cache=True)
+def graded_counts(mem, lo, hi, theta, out):
+    """out[b, lo:hi] += sum over t of clip(mem[b, t, k] / theta, 0, 1): the graded counts of the
+    spike-count rule (a spike's membrane v > theta gives exactly 1, the forward's own test)."""
+    for b in range(mem.shape[0]):
+        orow = out[b, lo:hi]
+        for t in range(mem.shape[1]):
+            mrow = mem[b, t, lo:hi]
+            for k in range(hi - lo):
+                q = mrow[k] / theta
+                orow[k] += 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
+
+
+@njit(cache=True)
 def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
     """g_below[t, k] = xg[t, k] (W[:, k] . rho[t]) for all t and every neuron k below (spikes: xg = 1,
     silent neurons below threshold: 0 < xg < 1, else 0): W^T rho for all steps as row updates of
