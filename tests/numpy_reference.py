@@ -83,6 +83,19 @@ def temporal_reward(raster_out, y, kind, tau):
     return g
 
 
+def credit_factors(net, fw, l, contrib):
+    """Graded credit of layer l-1's neurons as seen from layer l (docs/rules.md): (B, T, n) of 1 at a
+    spike, else clip(v / theta, 0, 1); None where the credit is spikes only (``contrib="spikes"``,
+    the input layer, or a conv layer on either side: a dense equivalent carries ``from_conv``)."""
+    if contrib != "graded" or l == 0:
+        return None
+    layer, below = net.layers[l], net.layers[l - 1]
+    if getattr(layer, "from_conv", False) or getattr(below, "from_conv", False):
+        return None
+    ras, mem = fw[l - 1]
+    return np.where(ras > 0, 1.0, np.clip(mem.astype(np.float64) / below.threshold, 0.0, 1.0))
+
+
 def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True, out_scale=False,
                       form="carry", contrib="graded"):
     """Rule B, straight from docs/rules.md. Returns (F_W list, F_b list, received, passed).
@@ -119,12 +132,8 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
             g_below = np.zeros((T, layer.n_in))
             g_rec = np.zeros((T, layer.n_out))
             V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
-            xgr = xin
-            below = net.layers[l - 1] if l > 0 else None
-            if contrib == "graded" and l > 0 and not getattr(layer, "from_conv", False) \
-                    and not getattr(below, "from_conv", False):
-                mem_below = fw[l - 1][1][s_].astype(np.float64)
-                xgr = np.where(xin > 0, 1.0, np.clip(mem_below / below.threshold, 0.0, 1.0))
+            factors = credit_factors(net, fw, l, contrib)
+            xgr = xin if factors is None else factors[s_]
             for t in range(T - 1, -1, -1):
                 v_prev = mem[t - 1] if t > 0 else np.zeros(layer.n_out)
                 s_prev = raster[t - 1] if t > 0 else np.zeros(layer.n_out)
@@ -208,11 +217,9 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
         passed[l] = np.abs(zs[l] * rho).sum(0)
         R_below = a * (rho @ W)
         sums[l] = (R_below.sum() + (T * b * rho).sum() + rec_share, (zs[l] * rho).sum())
-        if contrib == "graded" and l > 0 and not getattr(layer, "from_conv", False) \
-                and not getattr(net.layers[l - 1], "from_conv", False):
-            ras, mem = fw[l - 1]
-            th = net.layers[l - 1].threshold
-            a = np.where(ras > 0, 1.0, np.clip(mem / th, 0.0, 1.0)).sum(1)
+        factors = credit_factors(net, fw, l, contrib)
+        if factors is not None:
+            a = factors.sum(1)                     # graded counts
             R_below = a * (rho @ W)
         if l > 0:
             z = zs[l - 1]
