@@ -35,7 +35,6 @@ from .kernels.feedback import (
     REWARD_SOFTMAX,
     SECANT_BOUNDED,
     SECANT_SIGNED,
-    graded_counts,
     spike_count_feedback,
     temporal_feedback,
 )
@@ -324,15 +323,11 @@ class SpikeCount(Rule):
         from .simulate import run_forward
 
         graded = self.contrib == "graded" and len(p.sizes) > 2
-        counts, _, mem, _ = run_forward(p, eb, membrane=graded)
+        # graded counts (sum over t of 1 at a spike, else clip(v/theta, 0, 1)) summed by the forward
+        # itself; the kernel reads them only where a dense layer sits above a dense/recurrent one
+        counts, _, mem, _ = run_forward(p, eb, graded=graded)
         a_in = eb.counts().astype(p.WT.dtype)
-        credit = np.zeros((0, 0), dtype=p.WT.dtype)      # (0, 0): spike credit
-        if graded:                  # graded counts: sum over t of 1 (spike) or clip(v/theta, 0, 1)
-            credit = np.zeros((eb.batch_size, int(p.n_off[-1])), dtype=p.WT.dtype)
-            for l in range(len(p.sizes) - 2):
-                if p.conv[l, 0] or p.conv[l + 1, 0]:
-                    continue        # conv/pool neurons, or a conv layer above: spike credit (the kernel's rule)
-                graded_counts(mem, int(p.n_off[l]), int(p.n_off[l + 1]), p.theta[l], credit)
+        credit = mem[:, 0, :] if graded else np.zeros((0, 0), dtype=p.WT.dtype)   # (0, 0): spike credit
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
         GT = np.zeros((nc, n_w))

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from .events import EventBatch, as_event_batch
-from .kernels.lif import forward
+from .kernels.lif import MEM_GRADED, MEM_NONE, MEM_TRACE, forward
 from .network import Network
 from .packed import Packed, pack
 
@@ -90,24 +90,28 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
     return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
 
 
-def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False):
+def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False, graded: bool = False):
     """The forward kernel on a packed network: all-layer (counts, rasters, membranes, synops),
-    the buffers as :func:`record_buffers` makes them."""
-    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane)
+    the buffers as :func:`record_buffers` makes them. With ``graded`` (and not ``membrane``) the
+    membrane array is (B, 1, sum n_l): each neuron's graded count, the sum over t of
+    clip(v[t] / theta, 0, 1) (the spike-count rule's credit, docs/rules.md)."""
+    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane, graded)
+    mode = MEM_TRACE if membrane else (MEM_GRADED if graded else MEM_NONE)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
                      p.bias, p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k,
                      default_chunks(eb.batch_size), counts,
-                     raster, ras, membrane, mem)
+                     raster, ras, mode, mem)
     return counts, ras, mem, synops
 
 
-def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool):
+def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool, graded: bool = False):
     """The kernels' output arrays: counts (B, n_tot) and, if asked, rasters/membranes (B, T, n_tot)
-    (a (1, 1, 1) placeholder otherwise)."""
+    or graded counts (B, 1, n_tot) (a (1, 1, 1) placeholder otherwise)."""
     B, T = eb.batch_size, eb.n_steps
     counts = np.zeros((B, n_tot), dtype=np.int32)
     ras = np.zeros((B, T, n_tot), np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
-    mem = np.zeros((B, T, n_tot), mem_dtype) if membrane else np.zeros((1, 1, 1), mem_dtype)
+    mem_shape = (B, T, n_tot) if membrane else ((B, 1, n_tot) if graded else (1, 1, 1))
+    mem = np.zeros(mem_shape, mem_dtype)
     return counts, ras, mem
 
 

@@ -26,6 +26,55 @@ def test_forward_matches_numpy_reference_bit_for_bit(seed, reset, bias):
     assert total > 0, "test network is silent: the comparison would be vacuous"
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_fused_row_adds_are_bit_exact_for_every_group_size(dtype, reset):
+    """The kernel adds 8, then 4, then 1 weight rows per pass over the input current: step t here
+    carries exactly t input spikes (0..25, every remainder of 8 and 4), and the recurrent layer's
+    own spikes of t-1 go through the same path; the bits must be those of one row at a time."""
+    rng = np.random.default_rng(11)
+    n_in, T = 30, 26
+    net = random_net(rng, [n_in, 40, 5], reset=reset, bias=True, rec=[True, False], dtype=dtype)
+    x = np.zeros((3, T, n_in), np.uint8)
+    for b in range(3):
+        for t in range(T):
+            x[b, t, rng.choice(n_in, size=min(t, n_in), replace=False)] = 1
+    assert sorted(set(x[0].sum(1))) == list(range(T))
+    rec = simulate(net, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.forward(net, x, dtype), rec.rasters, rec.membranes):
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    hidden = rec.rasters[0].sum(2)
+    assert hidden.max() >= 8 and (hidden % 8 >= 4).any(), "the recurrent path saw no 8- or 4-row group"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_graded_counts_summed_by_the_forward(dtype):
+    """``run_forward(graded=True)`` sums clip(v[t]/theta, 0, 1) over t inside the forward, in time
+    order: the same bits as summing the recorded membrane trace, in a (B, 1, n) buffer."""
+    from spikelfp.packed import pack
+    from spikelfp.simulate import run_forward
+
+    rng = np.random.default_rng(4)
+    net = random_net(rng, [20, 15, 12, 4], reset="subtract", bias=True, threshold=0.8, dtype=dtype)
+    x = random_input(rng, 5, 17, 20, density=0.3)
+    p = pack(net)
+    eb = EventBatch.from_dense(x)
+    counts, _, g, _ = run_forward(p, eb, graded=True)
+    assert g.shape == (5, 1, int(p.n_off[-1])) and g.dtype == dtype
+    rec = simulate(net, x, membrane=True)
+    for l, m in enumerate(rec.membranes):
+        want = np.zeros(m.shape[::2], dtype)
+        th = p.theta[l]
+        for t in range(m.shape[1]):
+            want += np.clip(m[:, t] / th, 0, 1).astype(dtype)
+        lo, hi = int(p.n_off[l]), int(p.n_off[l + 1])
+        np.testing.assert_array_equal(g[:, 0, lo:hi], want)
+        spikes = rec.counts[l]
+        assert (g[:, 0, lo:hi] >= spikes).all() and (g[:, 0, lo:hi] > spikes).any()
+    np.testing.assert_array_equal(counts, np.concatenate(rec.counts, axis=1))
+
 def test_event_and_dense_input_agree_and_synops_count():
     rng = np.random.default_rng(5)
     net = random_net(rng, [30, 20, 5])

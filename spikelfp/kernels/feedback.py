@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .lif import RESET_SUBTRACT, conv_args, run_layer
+from .lif import MEM_NONE, RESET_SUBTRACT, conv_args, run_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
@@ -100,6 +100,38 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
 
 
 @njit(cache=True, inline="always")
+def _add_listed_rows(acc, rows, tl, q0, q1, n):
+    """``acc[:n] += rows[tl[q], :n]`` for q = q0 .. q1-1 in that order, eight (then four, then one)
+    rows per pass over acc: the bits of one row at a time (see :func:`spikelfp.kernels.lif.add_rows`)."""
+    q = q0
+    while q + 8 <= q1:
+        r0 = rows[tl[q]]
+        r1 = rows[tl[q + 1]]
+        r2 = rows[tl[q + 2]]
+        r3 = rows[tl[q + 3]]
+        r4 = rows[tl[q + 4]]
+        r5 = rows[tl[q + 5]]
+        r6 = rows[tl[q + 6]]
+        r7 = rows[tl[q + 7]]
+        for j in range(n):
+            acc[j] = (((((((acc[j] + r0[j]) + r1[j]) + r2[j]) + r3[j]) + r4[j]) + r5[j]) + r6[j]) + r7[j]
+        q += 8
+    if q + 4 <= q1:
+        r0 = rows[tl[q]]
+        r1 = rows[tl[q + 1]]
+        r2 = rows[tl[q + 2]]
+        r3 = rows[tl[q + 3]]
+        for j in range(n):
+            acc[j] = (((acc[j] + r0[j]) + r1[j]) + r2[j]) + r3[j]
+        q += 4
+    while q < q1:
+        r0 = rows[tl[q]]
+        for j in range(n):
+            acc[j] += r0[j]
+        q += 1
+
+
+@njit(cache=True, inline="always")
 def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, accv, gt):
     """GT[i, :] += sum of rho[s*T + t] over the spikes (t, i) of ``ns`` consecutive samples.
 
@@ -126,10 +158,7 @@ def _add_grouped(ptr, row0, idx, ns, T, n_in, n_out, rho, tl, cnt, start, fill, 
         first = rho[tl[start[i]]]
         for j in range(n_out):
             accv[j] = first[j]
-        for q in range(start[i] + 1, start[i + 1]):
-            rr = rho[tl[q]]
-            for j in range(n_out):
-                accv[j] += rr[j]
+        _add_listed_rows(accv, rho, tl, start[i] + 1, start[i + 1], n_out)
         grow = gt[i * n_out: i * n_out + n_out]
         for j in range(n_out):
             grow[j] += accv[j]
@@ -154,19 +183,6 @@ def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
             xr[k] = 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
         for e in range(sp[t], sp[t + 1]):
             xr[sx[e]] = 1.0
-
-
-@njit(cache=True)
-def graded_counts(mem, lo, hi, theta, out):
-    """out[b, lo:hi] += sum over t of clip(mem[b, t, k] / theta, 0, 1): the graded counts of the
-    spike-count rule (a spike's membrane v > theta gives exactly 1, the forward's own test)."""
-    for b in range(mem.shape[0]):
-        orow = out[b, lo:hi]
-        for t in range(mem.shape[1]):
-            mrow = mem[b, t, lo:hi]
-            for k in range(hi - lo):
-                q = mrow[k] / theta
-                orow[k] += 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
 
 
 @njit(cache=True)
@@ -284,7 +300,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l], theta[l],
                           reset[l], v, s, keep, I, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
-                          True, cbuf, Ibuf, False, dummy3, False, dummyf, n_off[l])
+                          True, cbuf, Ibuf, False, dummy3, MEM_NONE, dummyf, n_off[l])
             # ---- output reward
             for k in range(sizes[L]):
                 Nout[k] = counts[b, n_off[L - 1] + k]

@@ -24,6 +24,10 @@ from numba import njit, prange
 RESET_ZERO = 0
 RESET_SUBTRACT = 1
 
+MEM_NONE = 0     # mem_mode: record no membranes
+MEM_TRACE = 1    # mem[b, t, n] = v[t] (after the input, before reset)
+MEM_GRADED = 2   # mem[b, 0, n] = sum over t of clip(v[t] / theta, 0, 1): the spike-count rule's graded counts
+
 
 @njit(cache=True)
 def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, I):
@@ -47,6 +51,57 @@ def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, I):
 
 
 @njit(cache=True, inline="always")
+def add_rows(I, WT, w0, n_out, idx, e0, e1):
+    """``I += WT[w0 + idx[e]*n_out : ... + n_out]`` for e = e0 .. e1-1, in that order.
+
+    Eight rows (then four, then one) are added in one pass over I: each element is loaded and
+    stored once per eight rows and the sums run in the same order as one row at a time, so the
+    bits are those of the plain row-add loop. The one-row loop is bound by I's loads and stores
+    (two loads, one store per SynOp); this does nine loads and one store per eight SynOps:
+    1.5-1.9x its SynOps/s on float32 (``benchmarks/simulator.py``, "row-add limit", docs/performance.md).
+    """
+    e = e0
+    while e + 8 <= e1:
+        b0 = w0 + idx[e] * n_out
+        b1 = w0 + idx[e + 1] * n_out
+        b2 = w0 + idx[e + 2] * n_out
+        b3 = w0 + idx[e + 3] * n_out
+        b4 = w0 + idx[e + 4] * n_out
+        b5 = w0 + idx[e + 5] * n_out
+        b6 = w0 + idx[e + 6] * n_out
+        b7 = w0 + idx[e + 7] * n_out
+        r0 = WT[b0: b0 + n_out]     # slices, not WT[base + j]: lets LLVM vectorise (4-5x)
+        r1 = WT[b1: b1 + n_out]
+        r2 = WT[b2: b2 + n_out]
+        r3 = WT[b3: b3 + n_out]
+        r4 = WT[b4: b4 + n_out]
+        r5 = WT[b5: b5 + n_out]
+        r6 = WT[b6: b6 + n_out]
+        r7 = WT[b7: b7 + n_out]
+        for j in range(n_out):
+            I[j] = (((((((I[j] + r0[j]) + r1[j]) + r2[j]) + r3[j]) + r4[j]) + r5[j]) + r6[j]) + r7[j]
+        e += 8
+    if e + 4 <= e1:
+        b0 = w0 + idx[e] * n_out
+        b1 = w0 + idx[e + 1] * n_out
+        b2 = w0 + idx[e + 2] * n_out
+        b3 = w0 + idx[e + 3] * n_out
+        r0 = WT[b0: b0 + n_out]
+        r1 = WT[b1: b1 + n_out]
+        r2 = WT[b2: b2 + n_out]
+        r3 = WT[b3: b3 + n_out]
+        for j in range(n_out):
+            I[j] = (((I[j] + r0[j]) + r1[j]) + r2[j]) + r3[j]
+        e += 4
+    while e < e1:
+        b0 = w0 + idx[e] * n_out
+        r0 = WT[b0: b0 + n_out]
+        for j in range(n_out):
+            I[j] += r0[j]
+        e += 1
+
+
+@njit(cache=True, inline="always")
 def _fill_input(I, brow, n_out, has_bias):
     """I = the bias (or 0): the input current every step starts from."""
     if has_bias:
@@ -60,7 +115,7 @@ def _fill_input(I, brow, n_out, has_bias):
 @njit(cache=True, inline="always")
 def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, theta, reset,
               v, s, keep, I, optr, oidx, counts, b,
-              store_ci, cbuf, Ibuf, rec_raster, raster, rec_mem, mem, col):
+              store_ci, cbuf, Ibuf, rec_raster, raster, mem_mode, mem, col):
     """Run one layer of one sample for T steps; returns the input's synaptic operations.
 
     Input spikes of step t: ``idx[ptr[pbase+t] : ptr[pbase+t+1]]``. Output spikes are written as
@@ -70,7 +125,10 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
     layer an input spike i = p * C_in + c adds the kernel row ``(k * C_in + c)`` (C_out weights)
     at every output pixel of its connection table (see :mod:`spikelfp.packed`).
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
-    (the temporal rule needs them); rasters/membranes go to ``raster/mem[b, t, col + j]``.
+    (the temporal rule needs them); rasters go to ``raster[b, t, col + j]``; ``mem_mode`` MEM_TRACE
+    writes membranes to ``mem[b, t, col + j]``, MEM_GRADED sums ``clip(v[t] / theta, 0, 1)`` over t
+    into ``mem[b, 0, col + j]`` (a spike's v > theta counts exactly 1: the spike-count rule's graded
+    counts, docs/rules.md, without a B x T x n buffer).
 
     ``v``, ``s`` and ``keep`` (= 1 - s) are work arrays in the weights' dtype; ``beta`` and
     ``theta`` come in that dtype too, so float32 runs in float32 throughout. Each pass over the
@@ -91,17 +149,9 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
             ops += _conv_accumulate(ptr, pbase + t, idx, WT, w0, cin, cout, cptr, cto, ctk, I)
         else:
             ops += (ptr[pbase + t + 1] - ptr[pbase + t]) * n_out
-            for e in range(ptr[pbase + t], ptr[pbase + t + 1]):
-                base = w0 + idx[e] * n_out
-                row = WT[base: base + n_out]   # a slice, not WT[base + j]: lets LLVM vectorise (4-5x)
-                for j in range(n_out):
-                    I[j] += row[j]
+            add_rows(I, WT, w0, n_out, idx, ptr[pbase + t], ptr[pbase + t + 1])
         if v0 >= 0 and t > 0:
-            for e in range(optr[t - 1], optr[t]):     # the layer's own spikes of step t-1
-                base = v0 + oidx[e] * n_out
-                row = WT[base: base + n_out]
-                for j in range(n_out):
-                    I[j] += row[j]
+            add_rows(I, WT, v0, n_out, oidx, optr[t - 1], optr[t])     # the layer's own spikes of step t-1
         if store_ci:
             crow_t = cbuf[t, col: col + n_out]
             irow_t = Ibuf[t, col: col + n_out]
@@ -141,10 +191,15 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
                     s[j] = 1.0 if spike else 0.0
                     keep[j] = 0.0 if spike else 1.0
                     I[j] = brow[j] if has_bias else 0.0
-        if rec_mem:
+        if mem_mode == MEM_TRACE:
             mrow = mem[b, t, col: col + n_out]
             for j in range(n_out):
                 mrow[j] = v[j]
+        elif mem_mode == MEM_GRADED:
+            mrow = mem[b, 0, col: col + n_out]
+            for j in range(n_out):
+                q = v[j] / theta
+                mrow[j] += 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
         k0 = k
         for j in range(n_out):          # branch-free compress of the spiking neurons
             oidx[k] = j
@@ -170,7 +225,7 @@ def conv_args(conv, ct_ptr, ct_out, ct_k, l):
 
 @njit(cache=True, parallel=True)
 def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset, rec,
-            conv, ct_ptr, ct_out, ct_k, n_chunks, counts, rec_raster, raster, rec_mem, mem):
+            conv, ct_ptr, ct_out, ct_k, n_chunks, counts, rec_raster, raster, mem_mode, mem):
     """Forward pass of a batch; fills ``counts`` (B, sum n_l) and, on request, rasters/membranes.
 
     Samples are split into ``n_chunks`` contiguous chunks run in parallel; results do not depend
@@ -211,7 +266,7 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 synops[b] += run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l],
                                        theta[l], reset[l], v, s, keep, I, op, ox, counts, b,
-                                       False, dummy, dummy, rec_raster, raster, rec_mem, mem, n_off[l])
+                                       False, dummy, dummy, rec_raster, raster, mem_mode, mem, n_off[l])
                 if rec[l]:
                     synops[b] += op[T - 1] * n_out      # own spikes of steps 1..T-1 through V
     return synops
