@@ -37,10 +37,12 @@ from .kernels.feedback import (
     SECANT_SIGNED,
     spike_count_feedback,
     temporal_feedback,
+    temporal_workspace,
 )
 from .kernels.optim import scale_by_abs
 from .network import Network
 from .packed import Packed, layer_view, pack, recurrent_view
+from .scratch import scratch
 
 
 @dataclass(frozen=True)
@@ -284,12 +286,21 @@ class Temporal(Rule):
         Gb = np.zeros((nc, n_tot))
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))
+        # work buffers kept across batches (spikelfp.scratch): sized by temporal_workspace, the grouped
+        # events of layer 0 by this batch (a sub-batch of S samples never holds more)
+        ev = np.diff(eb.indptr[:: T]) if B else np.zeros(1, np.int64)
+        nf, nws, ni, S = temporal_workspace(T, p.sizes, p.WT.itemsize, 0)
+        n_in0 = int(p.sizes[0])
+        big = int(ev.max(initial=0))
+        ni += max(big, min(int(ev.sum()), S * T * n_in0, max(1 << 26, big)), 1)
         temporal_feedback(eb.indptr, eb.indices, y, B, T, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps,
                           self.reward.kind,
                           float(self.reward.tau), bool(getattr(self.reward, "membrane", False)), FORMS[self.form],
                           CONTRIBS[self.contrib],
-                          np.ascontiguousarray(bounds, dtype=np.int64), counts, GT, Gb, recv, passed)
+                          np.ascontiguousarray(bounds, dtype=np.int64), counts, GT, Gb, recv, passed,
+                          scratch("temporal.f", nc, nf, np.float64), scratch("temporal.w", nc, nws, p.WT.dtype),
+                          scratch("temporal.i", nc, ni, np.int32))
         return ChunkParts(GT, Gb, counts, recv, passed)
 
 

@@ -21,6 +21,7 @@ from .events import EventBatch, as_event_batch
 from .kernels.lif import MEM_GRADED, MEM_NONE, MEM_TRACE, forward
 from .network import Network
 from .packed import Packed, pack
+from .scratch import scratch
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,11 @@ def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool 
     clip(v[t] / theta, 0, 1) (the spike-count rule's credit, docs/rules.md)."""
     counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane, graded)
     mode = MEM_TRACE if membrane else (MEM_GRADED if graded else MEM_NONE)
+    n_chunks = default_chunks(eb.batch_size)
+    wsi = scratch("forward.i", n_chunks, 2 * eb.n_steps * int(p.sizes[1:].max()), np.int32)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
                      p.bias, p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k,
-                     default_chunks(eb.batch_size), counts,
-                     raster, ras, mode, mem)
+                     n_chunks, counts, raster, ras, mode, mem, wsi)
     return counts, ras, mem, synops
 
 

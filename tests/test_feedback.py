@@ -207,3 +207,37 @@ def test_pinned_chunks_give_the_same_bits_on_any_thread_count():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(a.weight_flat, b.weight_flat)
     np.testing.assert_array_equal(a.bias_flat, b.bias_flat)
+
+
+@pytest.mark.parametrize("rule", [Temporal(), SpikeCount(), Temporal(contrib="spikes", form="paper")])
+def test_feedback_does_not_depend_on_the_scratch_buffers_history(rule):
+    """The kernels' work buffers are kept across calls (spikelfp.scratch): a call after a bigger
+    batch (larger, dirty buffers) gives the same bits as one on freshly made buffers."""
+    from spikelfp.scratch import release
+
+    rng = np.random.default_rng(8)
+    net = random_net(rng, [25, 18, 12, 4], reset="zero", bias=True, rec=[True, False, False])
+    small = random_input(rng, 3, 11, 25, density=0.3)
+    large = random_input(rng, 40, 37, 25, density=0.6)
+    y_small, y_large = rng.integers(0, 4, 3), rng.integers(0, 4, 40)
+    release()
+    fresh = rule.feedback(net, small, y_small)
+    rule.feedback(net, large, y_large)
+    again = rule.feedback(net, small, y_small)
+    for a, b in zip(fresh.weight + fresh.bias, again.weight + again.bias):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(fresh.weight_flat).sum() > 0
+
+
+def test_a_too_small_workspace_is_refused_not_overrun():
+    from spikelfp.kernels.feedback import temporal_feedback
+
+    rng = np.random.default_rng(9)
+    p = spikelfp.packed.pack(random_net(rng, [6, 5, 3]))
+    eb = spikelfp.EventBatch.from_dense(random_input(rng, 2, 4, 6, density=0.5))
+    z = np.zeros
+    with pytest.raises(ValueError, match="workspace too small"):
+        temporal_feedback(eb.indptr, eb.indices, np.array([0, 1]), 2, 4, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
+                          p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, 1e-6,
+                          2, 1.0, False, 0, 1, np.array([0, 2]), z((2, 8), np.int32), z((1, p.WT.size)),
+                          z((1, 8)), z((1, 8)), z((1, 8)), z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32))

@@ -207,10 +207,37 @@ def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
             grow[k] *= xr[k]
 
 
+@njit(cache=True)
+def temporal_workspace(T, sizes, itemsize, ev_cap):
+    """Sizes of :func:`temporal_feedback`'s per-chunk workspace: (float64 count, weight-dtype count,
+    int32 count, S). ``ev_cap``: room for layer 0's input events of a sub-batch of S samples (at
+    least the most events of any one sample; the sum over S samples keeps the sub-batches full).
+
+    float64: c[t] and I[t] of every neuron, then g, g_below, rho and the graded credit factors
+    (T x the widest layer each) and a graded layer's W; weight dtype: rho of layer 0 for S samples
+    (S <= 32, at most 4 MB); int32: the spikes of every layer, the per-channel step lists, layer 0's
+    grouped events."""
+    L = sizes.size - 1
+    n_tot = 0
+    nmax = 1
+    for l in range(1, L + 1):
+        n_tot += sizes[l]
+        nmax = max(nmax, sizes[l])
+    nw = 1
+    for l in range(1, L):
+        nw = max(nw, sizes[l] * sizes[l + 1])
+    nin_max = 1
+    for l in range(L):
+        nin_max = max(nin_max, sizes[l])
+    n0 = sizes[1]
+    S = max(1, min(32, (4 << 20) // (T * n0 * itemsize)))
+    return 2 * T * n_tot + 4 * T * nmax + nw, S * T * n0, T * n_tot + T * nin_max + ev_cap, S
+
+
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
-                      form, contrib, bounds, counts, GT, Gb, recv, passed):
+                      form, contrib, bounds, counts, GT, Gb, recv, passed, wsf, wsw, wsi):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
     For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
@@ -245,6 +272,23 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         nmax = max(nmax, sizes[l])
     nin0 = sizes[0]
     n_chunks = bounds.size - 1
+    nf, nws, ni, S = temporal_workspace(T, sizes, WT.itemsize, 0)
+    # what is left of the int32 workspace holds layer 0's grouped events; capped so that the bits never
+    # depend on the workspace's size (a sub-batch is flushed early only past 2**26 events)
+    big = 0
+    for b in range(B):
+        big = max(big, in_ptr[(b + 1) * T] - in_ptr[b * T])
+    ev_cap = min(wsi.shape[1] - ni, S * T * nin0, max(1 << 26, big))
+    if (wsf.shape[0] < n_chunks or wsw.shape[0] < n_chunks or wsi.shape[0] < n_chunks or wsf.shape[1] < nf
+            or wsw.shape[1] < nws or ev_cap < big):
+        raise ValueError("temporal_feedback: workspace too small (make it with temporal_workspace)")
+    nw = 1
+    for l in range(1, L):
+        nw = max(nw, sizes[l] * sizes[l + 1])
+    nin_max = 1
+    for l in range(L):
+        nin_max = max(nin_max, sizes[l])
+    n0 = sizes[1]
     for c in prange(n_chunks):
         lo = bounds[c]
         hi = bounds[c + 1]
@@ -253,33 +297,30 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         keep = np.ones(nmax, dtype=WT.dtype)
         I = np.empty(nmax, dtype=WT.dtype)
         optr = np.zeros((L, T + 1), dtype=np.int64)
-        oidx = np.empty(T * n_tot, dtype=np.int32)
-        cbuf = np.empty((T, n_tot), dtype=np.float64)
-        Ibuf = np.empty((T, n_tot), dtype=np.float64)
-        g = np.empty((T, max(nmax, nin0)), dtype=np.float64)
-        gbelow = np.empty((T, max(nmax, nin0)), dtype=np.float64)
-        rhob = np.empty((T, nmax), dtype=np.float64)
         Cn = np.empty(nmax, dtype=np.float64)
         Rn = np.empty(nmax, dtype=np.float64)    # recurrent reward for step t (from t+1)
         accv = np.empty(nmax, dtype=np.float64)
-        xg = np.empty((T, nmax), dtype=np.float64)      # graded credit factors of the layer below
-        nw = 1
-        for l in range(1, L):
-            nw = max(nw, sizes[l] * sizes[l + 1])
-        wt = np.empty(nw, dtype=np.float64)            # W of a graded layer, row-major (n_out x n_in)
-        nin_max = 1
-        for l in range(L):
-            nin_max = max(nin_max, sizes[l])
         cnt = np.zeros(nin_max, dtype=np.int64)
         start = np.zeros(nin_max + 1, dtype=np.int64)
         fill = np.zeros(nin_max, dtype=np.int64)
-        tl = np.empty(T * nin_max, dtype=np.int32)
-        # layer 0 (the widest fan-in): rho of a sub-batch of samples is kept and its input events
-        # grouped by channel across the sub-batch, so each row of GT is touched once per sub-batch
-        n0 = sizes[1]
-        S = max(1, min(32, (4 << 20) // (T * n0 * WT.itemsize)))
-        rho0 = np.empty((S * T, n0), dtype=WT.dtype)
-        tl0 = np.empty(S * T * nin0 if S * T * nin0 < 1 << 26 else 1 << 26, dtype=np.int32)
+        # the large buffers are views into the caller's workspace (reused across batches: no
+        # per-call allocation, whose page faults cost up to 2x the epoch; layout: temporal_workspace)
+        f = wsf[c]
+        cbuf = f[0: T * n_tot].reshape((T, n_tot))
+        Ibuf = f[T * n_tot: 2 * T * n_tot].reshape((T, n_tot))
+        o = 2 * T * n_tot
+        g = f[o: o + T * nmax].reshape((T, nmax))
+        gbelow = f[o + T * nmax: o + 2 * T * nmax].reshape((T, nmax))
+        rhob = f[o + 2 * T * nmax: o + 3 * T * nmax].reshape((T, nmax))
+        xg = f[o + 3 * T * nmax: o + 4 * T * nmax].reshape((T, nmax))     # graded credit factors below
+        wt = f[o + 4 * T * nmax: o + 4 * T * nmax + nw]     # W of a graded layer, row-major (n_out x n_in)
+        # layer 0 (the widest fan-in): rho of a sub-batch of S samples is kept (in the weights' dtype)
+        # and its input events grouped by channel across the sub-batch, so each row of GT is touched
+        # once per sub-batch
+        rho0 = wsw[c, 0: S * T * n0].reshape((S * T, n0))
+        oidx = wsi[c, 0: T * n_tot]
+        tl = wsi[c, T * n_tot: T * n_tot + T * nin_max]
+        tl0 = wsi[c, T * n_tot + T * nin_max: T * n_tot + T * nin_max + ev_cap]
         sl = 0
         Nout = np.empty(sizes[L], dtype=np.float64)
         dummy3 = np.empty((1, 1, 1), dtype=np.uint8)

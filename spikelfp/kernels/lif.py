@@ -225,18 +225,21 @@ def conv_args(conv, ct_ptr, ct_out, ct_k, l):
 
 @njit(cache=True, parallel=True)
 def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta, theta, reset, rec,
-            conv, ct_ptr, ct_out, ct_k, n_chunks, counts, rec_raster, raster, mem_mode, mem):
+            conv, ct_ptr, ct_out, ct_k, n_chunks, counts, rec_raster, raster, mem_mode, mem, wsi):
     """Forward pass of a batch; fills ``counts`` (B, sum n_l) and, on request, rasters/membranes.
 
     Samples are split into ``n_chunks`` contiguous chunks run in parallel; results do not depend
-    on the chunking. Returns the number of synaptic operations (input spikes x fan-out, recurrent
-    spikes included) per sample.
+    on the chunking. ``wsi`` (>= n_chunks, >= 2 T max(n_l)) int32: the caller's scratch for the
+    layers' spikes (kept across calls: no per-call allocation in the worker threads). Returns the
+    number of synaptic operations (input spikes x fan-out, recurrent spikes included) per sample.
     """
     L = sizes.size - 1
     nmax = 1
     for l in range(1, L + 1):
         nmax = max(nmax, sizes[l])
     synops = np.zeros(B, dtype=np.int64)
+    if wsi.shape[0] < n_chunks or wsi.shape[1] < 2 * T * nmax:
+        raise ValueError("forward: scratch too small: needs (n_chunks, 2 T max(n_l)) int32")
     for c in prange(n_chunks):
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
@@ -246,8 +249,8 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
         I = np.empty(nmax, dtype=WT.dtype)
         ptr_a = np.zeros(T + 1, dtype=np.int64)
         ptr_b = np.zeros(T + 1, dtype=np.int64)
-        idx_a = np.empty(T * nmax, dtype=np.int32)
-        idx_b = np.empty(T * nmax, dtype=np.int32)
+        idx_a = wsi[c, 0: T * nmax]
+        idx_b = wsi[c, T * nmax: 2 * T * nmax]
         dummy = np.empty((1, 1), dtype=WT.dtype)
         for b in range(lo, hi):
             for l in range(L):
