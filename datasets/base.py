@@ -70,8 +70,12 @@ class EventDataset:
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         if idx.size == 0:
             raise ValueError("empty batch")
-        ptr, ch = _gather(self.steps, self.channels, self.sample_ptr, idx, self.n_steps)
-        return EventBatch(ptr, ch, idx.size, self.n_steps, self.n_in)
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise IndexError(f"{self.name}: sample index outside [0, {len(self)})")
+        ptr, ch, ok = _gather(self.steps, self.channels, self.sample_ptr, idx, self.n_steps, self.n_in)
+        if not ok:
+            raise ValueError(f"{self.name}: events out of range or not sorted by (step, channel) without repeats")
+        return EventBatch._trusted(ptr, ch, idx.size, self.n_steps, self.n_in)   # _gather checked it
 
     def subset(self, idx) -> EventDataset:
         idx = np.ascontiguousarray(idx, dtype=np.int64)
@@ -95,22 +99,36 @@ class EventDataset:
 
 
 @njit(cache=True)
-def _gather(steps, channels, sample_ptr, idx, T):
+def _gather(steps, channels, sample_ptr, idx, T, n_in):
+    """CSR (indptr, indices) of samples ``idx``, and whether every event lies in range and each
+    (sample, step) row's channels are strictly ascending (EventBatch's contract), checked on the way."""
     B = idx.size
     n = 0
     for k in range(B):
         n += sample_ptr[idx[k] + 1] - sample_ptr[idx[k]]
     ptr = np.zeros(B * T + 1, dtype=np.int64)
     ch = np.empty(n, dtype=np.int32)
+    ok = True
     e = 0
     for k in range(B):
+        prev_t = -1
+        prev_c = -1
         for q in range(sample_ptr[idx[k]], sample_ptr[idx[k] + 1]):
-            ptr[k * T + steps[q] + 1] += 1
-            ch[e] = channels[q]
+            st = steps[q]
+            c = channels[q]
+            if st < 0 or st >= T or c < 0 or c >= n_in or st < prev_t or (st == prev_t and c <= prev_c):
+                ok = False
+                break
+            ptr[k * T + st + 1] += 1
+            ch[e] = c
             e += 1
+            prev_t = st
+            prev_c = c
+        if not ok:
+            break
     for r in range(B * T):
         ptr[r + 1] += ptr[r]
-    return ptr, ch
+    return ptr, ch, ok
 
 
 # ----------------------------------------------------------------------------- HDF5 cache

@@ -94,11 +94,30 @@ class EventBatch:
         out[rows, self.indices] = 1
         return out.reshape(self.batch_size, self.n_steps, self.n_in)
 
-    def counts(self) -> np.ndarray:
-        """Events per (sample, channel): (B, n_in) float64, the input "spike counts" a_0."""
-        rows = np.repeat(np.arange(self.batch_size, dtype=np.int64), np.diff(self.indptr[:: self.n_steps]))
-        flat = np.bincount(rows * self.n_in + self.indices, minlength=self.batch_size * self.n_in)
-        return flat.reshape(self.batch_size, self.n_in).astype(np.float64)
+    def counts(self, dtype=np.float64) -> np.ndarray:
+        """Events per (sample, channel): (B, n_in) of ``dtype``, the input "spike counts" a_0."""
+        out = np.zeros((self.batch_size, self.n_in), dtype=dtype)
+        _count_events(self.indptr, self.indices, self.n_steps, out)
+        return out
+
+    @classmethod
+    def _trusted(cls, indptr, indices, batch_size: int, n_steps: int, n_in: int) -> EventBatch:
+        """An EventBatch from arrays already checked by their maker (int64 / int32, C-contiguous,
+        valid CSR: e.g. :meth:`spikelfp.datasets.EventDataset.batch`, which checks while it
+        gathers), without the second pass of checks."""
+        eb = object.__new__(cls)
+        for k, v in (("indptr", indptr), ("indices", indices), ("batch_size", int(batch_size)),
+                     ("n_steps", int(n_steps)), ("n_in", int(n_in))):
+            object.__setattr__(eb, k, v)
+        return eb
+
+
+@njit(cache=True)
+def _count_events(ptr, idx, T, out):
+    for b in range(out.shape[0]):
+        row = out[b]
+        for e in range(ptr[b * T], ptr[(b + 1) * T]):
+            row[idx[e]] += 1
 
 
 @njit(cache=True)

@@ -337,7 +337,7 @@ class SpikeCount(Rule):
         # graded counts (sum over t of 1 at a spike, else clip(v/theta, 0, 1)) summed by the forward
         # itself; the kernel reads them only where a dense layer sits above a dense/recurrent one
         counts, _, mem, _ = run_forward(p, eb, graded=graded)
-        a_in = eb.counts().astype(p.WT.dtype)
+        a_in = eb.counts(p.WT.dtype)
         credit = mem[:, 0, :] if graded else np.zeros((0, 0), dtype=p.WT.dtype)   # (0, 0): spike credit
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1

@@ -12,6 +12,7 @@ from spikelfp.datasets.saccade import emulate_saccades, encode_nmnist
 from spikelfp.datasets.saccade_sets import split_indices
 
 from spikelfp import datasets
+from spikelfp.events import EventBatch
 
 FIXTURE_NMNIST = os.path.join(os.path.dirname(__file__), "fixtures", "sample_nmnist.bin")   # see fixtures/README.md
 
@@ -109,6 +110,30 @@ def test_batch_gather_matches_dense(digits):
         want[train.steps[lo:hi], train.channels[lo:hi]] = 1
         np.testing.assert_array_equal(dense[k], want)
     np.testing.assert_array_equal(eb.counts(), dense.sum(1))
+    np.testing.assert_array_equal(eb.counts(np.float32), dense.sum(1))
+    assert eb.counts(np.float32).dtype == np.float32
+    checked = EventBatch(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, eb.n_in)   # the full checks pass
+    np.testing.assert_array_equal(checked.to_dense(), dense)
+
+
+@pytest.mark.parametrize("steps, chans, msg", [
+    ([0, 1, 1], [2, 3, 3], "not sorted"),          # a repeat within a step
+    ([0, 1, 1], [2, 3, 1], "not sorted"),          # channels descending within a step
+    ([2, 1, 3], [0, 0, 0], "not sorted"),          # steps out of order
+])
+def test_batch_refuses_a_dataset_whose_events_break_the_csr_contract(steps, chans, msg):
+    """EventDataset checks bounds at construction; the batch gather checks order (and bounds, for
+    arrays changed after construction) as it copies, and says so rather than feeding the kernels."""
+    ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([0, 1], np.int32)),
+                                    (np.array(steps, np.int32), np.array(chans, np.int32))], [0, 1], 4, 5, 2)
+    ds.batch(np.array([0]))
+    with pytest.raises(ValueError, match=msg):
+        ds.batch(np.array([0, 1]))
+    ds.channels[0] = 7                               # changed after construction: out of range
+    with pytest.raises(ValueError, match="out of range"):
+        ds.batch(np.array([0]))
+    with pytest.raises(IndexError):
+        ds.batch(np.array([2]))
 
 
 def test_cache_is_rebuilt_when_stale_or_corrupt(tmp_path):
