@@ -121,7 +121,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import numba
 
-    from spikelfp.train import single_threaded_blas
+    from spikelfp.blas import single_threaded_blas
 
     numba.set_num_threads(S.THREADS)
     single_threaded_blas().__enter__()       # BLAS 1 thread around numba work, as benchmarks/simulator.py

@@ -258,7 +258,7 @@ def build(eb, labels):
     if kind == 'spikelfp-train-temporal': return S.run_spikelfp_train(net, eb, labels, 'temporal')
     return S.run_snntorch_train(net, eb.to_dense(np.float32), labels)
 if kind.startswith('spikelfp-train'):
-    from spikelfp.train import single_threaded_blas
+    from spikelfp.blas import single_threaded_blas
     single_threaded_blas().__enter__()
 build(S.make_input(rng, 2, {T}, {sizes}[0], {density}), labels[:2])()   # warm-up on 2 samples: JIT, pools
 with open('/proc/self/clear_refs', 'w') as fh:   # reset the high-water mark (VmHWM) to now
@@ -310,7 +310,7 @@ def bench_net(name, cfg, quick, repeats, log):
         row["forward_speedup_vs_snntorch"] = row["snntorch_forward"]["median_s"] / fw
         row["forward_speedup_vs_numpy"] = row["numpy_forward"]["median_s"] / fw
         if d == 0.02 or not quick:
-            from spikelfp.train import single_threaded_blas
+            from spikelfp.blas import single_threaded_blas
             for rule in ("spike-count", "temporal"):
                 with single_threaded_blas():   # as the trainer runs it
                     row[f"spikelfp_train_{rule}"] = timed(run_spikelfp_train(net, eb, labels, rule), repeats)

@@ -358,7 +358,7 @@ class _Worker:
     def __init__(self, train, packed, rule, threads: int):
         import numba
 
-        from .train import single_threaded_blas
+        from .blas import single_threaded_blas
 
         numba.set_num_threads(max(1, int(threads)))
         single_threaded_blas().__enter__()      # as in the driver: BLAS on one thread (same bits)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .blas import single_threaded_blas
 from .events import EventBatch, as_event_batch
 from .kernels.feedback import (
     CONTRIB_GRADED,
@@ -345,13 +346,14 @@ class SpikeCount(Rule):
         Gb = np.zeros((nc, n_tot))
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))
-        for c in range(nc):          # each chunk on its own samples: the same bits wherever it runs
-            lo, hi = int(bounds[c]), int(bounds[c + 1])
-            spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]),
-                                 np.ascontiguousarray(credit[lo:hi]) if graded else credit, y[lo:hi],
-                                 eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.bias, p.has_bias, p.theta, p.rec,
-                                 p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps, self.reward.kind,
-                                 float(self.reward.tau), SECANTS[self.secant], GT[c], Gb[c], recv[c], passed[c])
+        with single_threaded_blas():     # its np.dot: one BLAS thread, whoever calls (speed and bits)
+            for c in range(nc):          # each chunk on its own samples: the same bits wherever it runs
+                lo, hi = int(bounds[c]), int(bounds[c + 1])
+                spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]),
+                                     np.ascontiguousarray(credit[lo:hi]) if graded else credit, y[lo:hi],
+                                     eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.bias, p.has_bias, p.theta, p.rec,
+                                     p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps, self.reward.kind,
+                                     float(self.reward.tau), SECANTS[self.secant], GT[c], Gb[c], recv[c], passed[c])
         return ChunkParts(GT, Gb, counts, recv, passed)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arch import arch_from_hidden, format_arch, parse_arch
+from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
 from .network import RESETS, Network
@@ -182,19 +183,6 @@ def _scale_layer(layer, g: float) -> None:
     for a in (layer.weight, layer.bias, layer.recurrent):
         if a is not None:
             a *= g
-
-
-def single_threaded_blas():
-    """Pin every BLAS (numpy's, and scipy's that numba's np.dot calls) to one thread.
-
-    numba's parallel kernels already use the cores; a second pool of BLAS threads fighting them
-    made LFP steps 1.6-3x slower here, and a BLAS thread count changes the bits of a dot product,
-    so pinning also keeps runs reproducible. scipy's BLAS is imported first so that it is seen.
-    """
-    import scipy.linalg.cython_blas  # noqa: F401 - load the library numba's np.dot uses
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, "blas")
 
 
 def _progress_enabled(progress):

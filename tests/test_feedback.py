@@ -241,3 +241,30 @@ def test_a_too_small_workspace_is_refused_not_overrun():
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, 1e-6,
                           2, 1.0, False, 0, 1, np.array([0, 2]), z((2, 8), np.int32), z((1, p.WT.size)),
                           z((1, 8)), z((1, 8)), z((1, 8)), z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32))
+
+
+def test_spike_count_rule_pins_blas_to_one_thread_whoever_calls(monkeypatch):
+    """The spike-count kernel's np.dot runs on scipy's BLAS: the rule pins it to one thread itself
+    (a BLAS pool fighting numba's threads made it ~9x slower, and a thread count may change the
+    bits), so a caller with a multi-threaded BLAS gets the trainer's bits and speed."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import spikelfp.feedback as F
+    from spikelfp.blas import single_threaded_blas
+
+    rng = np.random.default_rng(12)
+    net = random_net(rng, [300, 200, 10])
+    x, y = random_input(rng, 64, 20, 300, density=0.2), rng.integers(0, 10, 64)
+    with single_threaded_blas():
+        want = SpikeCount().feedback(net, x, y)
+    real, inside = F.spike_count_feedback, []
+
+    def spy(*a):
+        inside.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return real(*a)
+
+    monkeypatch.setattr(F, "spike_count_feedback", spy)
+    with threadpool_limits(2, "blas"):
+        got = SpikeCount().feedback(net, x, y)
+    assert inside and set(inside) == {1}
+    np.testing.assert_array_equal(got.weight_flat, want.weight_flat)
