@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from spikelfp.loadmeter import OtherLoad
 from spikelfp.network import ConvLayer, LIFLayer, Network
 
 SURROGATES = {"fast-sigmoid": ("fast_sigmoid", {"slope": 25}), "atan": ("atan", {"alpha": 2.0})}
@@ -212,6 +213,7 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
     try:
         for epoch in range(epochs):
             perm = rng.permutation(n)
+            meter = OtherLoad()
             t0 = time.perf_counter()
             model.train()
             for s in range(steps):
@@ -226,13 +228,14 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
                 if bar is not None:
                     bar.update(1)
             train_s = time.perf_counter() - t0
+            other_load = meter.stop()
             net = from_snntorch(model, dt=dt)
             ev_test = evaluate(net, test)
             ev_train = evaluate(net, train)
             rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"], "test_accuracy": ev_test["accuracy"],
                    "test_tie_rate": ev_test["tie_rate"], "spikes_per_sample": ev_test["spikes_per_sample"],
                    "synops_per_sample": ev_test["synops_per_sample"], "train_seconds": train_s,
-                   "samples_per_s": n / train_s, "loss": float(loss.detach())}
+                   "samples_per_s": n / train_s, "other_cpu_load": other_load, "loss": float(loss.detach())}
             history.append(rec)
             if epoch_callback is not None:
                 epoch_callback(rec)

@@ -27,7 +27,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import simulator as S  # noqa: E402  (timed, make_input, cpu_busy, run_* helpers)
+import simulator as S  # noqa: E402  (timed, make_input, run_* helpers)
 
 NETS = {
     "nmnist-conv": dict(arch="c16k5s2-c32k3s2", in_shape=(34, 34, 2), n_out=10, T=300, B=16),

@@ -27,6 +27,7 @@ from .arch import arch_from_hidden, format_arch, parse_arch
 from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
+from .loadmeter import OtherLoad
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
 from .packed import Packed, pack, unpack
@@ -335,6 +336,7 @@ class Trainer:
             with single_threaded_blas():
                 for epoch in range(len(history), c.epochs):
                     perm = rng.permutation(n)
+                    meter = OtherLoad()
                     t0 = time.perf_counter()
                     run_correct = 0
                     for s in range(steps_per_epoch):
@@ -356,6 +358,7 @@ class Trainer:
                         if bar is not None:
                             bar.update(1)
                     train_s = time.perf_counter() - t0
+                    other_load = meter.stop()
                     t_train += train_s
                     ev_test = evaluate(p, test, c.eval_batch_size)
                     ev_train = evaluate(p, train, c.eval_batch_size)
@@ -364,7 +367,7 @@ class Trainer:
                            "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],
                            "spikes_per_sample": ev_test["spikes_per_sample"],
                            "synops_per_sample": ev_test["synops_per_sample"],
-                           "train_seconds": train_s, "samples_per_s": n / train_s,
+                           "train_seconds": train_s, "samples_per_s": n / train_s, "other_cpu_load": other_load,
                            "lr": sched(max(0, opt.steps - 1))}
                     history.append(rec)
                     log(f"epoch {epoch + 1}/{c.epochs}: train {rec['train_accuracy']:.4f}  "

@@ -89,7 +89,12 @@ def test_bench_writes_report_table_and_plots(small_digits, tmp_path):
         for key in ("samples_per_s", "gini", "spikes_per_sample", "synops_per_sample", "frac_below_1e-3"):
             assert key in m
     assert set(data["comparison"]) == {"lfp-spike-count", "lfp-temporal"}
-    assert "| lfp-temporal |" in (tmp_path / "bench.md").read_text()
+    md = (tmp_path / "bench.md").read_text()
+    assert "| lfp-temporal |" in md
+    # every method's epochs carry the other processes' CPU share, and the report says it
+    for m in data["methods"]:
+        assert 0.0 <= m["max_other_cpu_load"] <= 1.0
+    assert "other processes' CPU share during the timed epochs" in md
     for png in ("accuracy_per_epoch.png", "pruning.png", "weights.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert r["machine"]["torch_threads"] == 2
@@ -120,3 +125,27 @@ def test_bench_records_its_command_line(data_root, tmp_path):
                                f"--data-root {data_root} --out '{tmp_path / 'b b'}'")
     md = (tmp_path / "b b" / "bench.md").read_text()
     assert f"Command: `{data['command']}`" in md.splitlines()[-1]
+
+
+def test_other_load_meter_sees_another_process_and_not_its_own_work():
+    import subprocess
+    import sys
+    import time
+
+    from spikelfp.loadmeter import OtherLoad
+
+    m = OtherLoad()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.4:       # our own work is not "other"
+        sum(range(1000))
+    own = m.stop()
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"])
+    try:
+        time.sleep(0.3)
+        m = OtherLoad()
+        time.sleep(0.8)
+        other = m.stop()           # before the child is waited for: its CPU time is another process's
+    finally:
+        busy.wait()
+    assert own is not None and 0.0 <= own <= 1.0
+    assert other is not None and other > 0.1, other     # one busy core of this machine's cores
