@@ -64,7 +64,8 @@ class TrainConfig:
     bias: bool = False
     init_gain: float = 1.0
     init_min_rate: float = 0.01        # hidden layers quieter than this at init are scaled up (0: off)
-    dtype: str = "float64"            # or "float32" (faster; the simulator is bit-exact in either)
+    dtype: str = "float32"            # or "float64"; the simulator is bit-exact in either (float32: the SG
+                                       # baseline's precision, 1.6-3x faster, same accuracy measured: README)
     seed: int = 0
     eval_batch_size: int = 256
     chunks: int | None = None          # pinned split of each batch, summed in order (None: numba's threads /
@@ -119,6 +120,8 @@ class TrainConfig:
             d["secant"] = "signed"
         if "contrib" not in d and "reward" in d:   # written before graded contributions: spikes ran
             d["contrib"] = "spikes"
+        if "dtype" not in d and "reward" in d:     # written before float32 became the default: float64 ran
+            d["dtype"] = "float64"
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def make_rule(self):

@@ -58,11 +58,14 @@ def test_sg_starts_from_the_lfp_init(small_digits):
     """One seed draws the same initial weights for LFP and SG (a fair comparison)."""
     train, _ = small_digits
     from spikelfp.train import Trainer
-    rng = np.random.default_rng(11)
-    lfp0 = Trainer(TrainConfig(hidden=[8], seed=11)).init_network(train.n_in, train.n_classes, rng, 1e-3)
-    rng = np.random.default_rng(11)
-    sg0 = spikelfp.Network.random([train.n_in, 8, train.n_classes], seed=rng)
-    np.testing.assert_array_equal(lfp0.layers[0].weight, sg0.layers[0].weight)
+    for dtype in ("float32", "float64"):      # SG's torch model takes these weights in float32
+        rng = np.random.default_rng(11)
+        lfp0 = Trainer(TrainConfig(hidden=[8], seed=11, dtype=dtype)).init_network(train.n_in, train.n_classes,
+                                                                                   rng, 1e-3)
+        rng = np.random.default_rng(11)
+        sg0 = spikelfp.Network.random([train.n_in, 8, train.n_classes], seed=rng)
+        assert lfp0.layers[0].weight.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(lfp0.layers[0].weight, sg0.layers[0].weight.astype(dtype))
 
 
 def test_gini_and_pruning():

@@ -58,7 +58,7 @@ def add_rows(I, WT, w0, n_out, idx, e0, e1):
     stored once per eight rows and the sums run in the same order as one row at a time, so the
     bits are those of the plain row-add loop. The one-row loop is bound by I's loads and stores
     (two loads, one store per SynOp); this does nine loads and one store per eight SynOps:
-    1.5-1.9x its SynOps/s on float32 (``benchmarks/simulator.py``, "row-add limit", docs/performance.md).
+    1.5-1.9x its SynOps/s on float32 (docs/performance.md; ``benchmarks/simulator.py`` measures both).
     """
     e = e0
     while e + 8 <= e1:
