@@ -201,7 +201,8 @@ class Rule:
 
     def reduce(self, p: Packed, parts: ChunkParts) -> Feedback:
         """Sum the chunks' feedback in chunk order (reproducible bits) and finish it (|W| factor,
-        tied conv biases, fixed pooling synapses)."""
+        tied conv biases, fixed pooling synapses). Consumes ``parts``: the sums go into, and the
+        Feedback's arrays are, their first chunk's rows."""
         return self._finish(p, _sum_rows(parts.GT), _sum_rows(parts.Gb), parts.counts, _sum_rows(parts.recv),
                             _sum_rows(parts.passed))
 
@@ -374,7 +375,9 @@ def chunk_bounds(B: int, n_chunks: int) -> np.ndarray:
 
 
 def _sum_rows(a: np.ndarray) -> np.ndarray:
-    out = a[0].copy()
+    """The rows of ``a`` summed in row order, into (and returned as) its first row: the chunk
+    buffers belong to this batch's parts, so no copy of a weight-sized array is made per batch."""
+    out = a[0]
     for k in range(1, a.shape[0]):
         out += a[k]
     return out
