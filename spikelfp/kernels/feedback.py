@@ -197,11 +197,39 @@ def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
     for t in range(T):
         grow = gb[t, :n_in]
         rr = rho[t]
-        for j in range(n_out):
+        # grow += rho[t, j] * W[j, :] for j = 0 .. n_out-1 in that order, eight (then four, then one)
+        # rows per pass over grow: the bits of one row at a time, an eighth of the loads and stores
+        j = 0
+        while j + 8 <= n_out:
+            r0, r1, r2, r3 = rr[j], rr[j + 1], rr[j + 2], rr[j + 3]
+            r4, r5, r6, r7 = rr[j + 4], rr[j + 5], rr[j + 6], rr[j + 7]
+            w0 = wt[j * n_in: j * n_in + n_in]
+            w1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
+            w2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
+            w3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
+            w4 = wt[(j + 4) * n_in: (j + 4) * n_in + n_in]
+            w5 = wt[(j + 5) * n_in: (j + 5) * n_in + n_in]
+            w6 = wt[(j + 6) * n_in: (j + 6) * n_in + n_in]
+            w7 = wt[(j + 7) * n_in: (j + 7) * n_in + n_in]
+            for k in range(n_in):
+                grow[k] = (((((((grow[k] + r0 * w0[k]) + r1 * w1[k]) + r2 * w2[k]) + r3 * w3[k]) + r4 * w4[k])
+                            + r5 * w5[k]) + r6 * w6[k]) + r7 * w7[k]
+            j += 8
+        while j + 4 <= n_out:
+            r0, r1, r2, r3 = rr[j], rr[j + 1], rr[j + 2], rr[j + 3]
+            w0 = wt[j * n_in: j * n_in + n_in]
+            w1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
+            w2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
+            w3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
+            for k in range(n_in):
+                grow[k] = (((grow[k] + r0 * w0[k]) + r1 * w1[k]) + r2 * w2[k]) + r3 * w3[k]
+            j += 4
+        while j < n_out:
             r = rr[j]
             wrow = wt[j * n_in: j * n_in + n_in]
             for k in range(n_in):
                 grow[k] += r * wrow[k]
+            j += 1
         xr = xg[t]
         for k in range(n_in):
             grow[k] *= xr[k]
