@@ -174,7 +174,7 @@ def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
         crow = cbuf[t, cl: cl + n]
         irow = Ibuf[t, cl: cl + n]
         for k in range(n):
-            xr[k] = crow[k] + irow[k]
+            xr[k] = np.float64(crow[k]) + irow[k]      # in float64, as the rule computes
         if subtract and t > 0:
             for e in range(sp[t - 1], sp[t]):
                 xr[sx[e]] -= theta
@@ -241,9 +241,9 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
     int32 count, S). ``ev_cap``: room for layer 0's input events of a sub-batch of S samples (at
     least the most events of any one sample; the sum over S samples keeps the sub-batches full).
 
-    float64: c[t] and I[t] of every neuron, then g, g_below, rho and the graded credit factors
-    (T x the widest layer each) and a graded layer's W; weight dtype: rho of layer 0 for S samples
-    (S <= 32, at most 4 MB); int32: the spikes of every layer, the per-channel step lists, layer 0's
+    float64: g, g_below, rho and the graded credit factors (T x the widest layer each) and a graded
+    layer's W; weight dtype: c[t] and I[t] of every neuron (as the forward computes them), then rho
+    of layer 0 for S samples (S <= 32, at most 4 MB); int32: the spikes of every layer, the per-channel step lists, layer 0's
     grouped events."""
     L = sizes.size - 1
     n_tot = 0
@@ -259,7 +259,7 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
         nin_max = max(nin_max, sizes[l])
     n0 = sizes[1]
     S = max(1, min(32, (4 << 20) // (T * n0 * itemsize)))
-    return 2 * T * n_tot + 4 * T * nmax + nw, S * T * n0, T * n_tot + T * nin_max + ev_cap, S
+    return 4 * T * nmax + nw, 2 * T * n_tot + S * T * n0, T * n_tot + T * nin_max + ev_cap, S
 
 
 @njit(cache=True, parallel=True)
@@ -333,10 +333,12 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         fill = np.zeros(nin_max, dtype=np.int64)
         # the large buffers are views into the caller's workspace (reused across batches: no
         # per-call allocation, whose page faults cost up to 2x the epoch; layout: temporal_workspace)
+        # c[t] and I[t] in the weights' dtype, as the forward computes them (exact; half the bytes
+        # in float32, where a conv net's T x n buffers outgrow the caches)
+        cbuf = wsw[c, 0: T * n_tot].reshape((T, n_tot))
+        Ibuf = wsw[c, T * n_tot: 2 * T * n_tot].reshape((T, n_tot))
         f = wsf[c]
-        cbuf = f[0: T * n_tot].reshape((T, n_tot))
-        Ibuf = f[T * n_tot: 2 * T * n_tot].reshape((T, n_tot))
-        o = 2 * T * n_tot
+        o = 0
         g = f[o: o + T * nmax].reshape((T, nmax))
         gbelow = f[o + T * nmax: o + 2 * T * nmax].reshape((T, nmax))
         rhob = f[o + 2 * T * nmax: o + 3 * T * nmax].reshape((T, nmax))
@@ -345,7 +347,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         # layer 0 (the widest fan-in): rho of a sub-batch of S samples is kept (in the weights' dtype)
         # and its input events grouped by channel across the sub-batch, so each row of GT is touched
         # once per sub-batch
-        rho0 = wsw[c, 0: S * T * n0].reshape((S * T, n0))
+        rho0 = wsw[c, 2 * T * n_tot: 2 * T * n_tot + S * T * n0].reshape((S * T, n0))
         oidx = wsi[c, 0: T * n_tot]
         tl = wsi[c, T * n_tot: T * n_tot + T * nin_max]
         tl0 = wsi[c, T * n_tot + T * nin_max: T * n_tot + T * nin_max + ev_cap]
@@ -407,8 +409,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
                     for j in range(n_out):
-                        cc = crow_t[j]
-                        ii = irow_t[j]
+                        cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
+                        ii = np.float64(irow_t[j])
                         if form == FORM_PAPER:
                             u = cc / bl if bl != 0.0 else 0.0      # v[t-1] after its reset
                             den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
