@@ -243,8 +243,8 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
 
     float64: g, g_below, rho and the graded credit factors (T x the widest layer each) and a graded
     layer's W; weight dtype: c[t] and I[t] of every neuron (as the forward computes them), then rho
-    of layer 0 for S samples (S <= 32, at most 4 MB); int32: the spikes of every layer, the per-channel step lists, layer 0's
-    grouped events."""
+    of layer 0 for S samples (S <= 32, at most 4 MB); int32: the spikes of every layer, the
+    per-channel step lists, layer 0's grouped events."""
     L = sizes.size - 1
     n_tot = 0
     nmax = 1
@@ -443,7 +443,19 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 acc += vrow[j] * rr[j]
                                 grow[j] += rr[j]
                             Rn[own_x[e]] = acc
-                    if is_conv:
+                    if is_conv and l == 0:
+                        # the input layer hands no reward below: only the kernel feedback (vectorised)
+                        for e in range(ip[pb + t], ip[pb + t + 1]):
+                            pin = ix[e] // cin
+                            ch = ix[e] - pin * cin
+                            for q in range(cptr[pin], cptr[pin + 1]):
+                                base = w0 + (ctk[q] * cin + ch) * cout
+                                grow = gt[base: base + cout]
+                                o = cto[q] * cout
+                                rseg = rr[o: o + cout]
+                                for j in range(cout):
+                                    grow[j] += rseg[j]
+                    elif is_conv:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             pin = ix[e] // cin
                             ch = ix[e] - pin * cin
@@ -457,8 +469,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 for j in range(cout):
                                     acc += wrow[j] * rseg[j]
                                     grow[j] += rseg[j]
-                            if l > 0:
-                                gbelow[t, ix[e]] = acc
+                            gbelow[t, ix[e]] = acc
                     elif l > 0 and not grd:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
