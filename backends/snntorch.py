@@ -205,6 +205,7 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
     n = len(train)
     steps = math.ceil(n / batch_size)
     history = []
+    run_meter = OtherLoad(start=False)     # other processes' CPU share over all timed epochs
     bar = None
     if progress:
         from spikelfp.progress import progress_bar
@@ -214,6 +215,7 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
         for epoch in range(epochs):
             perm = rng.permutation(n)
             meter = OtherLoad()
+            run_meter.start()
             t0 = time.perf_counter()
             model.train()
             for s in range(steps):
@@ -229,6 +231,7 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
                     bar.update(1)
             train_s = time.perf_counter() - t0
             other_load = meter.stop()
+            run_meter.stop()
             net = from_snntorch(model, dt=dt)
             ev_test = evaluate(net, test)
             ev_train = evaluate(net, train)
@@ -244,7 +247,8 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
     finally:
         if bar is not None:
             bar.close()
-    return {"network": from_snntorch(model, dt=dt), "history": history, "threads": torch.get_num_threads()}
+    return {"network": from_snntorch(model, dt=dt), "history": history, "threads": torch.get_num_threads(),
+            "other_cpu_load": run_meter.share()}
 
 
 __all__ = ["to_snntorch", "from_snntorch", "train_sg", "SURROGATES"]

@@ -86,7 +86,8 @@ def bench(name, cfg, quick, log):
     out["forward_speedup_vs_snntorch"] = fw["snntorch"]["median_s"] / fw["spikelfp"]["median_s"]
     out["train_speedup_vs_snntorch"] = {k: tr["snntorch-bptt"]["median_s"] / tr[k]["median_s"]
                                         for k in ("lfp-spike-count", "lfp-temporal")}
-    out["max_other_cpu_load"] = max(v["other_cpu_load"] for d in (fw, tr) for v in d.values())
+    out["max_other_cpu_load"] = max((v["other_cpu_load"] for d in (fw, tr) for v in d.values()
+                                     if v["other_cpu_load"] == v["other_cpu_load"]), default=float("nan"))
     log(f"{name}: forward {out['forward_speedup_vs_snntorch']:.1f}x snntorch; training "
         + ", ".join(f"{k} {v:.1f}x" for k, v in out["train_speedup_vs_snntorch"].items())
         + f" (other CPU load up to {out['max_other_cpu_load']:.2f})")

@@ -46,22 +46,23 @@ THREADS = 2
 
 
 # ----------------------------------------------------------------------------- helpers
-def timed(fn, repeats, warmup=1):
-    """Median seconds of ``fn()`` over ``repeats`` runs, the spread, and the other CPU load
-    (spikelfp.loadmeter: other processes' share of all CPUs meanwhile)."""
+def timed(fn, repeats, warmup=1, min_s=0.5):
+    """Median seconds of ``fn()`` over ``repeats`` runs (more, until ``min_s`` have passed, so that
+    the other processes' CPU share can be told: spikelfp.loadmeter), the spread, and that load."""
     from spikelfp.loadmeter import OtherLoad
 
     for _ in range(warmup):
         fn()
     ts = []
     meter = OtherLoad()
-    for _ in range(repeats):
+    w0 = time.perf_counter()
+    while len(ts) < repeats or time.perf_counter() - w0 < min_s:
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
     other = meter.stop()
     return {"median_s": float(np.median(ts)), "min_s": float(np.min(ts)), "max_s": float(np.max(ts)),
-            "repeats": repeats, "other_cpu_load": other if other is not None else float("nan")}
+            "repeats": len(ts), "other_cpu_load": other if other is not None else float("nan")}
 
 
 def make_net(sizes, T, seed=0, rate=0.05, density=0.02):
@@ -388,8 +389,8 @@ def scaling(quick, repeats, log):
 
 def max_other_load(row) -> float:
     """The highest other-CPU load (share of all CPUs) during any timing of a table row."""
-    return max([v["other_cpu_load"] for v in row.values() if isinstance(v, dict) and "other_cpu_load" in v],
-               default=0.0)
+    return max([v["other_cpu_load"] for v in row.values() if isinstance(v, dict)
+                and v.get("other_cpu_load") == v.get("other_cpu_load", 0.0)], default=0.0)   # (not NaN)
 
 
 def markdown(r):

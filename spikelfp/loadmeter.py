@@ -5,7 +5,8 @@
 all CPUs over the interval (0: nobody else, 1: every core busy elsewhere). The trainers record it
 for every epoch, ``spikelfp bench`` reports the worst per method and warns above
 :data:`HIGH_LOAD`; ``benchmarks/simulator.py`` records it for every timing. Where /proc/stat does
-not exist (not Linux) the load reads as None ("not measured"), never as 0.
+not exist (not Linux), or the interval is too short to tell, the load reads as None ("not
+measured"), never as 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import time
 
 HIGH_LOAD = 0.25     # other processes' share of all CPUs above which a timing is flagged as unreliable
+MIN_TICKS = 30       # shortest interval measured, in clock ticks (0.3 s at the usual 100 Hz)
 
 
 def _busy_and_own():
@@ -27,17 +29,46 @@ def _busy_and_own():
 
 
 class OtherLoad:
-    """``m = OtherLoad(); ...; share = m.stop()``: other processes' share of all CPUs meanwhile."""
+    """Other processes' share of all CPUs while this meter ran.
 
-    def __init__(self):
-        self._b0, self._own0 = _busy_and_own()
-        self._w0 = time.perf_counter()
+    ``m = OtherLoad(); ...; share = m.stop()``. A meter can be started and stopped again: it sums
+    its intervals (the trainers time each epoch and report the whole run, whose epochs may each
+    be too short to tell on their own).
+    """
+
+    def __init__(self, start: bool = True):
+        self.busy_ticks = 0
+        self.own_s = 0.0
+        self.wall_s = 0.0
+        self.available = True
+        self._t0 = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        b0, own0 = _busy_and_own()
+        self.available = self.available and b0 is not None
+        self._t0 = (b0, own0, time.perf_counter())
 
     def stop(self) -> float | None:
-        b1, own1 = _busy_and_own()
-        wall = time.perf_counter() - self._w0
-        if self._b0 is None or b1 is None or wall <= 0:
-            return None
+        """End the current interval; returns :meth:`share` over all intervals so far."""
+        if self._t0 is not None:
+            b0, own0, w0 = self._t0
+            b1, own1 = _busy_and_own()
+            self.available = self.available and b1 is not None
+            if self.available:
+                self.busy_ticks += b1 - b0
+                self.own_s += own1 - own0
+            self.wall_s += time.perf_counter() - w0
+            self._t0 = None
+        return self.share()
+
+    def share(self) -> float | None:
+        """Other processes' share of all CPUs over the measured intervals; None where it cannot be
+        told: no /proc/stat, or less than :data:`MIN_TICKS` clock ticks measured in all (the
+        counters advance in ticks of 10 ms: over a few ticks one tick of rounding reads as 0.3 CPUs)."""
         hz = os.sysconf("SC_CLK_TCK")
-        other = ((b1 - self._b0) / hz - (own1 - self._own0)) / (wall * (os.cpu_count() or 1))
+        if not self.available or self.wall_s * hz < MIN_TICKS:
+            return None
+        other = (self.busy_ticks / hz - self.own_s) / (self.wall_s * (os.cpu_count() or 1))
         return round(min(1.0, max(0.0, other)), 3)

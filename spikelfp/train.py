@@ -327,6 +327,7 @@ class Trainer:
         t_train = sum(h.get("train_seconds", 0.0) for h in history)
         t0_all = time.perf_counter()
         compile_s = self.warm_up(p, train)
+        run_meter = OtherLoad(start=False)   # other processes' CPU share over all timed epochs
         if compile_s > 1.0:
             log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
         parallel = None
@@ -340,6 +341,7 @@ class Trainer:
                 for epoch in range(len(history), c.epochs):
                     perm = rng.permutation(n)
                     meter = OtherLoad()
+                    run_meter.start()
                     t0 = time.perf_counter()
                     run_correct = 0
                     for s in range(steps_per_epoch):
@@ -362,6 +364,7 @@ class Trainer:
                             bar.update(1)
                     train_s = time.perf_counter() - t0
                     other_load = meter.stop()
+                    run_meter.stop()
                     t_train += train_s
                     ev_test = evaluate(p, test, c.eval_batch_size)
                     ev_train = evaluate(p, train, c.eval_batch_size)
@@ -398,6 +401,7 @@ class Trainer:
             "train_seconds": t_train,
             "seconds_per_epoch": t_train / len(history),
             "samples_per_s": n * len(history) / t_train,
+            "other_cpu_load": run_meter.share(),     # this call's epochs (None: too short to tell)
             "spikes_per_sample": last["spikes_per_sample"],
             "synops_per_sample": last["synops_per_sample"],
             "n_train": n, "n_test": len(test), "config": c.to_dict(), "binning": binning,

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -94,10 +95,13 @@ def test_bench_writes_report_table_and_plots(small_digits, tmp_path):
     assert set(data["comparison"]) == {"lfp-spike-count", "lfp-temporal"}
     md = (tmp_path / "bench.md").read_text()
     assert "| lfp-temporal |" in md
-    # every method's epochs carry the other processes' CPU share, and the report says it
+    # every method carries the other processes' CPU share over its timed epochs (None: the epochs were
+    # too short in all to tell), and the report says it where it was measured
     for m in data["methods"]:
-        assert 0.0 <= m["max_other_cpu_load"] <= 1.0
-    assert "other processes' CPU share during the timed epochs" in md
+        assert "max_other_cpu_load" in m
+        assert m["max_other_cpu_load"] is None or 0.0 <= m["max_other_cpu_load"] <= 1.0
+    if any(m["max_other_cpu_load"] is not None for m in data["methods"]):
+        assert "other processes' CPU share during the timed epochs" in md
     for png in ("accuracy_per_epoch.png", "pruning.png", "weights.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert r["machine"]["torch_threads"] == 2
@@ -152,3 +156,20 @@ def test_other_load_meter_sees_another_process_and_not_its_own_work():
         busy.wait()
     assert own is not None and 0.0 <= own <= 1.0
     assert other is not None and other > 0.1, other     # one busy core of this machine's cores
+
+
+def test_other_load_meter_sums_intervals_and_refuses_to_guess_on_short_ones():
+    import time
+
+    from spikelfp.loadmeter import MIN_TICKS, OtherLoad
+
+    m = OtherLoad()
+    assert m.stop() is None                  # a few microseconds: too short to tell, not "0 %"
+    m = OtherLoad(start=False)
+    n = 0
+    while m.wall_s * os.sysconf("SC_CLK_TCK") < MIN_TICKS:
+        m.start()
+        time.sleep(0.05)
+        m.stop()
+        n += 1
+    assert n > 1 and m.share() is not None and 0.0 <= m.share() <= 1.0
