@@ -30,8 +30,8 @@ def test_forward_matches_numpy_reference_bit_for_bit(seed, reset, bias):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_fused_row_adds_are_bit_exact_for_every_group_size(dtype, reset):
-    """The kernel adds 8, then 4, then 1 weight rows per pass over the input current: step t here
-    carries exactly t input spikes (0..25, every remainder of 8 and 4), and the recurrent layer's
+    """The kernel adds 8, then 4, 2, 1 weight rows per pass over the input current: step t here
+    carries exactly t input spikes (0..25, every remainder of 8), and the recurrent layer's
     own spikes of t-1 go through the same path; the bits must be those of one row at a time."""
     rng = np.random.default_rng(11)
     n_in, T = 30, 26

@@ -54,7 +54,7 @@ def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, I):
 def add_rows(I, WT, w0, n_out, idx, e0, e1):
     """``I += WT[w0 + idx[e]*n_out : ... + n_out]`` for e = e0 .. e1-1, in that order.
 
-    Eight rows (then four, then one) are added in one pass over I: each element is loaded and
+    Eight rows (then four, two, one) are added in one pass over I: each element is loaded and
     stored once per eight rows and the sums run in the same order as one row at a time, so the
     bits are those of the plain row-add loop. The one-row loop is bound by I's loads and stores
     (two loads, one store per SynOp); this does nine loads and one store per eight SynOps:
@@ -93,6 +93,14 @@ def add_rows(I, WT, w0, n_out, idx, e0, e1):
         for j in range(n_out):
             I[j] = (((I[j] + r0[j]) + r1[j]) + r2[j]) + r3[j]
         e += 4
+    if e + 2 <= e1:
+        b0 = w0 + idx[e] * n_out
+        b1 = w0 + idx[e + 1] * n_out
+        r0 = WT[b0: b0 + n_out]
+        r1 = WT[b1: b1 + n_out]
+        for j in range(n_out):
+            I[j] = (I[j] + r0[j]) + r1[j]
+        e += 2
     while e < e1:
         b0 = w0 + idx[e] * n_out
         r0 = WT[b0: b0 + n_out]
