@@ -23,8 +23,9 @@ class DatasetError(ValueError):
 
 
 def data_root(root=None) -> str:
-    """Cache folder: ``root``, else ``$SPIKELFP_DATA``, else ``~/.cache/spikelfp``."""
-    path = os.path.abspath(os.path.expanduser(root or os.environ.get("SPIKELFP_DATA", "~/.cache/spikelfp")))
+    """Cache folder: ``root``, else ``$SPIKELFP_DATA``, else ``~/.cache/spikelfp``. An empty
+    ``SPIKELFP_DATA=`` counts as unset (it once put a whole dataset build in the working folder)."""
+    path = os.path.abspath(os.path.expanduser(root or os.environ.get("SPIKELFP_DATA") or "~/.cache/spikelfp"))
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"dataset cache {path} (--data-root or $SPIKELFP_DATA) is a file, not a folder")
     return path

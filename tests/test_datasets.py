@@ -158,3 +158,15 @@ def test_unknown_dataset_is_refused():
 def test_event_dataset_validation():
     with pytest.raises(ValueError, match="labels outside"):
         EventDataset.from_samples([(np.array([0], np.int32), np.array([0], np.int32))], [5], 2, 3, 2)
+
+
+def test_an_empty_data_variable_means_the_default_cache_not_the_working_folder(monkeypatch, tmp_path):
+    from spikelfp.datasets import data_root
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SPIKELFP_DATA", "")
+    monkeypatch.chdir(tmp_path)
+    assert data_root() == str(tmp_path / ".cache" / "spikelfp")
+    monkeypatch.setenv("SPIKELFP_DATA", str(tmp_path / "d"))
+    assert data_root() == str(tmp_path / "d")
+    assert data_root(str(tmp_path / "e")) == str(tmp_path / "e")
