@@ -245,6 +245,15 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
     layer's W; weight dtype: c[t] and I[t] of every neuron (as the forward computes them), then rho
     of layer 0 for S samples (S <= 32, at most 4 MB); int32: the spikes of every layer, the
     per-channel step lists, layer 0's grouped events."""
+    n_tot, nmax, nw, nin_max = _layer_extents(sizes)
+    n0 = sizes[1]
+    S = max(1, min(32, (4 << 20) // (T * n0 * itemsize)))
+    return 4 * T * nmax + nw, 2 * T * n_tot + S * T * n0, T * n_tot + T * nin_max + ev_cap, S
+
+
+@njit(cache=True)
+def _layer_extents(sizes):
+    """(neurons in all layers, the widest layer, the largest hidden-to-next W, the widest fan-in)."""
     L = sizes.size - 1
     n_tot = 0
     nmax = 1
@@ -257,9 +266,7 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
     nin_max = 1
     for l in range(L):
         nin_max = max(nin_max, sizes[l])
-    n0 = sizes[1]
-    S = max(1, min(32, (4 << 20) // (T * n0 * itemsize)))
-    return 4 * T * nmax + nw, 2 * T * n_tot + S * T * n0, T * n_tot + T * nin_max + ev_cap, S
+    return n_tot, nmax, nw, nin_max
 
 
 @njit(cache=True, parallel=True)
@@ -294,10 +301,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     ``counts`` (B, sum n_l) receives the spike counts.
     """
     L = sizes.size - 1
-    n_tot = n_off[L]
-    nmax = 1
-    for l in range(1, L + 1):
-        nmax = max(nmax, sizes[l])
+    n_tot, nmax, nw, nin_max = _layer_extents(sizes)
     nin0 = sizes[0]
     n_chunks = bounds.size - 1
     nf, nws, ni, S = temporal_workspace(T, sizes, WT.itemsize, 0)
@@ -310,12 +314,6 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     if (wsf.shape[0] < n_chunks or wsw.shape[0] < n_chunks or wsi.shape[0] < n_chunks or wsf.shape[1] < nf
             or wsw.shape[1] < nws or ev_cap < big):
         raise ValueError("temporal_feedback: workspace too small (make it with temporal_workspace)")
-    nw = 1
-    for l in range(1, L):
-        nw = max(nw, sizes[l] * sizes[l + 1])
-    nin_max = 1
-    for l in range(L):
-        nin_max = max(nin_max, sizes[l])
     n0 = sizes[1]
     for c in prange(n_chunks):
         lo = bounds[c]
