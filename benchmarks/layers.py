@@ -119,7 +119,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="half the batch, fewer repeats")
     ap.add_argument("--json", default=os.path.join(S.RESULTS, "layers.json"))
+    S.add_threads_option(ap)
     args = ap.parse_args(argv)
+    S.set_threads(args.threads)
     import numba
 
     from spikelfp.blas import single_threaded_blas

@@ -17,11 +17,12 @@ N-MNIST-like 2312-512-10, T=300), with the same float32 weights in every approac
   counted; the dense input copies torch and numpy need, and their activations, are);
 * scaling of the spikelfp forward with density, batch size and hidden size.
 
-Threads: numba 2, torch 2, numpy BLAS 2 for the numpy reference and 1 around numba work.
+Threads (``--threads N``, default 2): numba N, torch N, numpy BLAS N for the numpy reference and 1 around
+numba work.
 Every timing is the median of several repeats; the spread (min..max) and the other processes' CPU
 load during the measurement are recorded. Results: ``benchmarks/results/simulator.{json,md}``.
 
-Usage: ``python benchmarks/simulator.py [--quick] [--json PATH]``
+Usage: ``python benchmarks/simulator.py [--quick] [--json PATH] [--threads N]``
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 NETS = {"shd-like": dict(sizes=[700, 256, 20], T=100), "nmnist-like": dict(sizes=[2312, 512, 10], T=300)}
 DENSITIES = [0.005, 0.02, 0.05, 0.10]
-THREADS = 2
+# numba = torch = BLAS threads in every comparison (--threads; children of the memory probe read the
+# environment variable the parent sets)
+THREADS = int(os.environ.get("SPIKELFP_BENCH_THREADS") or 2)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -434,12 +437,29 @@ def markdown(r):
     return "\n".join(lines) + "\n"
 
 
+def add_threads_option(ap):
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help=f"threads for numba, torch and BLAS alike (default {THREADS}, or $SPIKELFP_BENCH_THREADS)")
+
+
+def set_threads(n: int) -> None:
+    """Use n threads for numba, torch and BLAS in every comparison (and in the memory probes)."""
+    global THREADS
+    cpus = os.cpu_count() or 1
+    if not 1 <= n <= cpus:
+        raise SystemExit(f"--threads must lie in 1..{cpus} (this machine's CPUs); got {n}")
+    THREADS = n
+    os.environ["SPIKELFP_BENCH_THREADS"] = str(n)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 %% density only, fewer repeats (< 2 minutes)")
     ap.add_argument("--json", help="also write the JSON here")
     ap.add_argument("--out", default=RESULTS, help="results folder (default benchmarks/results)")
+    add_threads_option(ap)
     args = ap.parse_args(argv)
+    set_threads(args.threads)
     import numba
     numba.set_num_threads(THREADS)
     repeats = 3 if args.quick else 7
