@@ -203,26 +203,26 @@ def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
         while j + 8 <= n_out:
             r0, r1, r2, r3 = rr[j], rr[j + 1], rr[j + 2], rr[j + 3]
             r4, r5, r6, r7 = rr[j + 4], rr[j + 5], rr[j + 6], rr[j + 7]
-            w0 = wt[j * n_in: j * n_in + n_in]
-            w1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
-            w2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
-            w3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
-            w4 = wt[(j + 4) * n_in: (j + 4) * n_in + n_in]
-            w5 = wt[(j + 5) * n_in: (j + 5) * n_in + n_in]
-            w6 = wt[(j + 6) * n_in: (j + 6) * n_in + n_in]
-            w7 = wt[(j + 7) * n_in: (j + 7) * n_in + n_in]
+            wr0 = wt[j * n_in: j * n_in + n_in]
+            wr1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
+            wr2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
+            wr3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
+            wr4 = wt[(j + 4) * n_in: (j + 4) * n_in + n_in]
+            wr5 = wt[(j + 5) * n_in: (j + 5) * n_in + n_in]
+            wr6 = wt[(j + 6) * n_in: (j + 6) * n_in + n_in]
+            wr7 = wt[(j + 7) * n_in: (j + 7) * n_in + n_in]
             for k in range(n_in):
-                grow[k] = (((((((grow[k] + r0 * w0[k]) + r1 * w1[k]) + r2 * w2[k]) + r3 * w3[k]) + r4 * w4[k])
-                            + r5 * w5[k]) + r6 * w6[k]) + r7 * w7[k]
+                grow[k] = (((((((grow[k] + r0 * wr0[k]) + r1 * wr1[k]) + r2 * wr2[k]) + r3 * wr3[k]) + r4 * wr4[k])
+                            + r5 * wr5[k]) + r6 * wr6[k]) + r7 * wr7[k]
             j += 8
         while j + 4 <= n_out:
             r0, r1, r2, r3 = rr[j], rr[j + 1], rr[j + 2], rr[j + 3]
-            w0 = wt[j * n_in: j * n_in + n_in]
-            w1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
-            w2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
-            w3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
+            wr0 = wt[j * n_in: j * n_in + n_in]
+            wr1 = wt[(j + 1) * n_in: (j + 1) * n_in + n_in]
+            wr2 = wt[(j + 2) * n_in: (j + 2) * n_in + n_in]
+            wr3 = wt[(j + 3) * n_in: (j + 3) * n_in + n_in]
             for k in range(n_in):
-                grow[k] = (((grow[k] + r0 * w0[k]) + r1 * w1[k]) + r2 * w2[k]) + r3 * w3[k]
+                grow[k] = (((grow[k] + r0 * wr0[k]) + r1 * wr1[k]) + r2 * wr2[k]) + r3 * wr3[k]
             j += 4
         while j < n_out:
             r = rr[j]
@@ -336,12 +336,11 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         cbuf = wsw[c, 0: T * n_tot].reshape((T, n_tot))
         Ibuf = wsw[c, T * n_tot: 2 * T * n_tot].reshape((T, n_tot))
         f = wsf[c]
-        o = 0
-        g = f[o: o + T * nmax].reshape((T, nmax))
-        gbelow = f[o + T * nmax: o + 2 * T * nmax].reshape((T, nmax))
-        rhob = f[o + 2 * T * nmax: o + 3 * T * nmax].reshape((T, nmax))
-        xg = f[o + 3 * T * nmax: o + 4 * T * nmax].reshape((T, nmax))     # graded credit factors below
-        wt = f[o + 4 * T * nmax: o + 4 * T * nmax + nw]     # W of a graded layer, row-major (n_out x n_in)
+        g = f[0: T * nmax].reshape((T, nmax))
+        gbelow = f[T * nmax: 2 * T * nmax].reshape((T, nmax))
+        rhob = f[2 * T * nmax: 3 * T * nmax].reshape((T, nmax))
+        xg = f[3 * T * nmax: 4 * T * nmax].reshape((T, nmax))     # graded credit factors below
+        wt = f[4 * T * nmax: 4 * T * nmax + nw]     # W of a graded layer, row-major (n_out x n_in)
         # layer 0 (the widest fan-in): rho of a sub-batch of S samples is kept (in the weights' dtype)
         # and its input events grouped by channel across the sub-batch, so each row of GT is touched
         # once per sub-batch
