@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from spikelfp.events import EventBatch
 from spikelfp.io import atomic_path
@@ -98,37 +98,38 @@ class EventDataset:
         return cls(steps, chans, ptr, np.asarray(labels), n_steps, n_in, n_classes, name, list(classes))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _gather(steps, channels, sample_ptr, idx, T, n_in):
     """CSR (indptr, indices) of samples ``idx``, and whether every event lies in range and each
-    (sample, step) row's channels are strictly ascending (EventBatch's contract), checked on the way."""
+    (sample, step) row's channels are strictly ascending (EventBatch's contract), checked on the way.
+    Samples are copied in parallel, each into its own slice (the result does not depend on threads)."""
     B = idx.size
-    n = 0
+    start = np.empty(B + 1, dtype=np.int64)
+    start[0] = 0
     for k in range(B):
-        n += sample_ptr[idx[k] + 1] - sample_ptr[idx[k]]
+        start[k + 1] = start[k] + sample_ptr[idx[k] + 1] - sample_ptr[idx[k]]
     ptr = np.zeros(B * T + 1, dtype=np.int64)
-    ch = np.empty(n, dtype=np.int32)
-    ok = True
-    e = 0
-    for k in range(B):
+    ch = np.empty(start[B], dtype=np.int32)
+    good = np.ones(B, dtype=np.bool_)
+    for k in prange(B):
         prev_t = -1
         prev_c = -1
+        e = start[k]
+        row = ptr[k * T + 1: (k + 1) * T + 1]
         for q in range(sample_ptr[idx[k]], sample_ptr[idx[k] + 1]):
             st = steps[q]
             c = channels[q]
             if st < 0 or st >= T or c < 0 or c >= n_in or st < prev_t or (st == prev_t and c <= prev_c):
-                ok = False
+                good[k] = False
                 break
-            ptr[k * T + st + 1] += 1
+            row[st] += 1
             ch[e] = c
             e += 1
             prev_t = st
             prev_c = c
-        if not ok:
-            break
     for r in range(B * T):
         ptr[r + 1] += ptr[r]
-    return ptr, ch, ok
+    return ptr, ch, good.all()
 
 
 # ----------------------------------------------------------------------------- HDF5 cache

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,9 @@ class EventBatch:
         return eb
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _count_events(ptr, idx, T, out):
-    for b in range(out.shape[0]):
+    for b in prange(out.shape[0]):      # each sample its own row: no thread shares a write
         row = out[b]
         for e in range(ptr[b * T], ptr[(b + 1) * T]):
             row[idx[e]] += 1

@@ -113,6 +113,7 @@ class Feedback:
     ----------
     weight_flat, bias_flat : arrays in packed layout (see :mod:`spikelfp.packed`)
         F_W = |W| * sum(rho x) and F_b = |b| * sum(rho) (without |.| when weight_scaling is off).
+        float64, except the spike-count rule's F_W: its matmuls' result, in the weights' dtype.
     counts : int32 array (B, sum n_l)
         Spike counts of every layer (the forward pass the feedback was computed on).
     received, passed : float arrays (sum n_l,)
@@ -336,14 +337,16 @@ class SpikeCount(Rule):
         from .simulate import run_forward
 
         graded = self.contrib == "graded" and len(p.sizes) > 2
-        # graded counts (sum over t of 1 at a spike, else clip(v/theta, 0, 1)) summed by the forward
-        # itself; the kernel reads them only where a dense layer sits above a dense/recurrent one
-        counts, _, mem, _ = run_forward(p, eb, graded=graded)
+        # the forward sums z (the feed-forward input current) and the graded counts (1 at a spike, else
+        # clip(v/theta, 0, 1)) over t itself; the kernel reads the graded counts only where a dense layer
+        # sits above a dense/recurrent one
+        counts, _, mem, _ = run_forward(p, eb, count_sums=True)
         a_in = eb.counts(p.WT.dtype)
+        zin = mem[:, 1, :]
         credit = mem[:, 0, :] if graded else np.zeros((0, 0), dtype=p.WT.dtype)   # (0, 0): spike credit
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
-        GT = np.zeros((nc, n_w))
+        GT = np.zeros((nc, n_w), dtype=p.WT.dtype)   # the matmuls' own dtype: written in place, no copy
         Gb = np.zeros((nc, n_tot))
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))
@@ -351,8 +354,9 @@ class SpikeCount(Rule):
             for c in range(nc):          # each chunk on its own samples: the same bits wherever it runs
                 lo, hi = int(bounds[c]), int(bounds[c + 1])
                 spike_count_feedback(np.ascontiguousarray(a_in[lo:hi]), np.ascontiguousarray(counts[lo:hi]),
-                                     np.ascontiguousarray(credit[lo:hi]) if graded else credit, y[lo:hi],
-                                     eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.bias, p.has_bias, p.theta, p.rec,
+                                     np.ascontiguousarray(credit[lo:hi]) if graded else credit,
+                                     np.ascontiguousarray(zin[lo:hi]), y[lo:hi],
+                                     eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off, p.has_bias, p.theta, p.rec,
                                      p.conv, p.ct_ptr, p.ct_out, p.ct_k, self.eps, self.reward.kind,
                                      float(self.reward.tau), SECANTS[self.secant], GT[c], Gb[c], recv[c], passed[c])
         return ChunkParts(GT, Gb, counts, recv, passed)

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from .events import EventBatch, as_event_batch
-from .kernels.lif import MEM_GRADED, MEM_NONE, MEM_TRACE, forward
+from .kernels.lif import MEM_COUNT, MEM_NONE, MEM_TRACE, forward
 from .network import Network
 from .packed import Packed, pack
 from .scratch import scratch
@@ -91,13 +91,15 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
     return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
 
 
-def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False, graded: bool = False):
+def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False,
+                count_sums: bool = False):
     """The forward kernel on a packed network: all-layer (counts, rasters, membranes, synops),
-    the buffers as :func:`record_buffers` makes them. With ``graded`` (and not ``membrane``) the
-    membrane array is (B, 1, sum n_l): each neuron's graded count, the sum over t of
-    clip(v[t] / theta, 0, 1) (the spike-count rule's credit, docs/rules.md)."""
-    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane, graded)
-    mode = MEM_TRACE if membrane else (MEM_GRADED if graded else MEM_NONE)
+    the buffers as :func:`record_buffers` makes them. With ``count_sums`` (and not ``membrane``)
+    the membrane array is (B, 2, sum n_l), the spike-count rule's two sums over t (docs/rules.md):
+    ``[:, 0]`` each neuron's graded count (clip(v[t] / theta, 0, 1) summed), ``[:, 1]`` its
+    feed-forward input current ``b + W x[t]`` summed (z, without a recurrent layer's own rows)."""
+    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane, count_sums)
+    mode = MEM_TRACE if membrane else (MEM_COUNT if count_sums else MEM_NONE)
     n_chunks = default_chunks(eb.batch_size)
     wsi = scratch("forward.i", n_chunks, 2 * eb.n_steps * int(p.sizes[1:].max()), np.int32)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,
@@ -106,13 +108,14 @@ def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool 
     return counts, ras, mem, synops
 
 
-def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool, graded: bool = False):
+def record_buffers(eb: EventBatch, n_tot: int, mem_dtype, raster: bool, membrane: bool,
+                   count_sums: bool = False):
     """The kernels' output arrays: counts (B, n_tot) and, if asked, rasters/membranes (B, T, n_tot)
-    or graded counts (B, 1, n_tot) (a (1, 1, 1) placeholder otherwise)."""
+    or the spike-count rule's sums (B, 2, n_tot) (a (1, 1, 1) placeholder otherwise)."""
     B, T = eb.batch_size, eb.n_steps
     counts = np.zeros((B, n_tot), dtype=np.int32)
     ras = np.zeros((B, T, n_tot), np.uint8) if raster else np.zeros((1, 1, 1), np.uint8)
-    mem_shape = (B, T, n_tot) if membrane else ((B, 1, n_tot) if graded else (1, 1, 1))
+    mem_shape = (B, T, n_tot) if membrane else ((B, 2, n_tot) if count_sums else (1, 1, 1))
     mem = np.zeros(mem_shape, mem_dtype)
     return counts, ras, mem
 

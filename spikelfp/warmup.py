@@ -33,12 +33,12 @@ def warm_up() -> float:
             for n in (conv, net):                      # conv/recurrent paths: the spike-count rule's extras
                 simulate(n, x, raster=True, membrane=True)
                 simulate(n, x)
-                for rule in (Temporal(), Temporal(form="paper"), SpikeCount()):
-                    fb = rule.feedback(n, x, y)      # (the dense net's last: the optimizer step below)
+                fbs = [rule.feedback(n, x, y) for rule in (Temporal(), Temporal(form="paper"), SpikeCount())]
             p = pack(net)
-            for name in OPTIMIZERS:
-                OPTIMIZERS[name](lr=1e-3).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
-                                              {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
+            for fb in (fbs[0], fbs[2]):     # the temporal rule's feedback is float64, the spike-count rule's
+                for name in OPTIMIZERS:     # the weights' dtype: the optimizers see both
+                    OPTIMIZERS[name](lr=1e-3).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
+                                                  {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
     simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
     simulate_fixed(quantize(Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0)), x, raster=True)
     ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([2, 3], np.int32))] * 2, [0, 1], 6, 8, 2)

@@ -50,43 +50,46 @@ def test_fused_row_adds_are_bit_exact_for_every_group_size(dtype, reset):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_graded_counts_summed_by_the_forward(dtype):
-    """``run_forward(graded=True)`` sums clip(v[t]/theta, 0, 1) over t inside the forward, in time
-    order: the same bits as summing the recorded membrane trace, in a (B, 1, n) buffer."""
+@pytest.mark.parametrize("rec", [None, [False, True, False]])
+def test_count_sums_summed_by_the_forward(dtype, rec):
+    """``run_forward(count_sums=True)`` sums, in time order and in a (B, 2, n) buffer, the graded
+    counts clip(v[t]/theta, 0, 1) and the feed-forward input current b + W x[t] (a recurrent
+    layer's own rows left out): the same bits as summing the recorded traces step by step."""
     from spikelfp.packed import pack
     from spikelfp.simulate import run_forward
 
     rng = np.random.default_rng(4)
-    net = random_net(rng, [20, 15, 12, 4], reset="subtract", bias=True, threshold=0.8, dtype=dtype)
+    net = random_net(rng, [20, 15, 12, 4], reset="subtract", bias=True, threshold=0.8, dtype=dtype, rec=rec)
     x = random_input(rng, 5, 17, 20, density=0.3)
     p = pack(net)
     eb = EventBatch.from_dense(x)
-    counts, _, g, _ = run_forward(p, eb, graded=True)
-    assert g.shape == (5, 1, int(p.n_off[-1])) and g.dtype == dtype
-    rec = simulate(net, x, membrane=True)
-    for l, m in enumerate(rec.membranes):
+    counts, _, g, _ = run_forward(p, eb, count_sums=True)
+    assert g.shape == (5, 2, int(p.n_off[-1])) and g.dtype == dtype
+    rec_ = simulate(net, x, membrane=True, raster=True)
+    inp = x
+    for l, m in enumerate(rec_.membranes):
+        layer = net.layers[l]
         want = np.zeros(m.shape[::2], dtype)
+        z = np.zeros(m.shape[::2], dtype)
         th = p.theta[l]
         for t in range(m.shape[1]):
             want += np.clip(m[:, t] / th, 0, 1).astype(dtype)
+            for b in range(x.shape[0]):
+                cur = layer.bias.astype(dtype).copy()
+                for i in np.flatnonzero(inp[b, t]):      # ascending i, as the kernel adds them
+                    cur += layer.weight[:, i].astype(dtype)
+                z[b] += cur
         lo, hi = int(p.n_off[l]), int(p.n_off[l + 1])
         np.testing.assert_array_equal(g[:, 0, lo:hi], want)
-        spikes = rec.counts[l]
+        np.testing.assert_array_equal(g[:, 1, lo:hi], z)
+        spikes = rec_.counts[l]
         assert (g[:, 0, lo:hi] >= spikes).all() and (g[:, 0, lo:hi] > spikes).any()
-    np.testing.assert_array_equal(counts, np.concatenate(rec.counts, axis=1))
-
-def test_event_and_dense_input_agree_and_synops_count():
-    rng = np.random.default_rng(5)
-    net = random_net(rng, [30, 20, 5])
-    x = random_input(rng, 4, 12, 30)
-    a = simulate(net, x, raster=True)
-    b = simulate(net, EventBatch.from_dense(x), raster=True)
-    for ra, rb in zip(a.rasters, b.rasters):
-        np.testing.assert_array_equal(ra, rb)
-    # SynOps: every presynaptic spike reaches every neuron of the next layer
-    want = x.sum((1, 2)) * 20 + a.rasters[0].sum((1, 2)) * 5
-    np.testing.assert_array_equal(a.synops, want)
-    np.testing.assert_array_equal(EventBatch.from_dense(x).to_dense(), x)
+        # z is the count-level input a W^T + T b (up to rounding)
+        a = inp.sum(1).astype(np.float64)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(g[:, 1, lo:hi], a @ layer.weight.astype(np.float64).T
+                                   + x.shape[1] * layer.bias.astype(np.float64), rtol=tol, atol=tol)
+        inp = rec_.rasters[l]
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])

@@ -495,7 +495,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
 
 
 @njit(cache=True)
-def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_off, bias, has_bias, theta, rec, conv,
+def spike_count_feedback(a_in, counts, credit, zin, labels, T, sizes, w_off, WT, n_off, has_bias, theta, rec, conv,
                          ct_ptr, ct_out, ct_k, eps, reward_kind, tau, secant, GT, Gb, recv, passed):
     """Rule A (spike-count rule) for a batch: the window as a rate network.
 
@@ -509,11 +509,13 @@ def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_of
     A recurrent layer treats its own counts N_l as one more input: ``z_l += N_l V_l^T`` and
     ``GV_l = N_l^T rho_l``; the reward share through V is not passed on (the window has no
     earlier window to hand it to), like the share of the data input. A conv layer computes the
-    same three products through its connection table (:func:`_conv_z`, :func:`_conv_back`).
+    other two products through its connection table (:func:`_conv_back`).
 
     ``credit`` (B, sum n_l), graded counts (docs/rules.md), or a (0, 0) array for spike credit:
     where given, a dense layer hands R to the dense/recurrent layer below as ``credit * (rho W)``
     and that layer's bounded secant uses it in place of a (F_W and z keep the spike counts).
+    ``zin`` (B, sum n_l): each neuron's feed-forward input ``a_{l-1} W_l^T + T b_l`` as the forward
+    summed it over t (``run_forward(count_sums=True)``): no matmul over the counts is needed for z.
 
     Writes GT (packed), Gb, recv = sum|R_l|, passed = sum|z_l rho_l| (all summed over the batch).
     The matmuls run in the dtype of ``a_in``, which must be the weights' (float32 nets: sgemm).
@@ -526,22 +528,15 @@ def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_of
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        if conv[l, 0] == 1:
-            z = _conv_z(prev, WT, w_off[l], n_out, conv_args(conv, ct_ptr, ct_out, ct_k, l))
-        else:
-            W_T = WT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out))
-            z = np.dot(prev, W_T)
+        z = np.empty((B, n_out), dtype=a_in.dtype)
         nxt = np.empty((B, n_out), dtype=a_in.dtype)
         for b in range(B):
             for j in range(n_out):
+                z[b, j] = zin[b, n_off[l] + j]
                 nxt[b, j] = counts[b, n_off[l] + j]
         if rec[l]:
             V_T = WT[w_off[l] + n_in * n_out: w_off[l + 1]].reshape((n_out, n_out))
             z += np.dot(nxt, V_T)
-        if has_bias[l]:
-            for b in range(B):
-                for j in range(n_out):
-                    z[b, j] += T * bias[n_off[l] + j]
         acts.append(prev)
         zs.append(z)
         prev = nxt
@@ -566,8 +561,7 @@ def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_of
         if conv[l, 0] == 1:
             R_below = _conv_back(a, rho, WT, w_off[l], GT, conv_args(conv, ct_ptr, ct_out, ct_k, l))
         else:
-            G = np.dot(a.T, rho)
-            GT[w_off[l]: w_off[l] + n_in * n_out] = G.ravel()
+            np.dot(a.T, rho, GT[w_off[l]: w_off[l] + n_in * n_out].reshape((n_in, n_out)))   # in place
         if rec[l]:
             own = acts[l + 1] if l + 1 < L else prev
             GT[w_off[l] + n_in * n_out: w_off[l + 1]] = np.dot(own.T, rho).ravel()
@@ -600,27 +594,6 @@ def spike_count_feedback(a_in, counts, credit, labels, T, sizes, w_off, WT, n_of
                         rho[b, i] = R[b, i] / (max(abs(zz), th * ab[b, i]) + eps)
                     else:
                         rho[b, i] = R[b, i] / (zz + (eps if zz >= 0 else -eps))
-
-
-@njit(cache=True)
-def _conv_z(a, WT, w0, n_out, cv):
-    """z = conv(a) for a batch of counts a (B, H*W*C_in), channels-last, through the table."""
-    _, cin, cout, cptr, cto, ctk = cv
-    B, n_in = a.shape
-    z = np.zeros((B, n_out), dtype=a.dtype)
-    for b in range(B):
-        for i in range(n_in):
-            ai = a[b, i]
-            if ai == 0:
-                continue
-            pin = i // cin
-            ch = i - pin * cin
-            for q in range(cptr[pin], cptr[pin + 1]):
-                base = w0 + (ctk[q] * cin + ch) * cout
-                o = cto[q] * cout
-                for j in range(cout):
-                    z[b, o + j] += ai * WT[base + j]
-    return z
 
 
 @njit(cache=True)
