@@ -340,7 +340,7 @@ class SpikeCount(Rule):
         # the forward sums z (the feed-forward input current) and the graded counts (1 at a spike, else
         # clip(v/theta, 0, 1)) over t itself; the kernel reads the graded counts only where a dense layer
         # sits above a dense/recurrent one
-        counts, _, mem, _ = run_forward(p, eb, count_sums=True)
+        counts, _, mem, _ = run_forward(p, eb, count_sums=True, graded=graded)
         a_in = eb.counts(p.WT.dtype)
         zin = mem[:, 1, :]
         credit = mem[:, 0, :] if graded else np.zeros((0, 0), dtype=p.WT.dtype)   # (0, 0): spike credit

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from .events import EventBatch, as_event_batch
-from .kernels.lif import MEM_COUNT, MEM_NONE, MEM_TRACE, forward
+from .kernels.lif import MEM_NONE, MEM_TRACE, MEM_Z, MEM_Z_GRADED, forward
 from .network import Network
 from .packed import Packed, pack
 from .scratch import scratch
@@ -92,14 +92,15 @@ def simulate(network: Network | Packed, x, *, raster: bool = False, membrane: bo
 
 
 def run_forward(p: Packed, eb: EventBatch, raster: bool = False, membrane: bool = False,
-                count_sums: bool = False):
+                count_sums: bool = False, graded: bool = True):
     """The forward kernel on a packed network: all-layer (counts, rasters, membranes, synops),
     the buffers as :func:`record_buffers` makes them. With ``count_sums`` (and not ``membrane``)
-    the membrane array is (B, 2, sum n_l), the spike-count rule's two sums over t (docs/rules.md):
-    ``[:, 0]`` each neuron's graded count (clip(v[t] / theta, 0, 1) summed), ``[:, 1]`` its
-    feed-forward input current ``b + W x[t]`` summed (z, without a recurrent layer's own rows)."""
+    the membrane array is (B, 2, sum n_l), the spike-count rule's sums over t (docs/rules.md):
+    ``[:, 1]`` each neuron's feed-forward input current ``b + W x[t]`` summed (z, without a
+    recurrent layer's own rows), ``[:, 0]`` its graded count (clip(v[t] / theta, 0, 1) summed;
+    zeros with ``graded=False``, which skips that pass)."""
     counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), p.WT.dtype, raster, membrane, count_sums)
-    mode = MEM_TRACE if membrane else (MEM_COUNT if count_sums else MEM_NONE)
+    mode = MEM_TRACE if membrane else ((MEM_Z_GRADED if graded else MEM_Z) if count_sums else MEM_NONE)
     n_chunks = default_chunks(eb.batch_size)
     wsi = scratch("forward.i", n_chunks, 2 * eb.n_steps * int(p.sizes[1:].max()), np.int32)
     synops = forward(eb.indptr, eb.indices, eb.batch_size, eb.n_steps, p.sizes, p.w_off, p.WT, p.n_off,

@@ -90,6 +90,9 @@ def test_count_sums_summed_by_the_forward(dtype, rec):
         np.testing.assert_allclose(g[:, 1, lo:hi], a @ layer.weight.astype(np.float64).T
                                    + x.shape[1] * layer.bias.astype(np.float64), rtol=tol, atol=tol)
         inp = rec_.rasters[l]
+    _, _, g2, _ = run_forward(p, eb, count_sums=True, graded=False)     # z alone: the graded pass skipped
+    np.testing.assert_array_equal(g2[:, 1], g[:, 1])
+    assert not g2[:, 0].any()
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])

@@ -26,9 +26,9 @@ RESET_SUBTRACT = 1
 
 MEM_NONE = 0     # mem_mode: record no membranes
 MEM_TRACE = 1    # mem[b, t, n] = v[t] (after the input, before reset)
-MEM_COUNT = 2    # the spike-count rule's two sums over t (mem (B, 2, n)): mem[b, 0, n] = sum of
-                 # clip(v[t] / theta, 0, 1) (graded counts), mem[b, 1, n] = sum of the feed-forward
-                 # input current b + W x[t] (its z, without the recurrent rows)
+MEM_Z = 2        # the spike-count rule's sums over t (mem (B, 2, n)): mem[b, 1, n] = sum of the
+                 # feed-forward input current b + W x[t] (its z, without the recurrent rows)
+MEM_Z_GRADED = 3  # and mem[b, 0, n] = sum of clip(v[t] / theta, 0, 1) (graded counts)
 
 
 @njit(cache=True)
@@ -136,11 +136,11 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
     at every output pixel of its connection table (see :mod:`spikelfp.packed`).
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
     (the temporal rule needs them); rasters go to ``raster[b, t, col + j]``; ``mem_mode`` MEM_TRACE
-    writes membranes to ``mem[b, t, col + j]``; MEM_COUNT sums ``clip(v[t] / theta, 0, 1)`` over t
-    into ``mem[b, 0, col + j]`` (a spike's v > theta counts exactly 1: the spike-count rule's graded
-    counts, docs/rules.md, without a B x T x n buffer) and the feed-forward input current
-    ``b + W x[t]`` (before a recurrent layer's own rows) into ``mem[b, 1, col + j]``: the rule's
-    ``z = a W^T + T b``, summed in time order, with no matmul over the window's counts.
+    writes membranes to ``mem[b, t, col + j]``; MEM_Z sums the feed-forward input current
+    ``b + W x[t]`` (before a recurrent layer's own rows) over t into ``mem[b, 1, col + j]``: the
+    spike-count rule's ``z = a W^T + T b``, in time order, with no matmul over the window's counts;
+    MEM_Z_GRADED also sums ``clip(v[t] / theta, 0, 1)`` into ``mem[b, 0, col + j]`` (a spike's
+    v > theta counts exactly 1: the rule's graded counts, docs/rules.md, without a B x T x n buffer).
 
     ``v``, ``s`` and ``keep`` (= 1 - s) are work arrays in the weights' dtype; ``beta`` and
     ``theta`` come in that dtype too, so float32 runs in float32 throughout. Each pass over the
@@ -162,7 +162,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
         else:
             ops += (ptr[pbase + t + 1] - ptr[pbase + t]) * n_out
             add_rows(I, WT, w0, n_out, idx, ptr[pbase + t], ptr[pbase + t + 1])
-        if mem_mode == MEM_COUNT:
+        if mem_mode >= MEM_Z:
             zrow = mem[b, 1, col: col + n_out]
             for j in range(n_out):
                 zrow[j] += I[j]
@@ -211,7 +211,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
             mrow = mem[b, t, col: col + n_out]
             for j in range(n_out):
                 mrow[j] = v[j]
-        elif mem_mode == MEM_COUNT:
+        elif mem_mode == MEM_Z_GRADED:
             mrow = mem[b, 0, col: col + n_out]
             for j in range(n_out):
                 q = v[j] / theta
