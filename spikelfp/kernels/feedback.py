@@ -186,17 +186,23 @@ def _graded_inputs(cbuf, Ibuf, cl, n, T, theta, subtract, sp, sx, xg):
 
 
 @njit(cache=True)
-def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
+def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, acc, rr, gb):
     """g_below[t, k] = xg[t, k] (W[:, k] . rho[t]) for all t and every neuron k below (spikes: xg = 1,
     silent neurons below threshold: 0 < xg < 1, else 0): W^T rho for all steps as row updates of
-    length n_in (vectorised) over a copy ``wt`` of W, then the credit factors. ``gb`` comes zeroed."""
+    length n_in (vectorised) over a copy ``wt`` of W, then the credit factors. ``wt`` (n_out * n_in),
+    ``acc`` (n_in) and ``rr`` (n_out) are work arrays in the weights' dtype: the sum runs in it (a
+    float32 net's W^T rho in float32, 8 lanes a vector instead of 4), and goes to ``gb`` (float64,
+    zeroed) times the credit factor. A float64 net gets the bits of the float64 sum as before."""
     for k in range(n_in):
         base = w0 + k * n_out
         for j in range(n_out):
             wt[j * n_in + k] = WT[base + j]
+    grow = acc[:n_in]
     for t in range(T):
-        grow = gb[t, :n_in]
-        rr = rho[t]
+        for k in range(n_in):
+            grow[k] = 0.0
+        for j in range(n_out):
+            rr[j] = rho[t, j]          # rho in the weights' dtype
         # grow += rho[t, j] * W[j, :] for j = 0 .. n_out-1 in that order, eight (then four, then one)
         # rows per pass over grow: the bits of one row at a time, an eighth of the loads and stores
         j = 0
@@ -231,8 +237,9 @@ def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, gb):
                 grow[k] += r * wrow[k]
             j += 1
         xr = xg[t]
+        out = gb[t, :n_in]
         for k in range(n_in):
-            grow[k] *= xr[k]
+            out[k] = grow[k] * xr[k]
 
 
 @njit(cache=True)
@@ -241,14 +248,14 @@ def temporal_workspace(T, sizes, itemsize, ev_cap):
     int32 count, S). ``ev_cap``: room for layer 0's input events of a sub-batch of S samples (at
     least the most events of any one sample; the sum over S samples keeps the sub-batches full).
 
-    float64: g, g_below, rho and the graded credit factors (T x the widest layer each) and a graded
-    layer's W; weight dtype: c[t] and I[t] of every neuron (as the forward computes them), then rho
-    of layer 0 for S samples (S <= 32, at most 4 MB); int32: the spikes of every layer, the
-    per-channel step lists, layer 0's grouped events."""
+    float64: g, g_below, rho and the graded credit factors (T x the widest layer each); weight dtype:
+    c[t] and I[t] of every neuron (as the forward computes them), rho of layer 0 for S samples
+    (S <= 32, at most 4 MB), then a graded layer's W and the graded pass's sum and rho (the widest
+    layer each); int32: the spikes of every layer, the per-channel step lists, layer 0's grouped events."""
     n_tot, nmax, nw, nin_max = _layer_extents(sizes)
     n0 = sizes[1]
     S = max(1, min(32, (4 << 20) // (T * n0 * itemsize)))
-    return 4 * T * nmax + nw, 2 * T * n_tot + S * T * n0, T * n_tot + T * nin_max + ev_cap, S
+    return 4 * T * nmax, 2 * T * n_tot + S * T * n0 + nw + 2 * nmax, T * n_tot + T * nin_max + ev_cap, S
 
 
 @njit(cache=True)
@@ -340,11 +347,14 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         gbelow = f[T * nmax: 2 * T * nmax].reshape((T, nmax))
         rhob = f[2 * T * nmax: 3 * T * nmax].reshape((T, nmax))
         xg = f[3 * T * nmax: 4 * T * nmax].reshape((T, nmax))     # graded credit factors below
-        wt = f[4 * T * nmax: 4 * T * nmax + nw]     # W of a graded layer, row-major (n_out x n_in)
         # layer 0 (the widest fan-in): rho of a sub-batch of S samples is kept (in the weights' dtype)
         # and its input events grouped by channel across the sub-batch, so each row of GT is touched
         # once per sub-batch
         rho0 = wsw[c, 2 * T * n_tot: 2 * T * n_tot + S * T * n0].reshape((S * T, n0))
+        w_end = 2 * T * n_tot + S * T * n0
+        wt = wsw[c, w_end: w_end + nw]     # W of a graded layer, row-major (n_out x n_in), and the graded
+        accw = wsw[c, w_end + nw: w_end + nw + nmax]             # pass's sum and rho, in the weights' dtype
+        rrw = wsw[c, w_end + nw + nmax: w_end + nw + 2 * nmax]
         oidx = wsi[c, 0: T * n_tot]
         tl = wsi[c, T * n_tot: T * n_tot + T * nin_max]
         tl0 = wsi[c, T * n_tot + T * nin_max: T * n_tot + T * nin_max + ev_cap]
@@ -478,7 +488,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 if l == 0:
                     continue
                 if grd:
-                    _pass_graded(xg, T, n_in, WT, w0, n_out, rhob, wt, gbelow)
+                    _pass_graded(xg, T, n_in, WT, w0, n_out, rhob, wt, accw, rrw, gbelow)
                 if not is_conv:
                     # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
                     _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
