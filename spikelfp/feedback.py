@@ -113,7 +113,8 @@ class Feedback:
     ----------
     weight_flat, bias_flat : arrays in packed layout (see :mod:`spikelfp.packed`)
         F_W = |W| * sum(rho x) and F_b = |b| * sum(rho) (without |.| when weight_scaling is off).
-        float64, except the spike-count rule's F_W: its matmuls' result, in the weights' dtype.
+        F_W in the weights' dtype (float32 nets: accumulated in float32, as a float32 gradient
+        is), F_b in float64.
     counts : int32 array (B, sum n_l)
         Spike counts of every layer (the forward pass the feedback was computed on).
     received, passed : float arrays (sum n_l,)
@@ -285,7 +286,7 @@ class Temporal(Rule):
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
         counts = np.zeros((B, n_tot), dtype=np.int32)
-        GT = np.zeros((nc, n_w))
+        GT = np.zeros((nc, n_w), dtype=p.WT.dtype)   # F_W in the weights' dtype (float32: half the traffic)
         Gb = np.zeros((nc, n_tot))
         recv = np.zeros((nc, n_tot))
         passed = np.zeros((nc, n_tot))

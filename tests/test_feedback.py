@@ -272,9 +272,9 @@ def test_spike_count_rule_pins_blas_to_one_thread_whoever_calls(monkeypatch):
 
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_float32_temporal_feedback_tracks_float64(contrib):
-    """A float32 net runs the temporal rule with c[t], I[t] and the graded pass's W^T rho in float32
-    (docs/performance.md): on a case where both dtypes spike alike, its feedback is the float64
-    reference's to float32 accuracy."""
+    """A float32 net runs the temporal rule with c[t], I[t], the graded pass's W^T rho and F_W in
+    float32 (docs/performance.md): on a case where both dtypes spike alike, its feedback is the
+    float64 reference's to float32 accuracy."""
     net, x, y = _case(5, "zero", True, 3)
     net32 = net.astype(np.float32)
     net64 = net32.astype(np.float64)              # the same weights, exactly
@@ -283,6 +283,7 @@ def test_float32_temporal_feedback_tracks_float64(contrib):
     for a, b in zip(r32.rasters, r64.rasters):
         np.testing.assert_array_equal(a, b)       # precondition: no spike flips between the dtypes
     fb32 = Temporal(contrib=contrib).feedback(net32, x, y)
+    assert fb32.weight_flat.dtype == np.float32 and fb32.bias_flat.dtype == np.float64
     FW, Fb, _, _, _ = ref.temporal_feedback(net64, x, y, kind="ce", tau=1.0, out_scale=True, contrib=contrib)
     for l in range(len(net)):
         scale = np.abs(FW[l]).max()
