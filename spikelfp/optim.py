@@ -99,9 +99,13 @@ class SGD(Optimizer):
 
 
 def _grad(grads: dict, k: str, w: np.ndarray) -> np.ndarray:
-    """The gradient for parameter ``k`` as contiguous float64, refused unless it matches ``w``'s shape
-    (the kernels index both with one loop: a mismatch would read past an array's end)."""
-    g = np.ascontiguousarray(grads[k], dtype=np.float64)
+    """The gradient for parameter ``k``, contiguous float32 or float64 as given (the feedback's own
+    buffer: no copy; the kernels widen each element to float64), anything else as float64; refused
+    unless it matches ``w``'s shape (the kernels index both with one loop: a mismatch would read past
+    an array's end)."""
+    g = grads[k]
+    if not (isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous):
+        g = np.ascontiguousarray(g, dtype=np.float64)
     if g.shape != w.shape:
         raise ValueError(f"gradient {k!r} has shape {g.shape} but the parameter has {w.shape}")
     return g

@@ -80,3 +80,19 @@ def test_mismatched_gradient_is_refused():
     for name in OPTIMIZERS:
         with pytest.raises(ValueError, match="has shape"):
             OPTIMIZERS[name](lr=1e-3).step({"WT": np.zeros(5)}, {"WT": np.zeros(4)})
+
+
+@pytest.mark.parametrize("opt", [lambda: Adam(lr=1e-2), lambda: SGD(lr=0.1, momentum=0.9, nesterov=True)])
+def test_float32_gradients_step_like_their_float64_values(opt):
+    """A float32 network's feedback (float32 F_W) goes to the kernels as it is, widened per element:
+    the same bits as passing the same values in float64."""
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=50).astype(np.float32)
+    grads = [rng.normal(size=50).astype(np.float32) for _ in range(4)]
+    a, b = opt(), opt()
+    wa, wb = {"w": w0.copy()}, {"w": w0.copy()}
+    for g in grads:
+        a.step(wa, {"w": g}, scale=-0.25)
+        b.step(wb, {"w": g.astype(np.float64)}, scale=-0.25)
+    np.testing.assert_array_equal(wa["w"], wb["w"])
+    assert not np.array_equal(wa["w"], w0)
