@@ -191,8 +191,9 @@ def _pass_graded(xg, T, n_in, WT, w0, n_out, rho, wt, acc, rr, gb):
     silent neurons below threshold: 0 < xg < 1, else 0): W^T rho for all steps as row updates of
     length n_in (vectorised) over a copy ``wt`` of W, then the credit factors. ``wt`` (n_out * n_in),
     ``acc`` (n_in) and ``rr`` (n_out) are work arrays in the weights' dtype: the sum runs in it (a
-    float32 net's W^T rho in float32, 8 lanes a vector instead of 4), and goes to ``gb`` (float64,
-    zeroed) times the credit factor. A float64 net gets the bits of the float64 sum as before."""
+    float32 net's W^T rho in float32, 8 lanes a vector instead of 4), and goes to ``gb`` (float64;
+    every entry [0:T, 0:n_in] written) times the credit factor. A float64 net gets the bits of the
+    float64 sum as before."""
     for k in range(n_in):
         base = w0 + k * n_out
         for j in range(n_out):
@@ -394,7 +395,6 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     ip, pb, ix = in_ptr, b * T, in_idx
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
-                    gbelow[:, :n_in] = 0.0
                 for j in range(n_out):
                     Cn[j] = 0.0
                     Rn[j] = 0.0
@@ -407,6 +407,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 bl = beta[l]
                 is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 grd = contrib == CONTRIB_GRADED and l > 0 and not is_conv and conv[l - 1, 0] == 0
+                if l > 0 and not grd:
+                    gbelow[:, :n_in] = 0.0        # filled at the input spikes below (a graded pass writes all)
                 if grd:
                     _graded_inputs(cbuf, Ibuf, n_off[l - 1], n_in, T, theta[l - 1], reset[l - 1] == RESET_SUBTRACT,
                                    ip, ix, xg)

@@ -162,7 +162,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
         else:
             ops += (ptr[pbase + t + 1] - ptr[pbase + t]) * n_out
             add_rows(I, WT, w0, n_out, idx, ptr[pbase + t], ptr[pbase + t + 1])
-        if mem_mode >= MEM_Z:
+        if mem_mode >= MEM_Z:            # MEM_Z or MEM_Z_GRADED
             zrow = mem[b, 1, col: col + n_out]
             for j in range(n_out):
                 zrow[j] += I[j]
