@@ -27,6 +27,44 @@ def test_forward_matches_numpy_reference_bit_for_bit(seed, reset, bias):
 
 
 
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 127, 128, 200])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spike_compress_lists_every_spike_in_order(n, dtype):
+    """The compress packs 64 comparisons into a mask and walks its set bits: every v > theta
+    (strictly: v == theta is no spike), ascending, appended after what is already listed, for
+    every rate from silence to all neurons, and for whole words, partial words and the tail."""
+    from spikelfp.kernels.lif import compress_spikes
+
+    rng = np.random.default_rng(n)
+    theta = dtype(0.75)
+    for rate in (0.0, 0.02, 0.3, 0.97, 1.0):
+        v = np.where(rng.random(n) < rate, theta + rng.random(n).astype(dtype) + dtype(1e-3),
+                     theta - rng.random(n).astype(dtype)).astype(dtype)
+        v[rng.random(n) < 0.1] = theta                       # exact ties: no spike
+        oidx = np.full(n + 5, -7, np.int32)
+        k = compress_spikes(v, theta, n, oidx, 3)
+        want = np.flatnonzero(v > theta)
+        assert k == 3 + want.size
+        np.testing.assert_array_equal(oidx[3:k], want)
+        assert (oidx[:3] == -7).all(), "entries before k were overwritten"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_wide_layers_match_numpy_reference(dtype, reset):
+    """Layers of 64, 130 (two mask words and a tail) and 200 neurons, recurrent and not: the
+    forward's spikes and membranes are the reference's bits."""
+    rng = np.random.default_rng(5)
+    net = random_net(rng, [90, 130, 64, 200, 7], reset=reset, bias=True, rec=[False, True, False, False], dtype=dtype)
+    x = random_input(rng, 5, 17, 90, density=0.2)
+    rec = simulate(net, x, raster=True, membrane=True)
+    for (r, m), ra, ma in zip(ref.forward(net, x, dtype), rec.rasters, rec.membranes):
+        np.testing.assert_array_equal(ra, r)
+        np.testing.assert_array_equal(ma, m)
+    rates = [r.mean() for r in rec.rasters[:3]]
+    assert min(rates) > 0.01 and max(rates) < 0.9, f"test layers silent or saturated: {rates}"
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_fused_row_adds_are_bit_exact_for_every_group_size(dtype, reset):

@@ -19,7 +19,9 @@ Per step t (docs/neuron.md)::
 """
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 RESET_ZERO = 0
 RESET_SUBTRACT = 1
@@ -29,6 +31,40 @@ MEM_TRACE = 1    # mem[b, t, n] = v[t] (after the input, before reset)
 MEM_Z = 2        # the spike-count rule's sums over t (mem (B, 2, n)): mem[b, 1, n] = sum of the
                  # feed-forward input current b + W x[t] (its z, without the recurrent rows)
 MEM_Z_GRADED = 3  # and mem[b, 0, n] = sum of clip(v[t] / theta, 0, 1) (graded counts)
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Count of trailing zero bits of a nonzero uint64 (one ``tzcnt``)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def compress_spikes(v, theta, n_out, oidx, k):
+    """Append the indices j (ascending) with ``v[j] > theta`` to ``oidx[k:]``; returns the new k.
+
+    Per 64 neurons the comparisons are packed into one 64-bit mask (vectorised: compare, then
+    OR in the bits), and the set bits are walked with ``tzcnt``: the work follows the spikes, not
+    the neurons. The tail (n_out % 64) uses the branch-free store-and-advance loop."""
+    nw = n_out // 64
+    for w in range(nw):
+        base = w * 64
+        vw = v[base: base + 64]
+        m = np.uint64(0)
+        for q in range(64):
+            m |= np.uint64(1 if vw[q] > theta else 0) << np.uint64(q)
+        while m != 0:
+            oidx[k] = base + np.int64(_cttz(m))
+            k += 1
+            m &= m - np.uint64(1)
+    for j in range(nw * 64, n_out):
+        oidx[k] = j
+        k += 1 if v[j] > theta else 0
+    return k
 
 
 @njit(cache=True)
@@ -217,9 +253,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
                 q = v[j] / theta
                 mrow[j] += 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
         k0 = k
-        for j in range(n_out):          # branch-free compress of the spiking neurons
-            oidx[k] = j
-            k += 1 if v[j] > theta else 0
+        k = compress_spikes(v, theta, n_out, oidx, k)
         for q in range(k0, k):
             counts[b, col + oidx[q]] += 1
         if rec_raster:
