@@ -49,6 +49,24 @@ def test_spike_compress_lists_every_spike_in_order(n, dtype):
         assert (oidx[:3] == -7).all(), "entries before k were overwritten"
 
 
+def test_trailing_zero_count_compiled_and_pure_python_agree():
+    """The compress walks mask bits with tzcnt (an LLVM intrinsic) in compiled code and with a
+    plain-Python body under NUMBA_DISABLE_JIT=1: both must count the same, up to bit 63."""
+    from numba import njit
+
+    from spikelfp.kernels.lif import _cttz
+
+    compiled = njit(lambda x: _cttz(x))
+    rng = np.random.default_rng(0)
+    values = [1, 2, 3, 1 << 63, (1 << 63) | (1 << 17), 0b1011000] + [int(v) | 1 << int(b) for v, b in
+                                                                      zip(rng.integers(1, 2**62, 50),
+                                                                          rng.integers(0, 64, 50))]
+    for x in values:
+        want = (x & -x).bit_length() - 1
+        assert compiled(np.uint64(x)) == want
+        assert _cttz(np.uint64(x)) == want
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_wide_layers_match_numpy_reference(dtype, reset):

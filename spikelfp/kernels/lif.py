@@ -21,7 +21,7 @@ Per step t (docs/neuron.md)::
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 RESET_ZERO = 0
 RESET_SUBTRACT = 1
@@ -33,14 +33,26 @@ MEM_Z = 2        # the spike-count rule's sums over t (mem (B, 2, n)): mem[b, 1,
 MEM_Z_GRADED = 3  # and mem[b, 0, n] = sum of clip(v[t] / theta, 0, 1) (graded counts)
 
 
+def _cttz(x):
+    """Count of trailing zero bits of a nonzero uint64: one ``tzcnt`` in compiled code (the
+    overload below); this plain-Python body serves ``NUMBA_DISABLE_JIT=1`` runs."""
+    x = int(x)
+    return np.uint64((x & -x).bit_length() - 1)
+
+
 @intrinsic
-def _cttz(typingctx, x):
-    """Count of trailing zero bits of a nonzero uint64 (one ``tzcnt``)."""
+def _cttz_llvm(typingctx, x):
     sig = types.uint64(types.uint64)
 
     def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))    # x == 0 is never passed
     return sig, codegen
+
+
+@overload(_cttz)
+def _cttz_compiled(x):
+    if isinstance(x, types.Integer):
+        return lambda x: _cttz_llvm(np.uint64(x))
 
 
 @njit(cache=True, inline="always")
