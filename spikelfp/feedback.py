@@ -181,6 +181,12 @@ def check_conservation(fb: Feedback, rtol: float = 1e-9) -> None:
             f"(worst: neuron {k}, passed {fb.passed[k]:.6g} > received {fb.received[k]:.6g})")
 
 
+def _check_eps(rule) -> None:
+    """A rule's eps keeps its divisions (rho = R / (... + eps)) away from zero: it must be > 0."""
+    if not (isinstance(rule.eps, (int, float, np.floating, np.integer)) and np.isfinite(rule.eps) and rule.eps > 0):
+        raise ValueError(f"{rule.name} rule: eps must be > 0 and finite (got {rule.eps!r})")
+
+
 class Rule:
     """Base of the feedback rules: ``feedback(network, x, labels) -> Feedback``."""
 
@@ -270,6 +276,7 @@ class Temporal(Rule):
     name = "temporal"
 
     def __post_init__(self):
+        _check_eps(self)
         if self.form not in FORMS:
             raise ValueError(f"unknown temporal-rule form {self.form!r}; choose one of {', '.join(FORMS)}")
         if self.contrib not in CONTRIBS:
@@ -328,6 +335,7 @@ class SpikeCount(Rule):
     name = "spike-count"
 
     def __post_init__(self):
+        _check_eps(self)
         if self.secant not in SECANTS:
             raise ValueError(f"unknown spike-count secant {self.secant!r}; choose one of {', '.join(SECANTS)}")
         if self.contrib not in CONTRIBS:

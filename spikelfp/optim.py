@@ -67,6 +67,11 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"Adam betas must lie in [0, 1) (got {betas})")
+        if not (self.eps > 0 and math.isfinite(self.eps)):
+            raise ValueError(f"Adam eps must be > 0 and finite (got {eps}): it keeps the step's "
+                             "denominator away from zero")
 
     def step(self, params: dict, grads: dict, lr: float | None = None, scale: float = 1.0) -> None:
         """Update ``params`` in place with gradients ``scale * grads``."""

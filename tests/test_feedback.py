@@ -290,3 +290,12 @@ def test_float32_temporal_feedback_tracks_float64(contrib):
         assert scale > 0
         np.testing.assert_allclose(fb32.weight[l], FW[l], rtol=1e-4, atol=1e-5 * scale)
         np.testing.assert_allclose(fb32.bias[l], Fb[l], rtol=1e-4, atol=1e-5 * np.abs(Fb[l]).max())
+
+
+@pytest.mark.parametrize("rule", ["temporal", "spike-count"])
+@pytest.mark.parametrize("eps", [0.0, -1e-6, float("nan"), float("inf")])
+def test_a_rule_refuses_an_eps_that_cannot_keep_its_divisions_off_zero(rule, eps):
+    from spikelfp import SpikeCount, Temporal
+
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        (Temporal if rule == "temporal" else SpikeCount)(eps=eps)

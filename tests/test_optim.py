@@ -70,6 +70,11 @@ def test_onecycle_and_clipping():
     assert np.sqrt(sum((v**2).sum() for v in g.values())) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="learning rate"):
         Adam(lr=0.0)
+    for eps in (0.0, -1e-8, float("nan")):
+        with pytest.raises(ValueError, match="eps must be > 0"):
+            Adam(eps=eps)
+    with pytest.raises(ValueError, match="betas"):
+        Adam(betas=(0.9, 1.0))
 
 
 def test_mismatched_gradient_is_refused():
