@@ -18,9 +18,7 @@ Usage: ``python benchmarks/layers.py [--quick] [--json PATH]``
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
 
 import numpy as np
@@ -116,29 +114,7 @@ def markdown(r):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="half the batch, fewer repeats")
-    ap.add_argument("--json", default=os.path.join(S.RESULTS, "layers.json"))
-    S.add_threads_option(ap)
-    args = ap.parse_args(argv)
-    S.set_threads(args.threads)
-    import numba
-
-    from spikelfp.blas import single_threaded_blas
-
-    numba.set_num_threads(S.THREADS)
-    single_threaded_blas().__enter__()       # BLAS 1 thread around numba work, as benchmarks/simulator.py
-    r = {"quick": args.quick, "threads": S.THREADS,
-         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                     "cpus": os.cpu_count()},
-         "nets": {name: bench(name, cfg, args.quick, print) for name, cfg in NETS.items()}}
-    from spikelfp.io import atomic_path, write_json
-
-    write_json(args.json, r)
-    md = os.path.splitext(args.json)[0] + ".md"
-    with atomic_path(md) as tmp, open(tmp, "w") as fh:
-        fh.write(markdown(r))
-    print(f"written: {args.json}, {md}")
+    S.run_net_script(argv, __doc__, "layers.json", "half the batch, fewer repeats", bench, NETS, markdown)
 
 
 if __name__ == "__main__":

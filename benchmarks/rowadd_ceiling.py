@@ -27,11 +27,8 @@ Writes ``benchmarks/results/rowadd-ceiling.json`` and ``.md``.
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
-import time
 
 import numpy as np
 from numba import njit, prange
@@ -194,8 +191,8 @@ def run_schedules(eb, WT, n_out, repeats, groups=GROUPS):
 
 def bench_net(name, cfg, quick, log):
     sizes, T = cfg["sizes"], cfg["T"]
-    B = 64 if quick else 128
-    reps = 3 if quick else 7
+    B = 128              # the batch of benchmarks/simulator.py (--quick too): snntorch's time per sample
+    reps = 3 if quick else 7  # depends on it, and with it the ceiling
     net = S.make_net(sizes, T)
     eb = S.make_input(np.random.default_rng(1), B, T, sizes[0], 0.02)
     WT = np.ascontiguousarray(net.layers[0].weight.T).ravel()
@@ -248,26 +245,8 @@ def markdown(r):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="batch 64, fewer repeats")
-    ap.add_argument("--json", default=os.path.join(S.RESULTS, "rowadd-ceiling.json"))
-    S.add_threads_option(ap)
-    args = ap.parse_args(argv)
-    S.set_threads(args.threads)
-    import numba
-
-    numba.set_num_threads(S.THREADS)
-    r = {"quick": args.quick, "threads": S.THREADS, "date": time.strftime("%Y-%m-%d %H:%M"),
-         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                     "cpus": os.cpu_count()},
-         "nets": {name: bench_net(name, cfg, args.quick, print) for name, cfg in S.NETS.items()}}
-    from spikelfp.io import atomic_path, write_json
-
-    write_json(args.json, r)
-    md = os.path.splitext(args.json)[0] + ".md"
-    with atomic_path(md) as tmp, open(tmp, "w") as fh:
-        fh.write(markdown(r))
-    print(f"written: {args.json}, {md}")
+    S.run_net_script(argv, __doc__, "rowadd-ceiling.json", "fewer repeats (the same batch: the ceiling depends on it)",
+                     bench_net, S.NETS, markdown)
 
 
 if __name__ == "__main__":

@@ -442,6 +442,35 @@ def add_threads_option(ap):
                     help=f"threads for numba, torch and BLAS alike (default {THREADS}, or $SPIKELFP_BENCH_THREADS)")
 
 
+def run_net_script(argv, doc, json_name, quick_help, bench, nets, markdown):
+    """main() of a per-net benchmark script (benchmarks/layers.py, rowadd_ceiling.py): --quick,
+    --json (default benchmarks/results/<json_name>), --threads; numba on that many threads, BLAS on
+    one around numba work (as here); ``bench(name, cfg, quick, log)`` per net of ``nets``; writes
+    the JSON and ``markdown(r)`` beside it (atomically)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--json", default=os.path.join(RESULTS, json_name))
+    add_threads_option(ap)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    import numba
+
+    from spikelfp.blas import single_threaded_blas
+    from spikelfp.io import atomic_path, write_json
+
+    numba.set_num_threads(THREADS)
+    single_threaded_blas().__enter__()
+    r = {"quick": args.quick, "threads": THREADS, "date": time.strftime("%Y-%m-%d %H:%M"),
+         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                     "cpus": os.cpu_count()},
+         "nets": {name: bench(name, cfg, args.quick, print) for name, cfg in nets.items()}}
+    write_json(args.json, r)
+    md = os.path.splitext(args.json)[0] + ".md"
+    with atomic_path(md) as tmp, open(tmp, "w") as fh:
+        fh.write(markdown(r))
+    print(f"written: {args.json}, {md}")
+
+
 def set_threads(n: int) -> None:
     """Use n threads for numba, torch and BLAS in every comparison (and in the memory probes)."""
     global THREADS
