@@ -191,8 +191,10 @@ def run_schedules(eb, WT, n_out, repeats, groups=GROUPS):
 
 def bench_net(name, cfg, quick, log):
     sizes, T = cfg["sizes"], cfg["T"]
-    B = 128              # the batch of benchmarks/simulator.py (--quick too): snntorch's time per sample
-    reps = 3 if quick else 7  # depends on it, and with it the ceiling
+    # batch 128 as benchmarks/simulator.py, --quick too: snntorch's time per sample, and so the
+    # ceiling, depends on the batch
+    B = 128
+    reps = 3 if quick else 7
     net = S.make_net(sizes, T)
     eb = S.make_input(np.random.default_rng(1), B, T, sizes[0], 0.02)
     WT = np.ascontiguousarray(net.layers[0].weight.T).ravel()
