@@ -19,6 +19,8 @@ Example
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -183,7 +185,7 @@ def check_conservation(fb: Feedback, rtol: float = 1e-9) -> None:
 
 def _check_eps(rule) -> None:
     """A rule's eps keeps its divisions (rho = R / (... + eps)) away from zero: it must be > 0."""
-    if not (isinstance(rule.eps, (int, float, np.floating, np.integer)) and np.isfinite(rule.eps) and rule.eps > 0):
+    if not (isinstance(rule.eps, numbers.Real) and rule.eps > 0 and math.isfinite(rule.eps)):
         raise ValueError(f"{rule.name} rule: eps must be > 0 and finite (got {rule.eps!r})")
 
 
