@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.optim import adam_step, sgd_step
+from .kernels.optim import adam_step, neuron_adam_step, sgd_step
 
 
 class Optimizer:
@@ -37,6 +37,10 @@ class Optimizer:
             b = self.buffers[key] = np.zeros(like.shape, dtype=np.float64)
         return b
 
+    def buffer_shape(self, key: str, params: dict) -> tuple:
+        """The shape buffer ``key`` (``<param>.<kind>``) must have for ``params``."""
+        return params[key.rsplit(".", 1)[0]].shape
+
     def state_dict(self) -> dict:
         return {"state": {"name": self.name, "steps": self.steps, "lr": self.lr},
                 "arrays": {k: v.copy() for k, v in self.buffers.items()}}
@@ -50,8 +54,8 @@ class Optimizer:
         buffers = {k: np.array(v, dtype=np.float64) for k, v in d.get("arrays", {}).items()}
         if params is not None:
             for key, b in buffers.items():
-                name = key.split(".")[0]
-                if name not in params or b.shape != params[name].shape:
+                name = key.rsplit(".", 1)[0]
+                if name not in params or b.shape != self.buffer_shape(key, params):
                     raise ValueError(f"optimizer state {key!r} has shape {b.shape}, the parameter "
                                      f"{name!r} {getattr(params.get(name), 'shape', None)}")
         self.steps = int(st.get("steps", 0))
@@ -81,6 +85,50 @@ class Adam(Optimizer):
             g = _grad(grads, k, w)
             adam_step(w, g, self._buf(k + ".m", w), self._buf(k + ".v", w), lr, self.betas[0],
                       self.betas[1], self.eps, self.steps, scale)
+
+
+class NeuronAdam(Adam):
+    """Adam with one second moment per neuron: the optimizer that keeps LFP's |W| factor.
+
+    LFP's feedback to a weight is ``F_ji = |w_ji| G_ji``. Adam divides each element's step by its
+    own running RMS, ``sqrt(E[F_ji^2]) ~ |w_ji| sqrt(E[G_ji^2])``: the |W| factor cancels and the
+    implicit weight scaling (the paper's source of sparse, prunable models) never acts
+    (docs/rules.md, "The |W| factor and the optimizer", measured). Here the second moment is
+    shared by the fan-in of each neuron (a conv layer: each output channel), ``v_j = E[mean_i
+    F_ji^2]``: the step still adapts to how much reward neuron j receives, but the relative
+    sizes of its weights' feedback -- |W| included -- are kept. Biases (one per neuron) step as in
+    Adam.
+
+    ``segments``: per parameter name, the (n_seg, 4) blocks of :func:`spikelfp.packed.neuron_segments`
+    (parameters without an entry step as in Adam). Its ``v`` buffer has one entry per neuron.
+    """
+
+    name = "neuron-adam"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, segments: dict | None = None):
+        super().__init__(lr, betas, eps)
+        self.segments = {k: np.ascontiguousarray(s, dtype=np.int64) for k, s in (segments or {}).items()}
+
+    def step(self, params: dict, grads: dict, lr: float | None = None, scale: float = 1.0) -> None:
+        """Update ``params`` in place with gradients ``scale * grads``."""
+        self.steps += 1
+        lr = self.lr if lr is None else lr
+        for k, w in params.items():
+            g = _grad(grads, k, w)
+            seg = self.segments.get(k)
+            if seg is None:
+                adam_step(w, g, self._buf(k + ".m", w), self._buf(k + ".v", w), lr, self.betas[0], self.betas[1],
+                          self.eps, self.steps, scale)
+                continue
+            v = self._buf(k + ".v", np.empty(int(seg[:, 2].sum())))
+            neuron_adam_step(w, g, self._buf(k + ".m", w), v, seg, lr, self.betas[0], self.betas[1], self.eps,
+                             self.steps, scale)
+
+    def buffer_shape(self, key: str, params: dict) -> tuple:
+        name, kind = key.rsplit(".", 1)
+        if kind == "v" and name in self.segments:
+            return (int(self.segments[name][:, 2].sum()),)
+        return params[name].shape
 
 
 class SGD(Optimizer):
@@ -116,7 +164,7 @@ def _grad(grads: dict, k: str, w: np.ndarray) -> np.ndarray:
     return g
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+OPTIMIZERS = {"adam": Adam, "neuron-adam": NeuronAdam, "sgd": SGD}
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

@@ -2,7 +2,7 @@
 
 ``make venv`` runs it once after installing, so the first ``spikelfp train`` starts at full speed
 instead of spending its first epoch in the JIT compiler. It compiles each kernel for the types a
-run passes (float64 and float32 networks of every layer type, both rules, both resets, Adam and SGD, the Loihi mode,
+run passes (float64 and float32 networks of every layer type, both rules, both resets, every optimizer, the Loihi mode,
 the binning and the cochlea). Prints the seconds it took.
 """
 
@@ -20,7 +20,7 @@ def warm_up() -> float:
     from spikelfp.datasets.binning import Binning, bin_events
     from spikelfp.loihi import quantize, simulate_fixed
     from spikelfp.optim import OPTIMIZERS
-    from spikelfp.packed import pack
+    from spikelfp.packed import neuron_segments, pack
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -37,7 +37,8 @@ def warm_up() -> float:
             p = pack(net)
             for fb in (fbs[0], fbs[2]):     # the temporal rule's feedback is float64, the spike-count rule's
                 for name in OPTIMIZERS:     # the weights' dtype: the optimizers see both
-                    OPTIMIZERS[name](lr=1e-3).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
+                    kw = {"segments": {"WT": neuron_segments(p)}} if name == "neuron-adam" else {}
+                    OPTIMIZERS[name](lr=1e-3, **kw).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
                                                   {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
     simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
     simulate_fixed(quantize(Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0)), x, raster=True)

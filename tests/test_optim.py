@@ -101,3 +101,79 @@ def test_float32_gradients_step_like_their_float64_values(opt):
         b.step(wb, {"w": g.astype(np.float64)}, scale=-0.25)
     np.testing.assert_array_equal(wa["w"], wb["w"])
     assert not np.array_equal(wa["w"], w0)
+
+
+def _neuron_adam_reference(w0, grads, blocks, lr, b1=0.9, b2=0.999, eps=1e-8, scale=1.0):
+    """Slow numpy NeuronAdam: per (start, rows, cols) block, one second moment per column."""
+    w = w0.astype(np.float64).copy()
+    m = np.zeros_like(w)
+    v = {k: np.zeros(c) for k, (_, _, c) in enumerate(blocks)}
+    for step, g in enumerate(grads, 1):
+        g = scale * g.astype(np.float64)
+        for k, (a, r, c) in enumerate(blocks):
+            sl = slice(a, a + r * c)
+            G = g[sl].reshape(r, c)
+            v[k] = b2 * v[k] + (1 - b2) * (G ** 2).mean(axis=0)
+            mm = b1 * m[sl].reshape(r, c) + (1 - b1) * G
+            m[sl] = mm.ravel()
+            upd = (lr / (1 - b1 ** step)) * mm / (np.sqrt(v[k]) / np.sqrt(1 - b2 ** step) + eps)
+            w[sl] = (w[sl].reshape(r, c) - upd).ravel()
+    return w
+
+
+def test_neuron_adam_matches_numpy_reference_and_leaves_other_elements_alone():
+    from spikelfp.optim import NeuronAdam
+
+    rng = np.random.default_rng(4)
+    blocks = [(0, 6, 4), (24, 3, 5), (40, 4, 4)]      # elements 39 and 56..59 belong to no block
+    seg = np.array([(a, r, c, v) for (a, r, c), v in zip(blocks, [0, 4, 9])], dtype=np.int64)
+    w0 = rng.normal(size=60)
+    grads = [rng.normal(size=60) * rng.uniform(0.1, 3.0) for _ in range(6)]
+    w = w0.copy()
+    opt = NeuronAdam(lr=3e-3, segments={"w": seg})
+    for g in grads:
+        opt.step({"w": w}, {"w": g}, scale=-0.5)
+    want = _neuron_adam_reference(w0, grads, blocks, 3e-3, scale=-0.5)
+    np.testing.assert_allclose(w, want, rtol=1e-12, atol=1e-15)
+    assert w[39] == w0[39] and np.array_equal(w[56:], w0[56:])
+    assert opt.buffers["w.v"].shape == (13,)
+    # the |W| factor survives: a column's feedback scaled by |w| moves the small weights less
+    w = np.array([1.0, 0.01, 0.5, 0.05])                 # one block (4 rows, 1 neuron)
+    seg1 = np.array([(0, 4, 1, 0)], np.int64)
+    g = np.abs(w) * 1.0
+    before = w.copy()
+    NeuronAdam(lr=1e-2, segments={"w": seg1}).step({"w": w}, {"w": g})
+    step = before - w
+    np.testing.assert_allclose(step / step[0], np.abs(before) / 1.0, rtol=1e-6)
+    ada = before.copy()
+    Adam(lr=1e-2).step({"w": ada}, {"w": g})
+    np.testing.assert_allclose(before - ada, 1e-2, rtol=1e-5)   # plain Adam: every weight the same step
+
+
+def test_neuron_adam_state_round_trip_and_packed_segments():
+    from spikelfp import Network
+    from spikelfp.optim import NeuronAdam
+    from spikelfp.packed import neuron_segments, pack
+
+    net = Network.from_arch("c2k3-p2-r5", (6, 6, 2), 3, seed=0)
+    p = pack(net)
+    seg = neuron_segments(p)
+    # conv kernel (3*3*2 rows, 2 channels), recurrent W.T (8, 5) and V.T (5, 5), output (5, 3); no pooling
+    assert [tuple(r[1:3]) for r in seg] == [(18, 2), (int(p.sizes[2]), 5), (5, 5), (5, 3)]
+    assert seg[:, 3].tolist() == [0, 2, 7, 12]
+    assert np.all(seg[:, 0] + seg[:, 1] * seg[:, 2] <= p.w_off[-1])
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=p.WT.size) for _ in range(4)]
+    a, b = {"WT": p.WT.astype(np.float64)}, {"WT": p.WT.astype(np.float64)}
+    o1 = NeuronAdam(lr=1e-2, segments={"WT": seg})
+    for g in grads[:2]:
+        o1.step(a, {"WT": g})
+    o2 = NeuronAdam(lr=1e-2, segments={"WT": seg})
+    o2.load_state_dict(o1.state_dict(), {"WT": b["WT"]})
+    b["WT"][:] = a["WT"]
+    for g in grads[2:]:
+        o1.step(a, {"WT": g})
+        o2.step(b, {"WT": g})
+    assert np.array_equal(a["WT"], b["WT"])
+    with pytest.raises(ValueError, match="shape"):
+        NeuronAdam(segments={"WT": seg[:2]}).load_state_dict(o1.state_dict(), {"WT": b["WT"]})
