@@ -34,6 +34,7 @@ from .kernels.feedback import (
     FORM_CARRY,
     FORM_PAPER,
     REWARD_CE,
+    REWARD_EXPLAIN,
     REWARD_RATE,
     REWARD_SOFTMAX,
     SECANT_BOUNDED,
@@ -97,6 +98,19 @@ class CEReward:
     def __post_init__(self):
         if not self.tau > 0:
             raise ValueError(f"ce reward needs tau > 0 (got {self.tau})")
+
+
+@dataclass(frozen=True)
+class ExplainReward:
+    """The true class's explanation, ``onehot(y)`` (at every step in the temporal rule): the reward
+    whose feedback is the LFP relevance of every connection for the correct output, the criterion
+    of relevance pruning (:mod:`spikelfp.prune`). Not a training reward (it never says "less"),
+    so not in :data:`REWARDS`."""
+
+    tau: float = 1.0  # unused; keeps one kernel signature
+    membrane: bool = True   # temporal rule: in membrane units, as the ce reward (docs/rules.md)
+    name = "explain"
+    kind = REWARD_EXPLAIN
 
 
 REWARDS = {"rate": RateReward, "softmax": SoftmaxReward, "ce": CEReward}
@@ -418,5 +432,5 @@ def get_reward(name: str, **kwargs):
     return cls(**kwargs)
 
 
-__all__ = ["Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "CEReward", "Feedback", "RULES", "REWARDS",
-           "check_conservation", "get_rule", "get_reward", "Network"]
+__all__ = ["Temporal", "SpikeCount", "RateReward", "SoftmaxReward", "CEReward", "ExplainReward", "Feedback", "RULES",
+           "REWARDS", "check_conservation", "get_rule", "get_reward", "Network"]

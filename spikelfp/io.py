@@ -182,6 +182,7 @@ class Checkpoint:
     seed: int | None = None
     optimizer: dict | None = None     # {"state": {json scalars}, "arrays": {name: ndarray}}
     rng_state: dict | None = None
+    pruning: dict | None = None       # spikelfp prune: amount, criterion, scope, synapse counts, source model
     format_version: int = FORMAT_VERSION
     library_version: str = ""
 
@@ -208,6 +209,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
                 f.attrs["binning"] = json.dumps(ckpt.binning, default=_json_default)
             if ckpt.rng_state is not None:
                 f.attrs["rng_state"] = json.dumps(ckpt.rng_state, default=_json_default)
+            if ckpt.pruning is not None:
+                f.attrs["pruning"] = json.dumps(ckpt.pruning, default=_json_default)
             g = f.create_group("network")
             g.attrs["n_layers"] = len(ckpt.network)
             g.attrs["dt"] = float(ckpt.network.dt)
@@ -320,6 +323,9 @@ def load_checkpoint(path) -> Checkpoint:
                     Binning(**binning)
                 except TypeError as e:
                     raise ModelFileError(f"{path}: stored binning is not valid ({e})") from None
+            pruning = _attr_json(f, "pruning", None)
+            if pruning is not None and not isinstance(pruning, dict):
+                raise ModelFileError(f"{path}: stored pruning record is corrupt (expected a JSON object)")
             history = _attr_json(f, "history", [])
             if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
                 raise ModelFileError(f"{path}: stored training history is corrupt (expected a list of epochs)")
@@ -332,6 +338,7 @@ def load_checkpoint(path) -> Checkpoint:
                 seed=None if seed is None else int(seed),
                 optimizer=opt,
                 rng_state=_attr_json(f, "rng_state", None),
+                pruning=pruning,
                 format_version=version,
                 library_version=str(f.attrs.get("library_version", "")),
             )

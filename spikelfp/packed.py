@@ -172,3 +172,57 @@ def recurrent_view(p: Packed, flat: np.ndarray, l: int) -> np.ndarray | None:
     n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
     start = p.w_off[l] + n_in * n_out
     return flat[start: start + n_out * n_out].reshape(n_out, n_out).T
+
+
+def neuron_segments(p: Packed) -> np.ndarray:
+    """The trained weights of ``WT`` as per-neuron blocks, (n_seg, 4) int64 rows
+    ``(start, rows, cols, v_start)``: ``WT[start : start + rows * cols]`` is a row-major
+    (rows, cols) block whose column j holds neuron j's fan-in (a dense layer's W.T: rows = n_in;
+    a recurrent layer's V.T: a second block, rows = n_out; a conv kernel: rows = K K C_in, one
+    column per output channel). ``v_start`` numbers the columns of all blocks consecutively (a
+    per-neuron buffer of ``segments[:, 2].sum()`` entries). A pooling layer's fixed synapses are
+    not listed."""
+    rows_out = []
+    v = 0
+    for l in range(len(p.sizes) - 1):
+        a, b = int(p.w_off[l]), int(p.w_off[l + 1])
+        if p.conv[l, 0]:
+            if not p.conv[l, 9]:
+                continue
+            cols = int(p.conv[l, 2])
+            blocks = [(a, (b - a) // cols, cols)]
+        else:
+            n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
+            blocks = [(a, n_in, n_out)] + ([(a + n_in * n_out, n_out, n_out)] if p.rec[l] else [])
+        for start, rows, cols in blocks:
+            rows_out.append((start, rows, cols, v))
+            v += cols
+    return np.array(rows_out, dtype=np.int64).reshape(-1, 4)
+
+
+def synapse_fanout(p: Packed) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per layer, each presynaptic neuron's number of non-zero outgoing synapses: ``(ff, rec)``,
+    ``ff`` (n_in_l,) through W (a conv layer: input neuron ``(y * W + x) * C + c`` reaches
+    ``sum over its kernel offsets k of #{co : kernel[k, c, co] != 0}``), ``rec`` (n_out_l,) through
+    V (None for a feed-forward layer). An unpruned network's fan-outs are the full ones, so SynOps
+    counted with them equal the simulator's (a pruned synapse does no work: it is not counted)."""
+    out = []
+    for l in range(len(p.sizes) - 1):
+        n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
+        a = int(p.w_off[l])
+        if p.conv[l, 0]:
+            _, C, Co, cts, H, W, K, _, _, _ = (int(v) for v in p.conv[l])
+            nz = (p.WT[a: int(p.w_off[l + 1])].reshape(K * K, C, Co) != 0).sum(axis=2)     # (K*K, C)
+            ptr = p.ct_ptr[cts: cts + H * W + 1]
+            ff = np.zeros((H * W, C), np.int64)
+            for px in range(H * W):
+                ks = p.ct_k[ptr[px]: ptr[px + 1]]
+                if ks.size:
+                    ff[px] = nz[ks].sum(axis=0)
+            out.append((ff.ravel(), None))
+            continue
+        ff = (p.WT[a: a + n_in * n_out].reshape(n_in, n_out) != 0).sum(axis=1)
+        rec = ((p.WT[a + n_in * n_out: a + n_in * n_out + n_out * n_out].reshape(n_out, n_out) != 0).sum(axis=1)
+               if p.rec[l] else None)
+        out.append((ff.astype(np.int64), None if rec is None else rec.astype(np.int64)))
+    return out

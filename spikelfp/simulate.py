@@ -20,7 +20,7 @@ import numpy as np
 from .events import EventBatch, as_event_batch
 from .kernels.lif import MEM_NONE, MEM_TRACE, MEM_Z, MEM_Z_GRADED, forward
 from .network import Network
-from .packed import Packed, pack
+from .packed import Packed, pack, synapse_fanout
 from .scratch import scratch
 
 
@@ -132,4 +132,24 @@ def split_record(counts, ras, mem, n_off, raster: bool, membrane: bool, synops) 
     )
 
 
-__all__ = ["Record", "simulate", "predict", "tie_rate", "EventBatch"]
+def nonzero_synops(p: Packed, eb: EventBatch, rec: Record, fanout=None) -> np.ndarray:
+    """SynOps per sample (B,) counting only the synapses that carry a weight: every presynaptic
+    spike times its non-zero fan-out (:func:`spikelfp.packed.synapse_fanout`), a recurrent
+    layer's own spikes of steps 0..T-2 through V (those of the last step reach no later step).
+    ``rec`` needs rasters when the network has a recurrent layer. Equal to ``rec.synops`` for a
+    network without zero weights; the energy proxy of a pruned one."""
+    fanout = synapse_fanout(p) if fanout is None else fanout
+    B, T = eb.batch_size, eb.n_steps
+    cs = np.concatenate([[0], np.cumsum(fanout[0][0][eb.indices], dtype=np.int64)])
+    out = cs[eb.indptr[T:: T]] - cs[eb.indptr[:: T][:B]]          # input events of each sample
+    for l, (ff, vf) in enumerate(fanout):
+        if l > 0:
+            out += rec.counts[l - 1].astype(np.int64) @ ff
+        if vf is not None:
+            if rec.rasters is None:
+                raise ValueError("nonzero_synops: a recurrent layer needs the rasters (simulate(..., raster=True))")
+            out += (rec.counts[l].astype(np.int64) - rec.rasters[l][:, T - 1, :]) @ vf
+    return out
+
+
+__all__ = ["Record", "nonzero_synops", "simulate", "predict", "tie_rate", "EventBatch"]

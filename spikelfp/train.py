@@ -30,8 +30,8 @@ from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
-from .packed import Packed, pack, unpack
-from .simulate import predict, simulate, tie_rate
+from .packed import Packed, neuron_segments, pack, synapse_fanout, unpack
+from .simulate import nonzero_synops, predict, simulate, tie_rate
 
 DEFAULT_REWARD = {"temporal": "ce", "spike-count": "ce"}
 
@@ -68,6 +68,8 @@ class TrainConfig:
                                        # baseline's precision, 1.6-3x faster, same accuracy measured: README)
     seed: int = 0
     eval_batch_size: int = 256
+    frozen_zeros: bool = False         # weights that are zero at the start stay exactly zero (fine-tuning a
+                                       # pruned model, `spikelfp prune --finetune`: its mask is kept)
     chunks: int | None = None          # pinned split of each batch, summed in order (None: numba's threads /
                                        # one chunk); data-parallel runs give the same bits for the same value
 
@@ -194,21 +196,28 @@ def _progress_enabled(progress):
 
 
 def evaluate(network: Network | Packed, data, batch_size: int = 256) -> dict:
-    """Accuracy, tie rate, mean spikes and SynOps per sample of ``network`` on an EventDataset."""
+    """Accuracy, tie rate, mean spikes and SynOps per sample of ``network`` on an EventDataset.
+
+    SynOps count the synapses that carry a weight (a pruned synapse does no work on Loihi):
+    presynaptic spikes times their non-zero fan-out (:func:`spikelfp.simulate.nonzero_synops`);
+    for a network without zero weights this is the simulator's own count."""
     p = network if isinstance(network, Packed) else pack(network)
     n = len(data)
     correct = 0
     ties = 0.0
     spikes = 0.0
     synops = 0.0
+    pruned = bool(np.any(p.WT == 0))
+    fanout = synapse_fanout(p) if pruned else None
     for lo in range(0, n, batch_size):
         idx = np.arange(lo, min(n, lo + batch_size))
-        rec = simulate(p, data.batch(idx))
+        eb = data.batch(idx)
+        rec = simulate(p, eb, raster=pruned and bool(p.rec.any()))
         out = rec.counts[-1]
         correct += int(np.sum(predict(out) == data.labels[idx]))
         ties += tie_rate(out) * idx.size
         spikes += float(sum(c.sum() for c in rec.counts))
-        synops += float(rec.synops.sum())
+        synops += float((nonzero_synops(p, eb, rec, fanout) if pruned else rec.synops).sum())
     return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
             "synops_per_sample": synops / n}
 
@@ -246,10 +255,12 @@ class Trainer:
             net = activate_hidden(net, probe, c.init_min_rate)
         return net if c.dtype == "float64" else net.astype(c.dtype)
 
-    def _optimizer(self):
+    def _optimizer(self, p: Packed):
         c = self.config
         if c.optimizer == "adam":
             return OPTIMIZERS["adam"](lr=c.lr)
+        if c.optimizer == "neuron-adam":
+            return OPTIMIZERS["neuron-adam"](lr=c.lr, segments={"WT": neuron_segments(p)})
         return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
 
     def warm_up(self, p: Packed, data) -> float:
@@ -262,15 +273,18 @@ class Trainer:
         with single_threaded_blas():
             fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
             params = {"WT": p.WT.copy(), "bias": p.bias.copy()}
-            self._optimizer().step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0,
+            self._optimizer(p).step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0,
                                    scale=-1.0 / idx.size)
             simulate(p, data.batch(idx))
         return time.perf_counter() - t0
 
     # ------------------------------------------------------------------ loop
     def fit(self, train, test, out_dir: str | None = None, *, resume: bool = False,
-            binning: dict | None = None, log=None, epoch_callback=None) -> dict:
+            binning: dict | None = None, log=None, epoch_callback=None, start: Network | None = None) -> dict:
         """Train for ``config.epochs`` epochs; evaluate and checkpoint after each.
+
+        ``start``: train this network (a copy, in ``config.dtype``) instead of a fresh
+        initialisation (fine-tuning; with ``config.frozen_zeros`` its zero weights stay zero).
 
         ``epoch_callback(record)`` is called with each epoch's history record (after its
         checkpoint is written): ``spikelfp sweep`` reports to Ray Tune through it.
@@ -283,14 +297,16 @@ class Trainer:
         ckpt_path = os.path.join(out_dir, "model.h5") if out_dir else None
         rng = np.random.default_rng(c.seed)
         dt = (binning or {}).get("bin_us", 1000.0) * 1e-6
-        opt = self._optimizer()
         history: list = []
+        if resume and start is not None:
+            raise ValueError("fit: resume continues the checkpoint's own network; start= cannot be given too")
         if resume:
             if not ckpt_path or not os.path.exists(ckpt_path):
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
-            for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset"):
+            for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset",
+                      "frozen_zeros"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")
@@ -300,6 +316,7 @@ class Trainer:
                 raise ValueError(f"--resume: {ckpt_path} lacks the optimizer or random-generator state, so the "
                                  "run cannot continue exactly; start a new run")
             p = pack(net)
+            opt = self._optimizer(p)
             if ck.optimizer:
                 try:
                     opt.load_state_dict(ck.optimizer, {"WT": p.WT, "bias": p.bias})
@@ -312,9 +329,17 @@ class Trainer:
                     raise ValueError(f"--resume: {ckpt_path}: corrupt random-generator state ({e})") from None
             log(f"resuming from epoch {len(history)} of {c.epochs}")
         else:
-            net = self.init_network(input_shape(train), train.n_classes, rng, dt, probe=probe_batch(train))
+            if start is not None:
+                if start.n_in != train.n_in or start.n_out != train.n_classes:
+                    raise ValueError(f"fit: the start network has {start.n_in} inputs / {start.n_out} outputs, the "
+                                     f"data {train.n_in} / {train.n_classes}")
+                net = start.astype(c.dtype)
+            else:
+                net = self.init_network(input_shape(train), train.n_classes, rng, dt, probe=probe_batch(train))
             p = pack(net)
+            opt = self._optimizer(p)
         params = {"WT": p.WT, "bias": p.bias}
+        frozen = np.flatnonzero(p.WT == 0) if c.frozen_zeros else None   # the pruned synapses
         n = len(train)
         steps_per_epoch = math.ceil(n / c.batch_size)
         sched = (OneCycle(c.lr, steps_per_epoch * c.epochs) if c.schedule == "onecycle"
@@ -359,6 +384,8 @@ class Trainer:
                             opt.step(params, grads, lr=sched(opt.steps))
                         else:
                             opt.step(params, grads, lr=sched(opt.steps), scale=-1.0 / B)
+                        if frozen is not None:
+                            p.WT[frozen] = 0.0
                         run_correct += int(np.sum(predict(fb.output_counts) == train.labels[idx]))
                         if bar is not None:
                             bar.update(1)

@@ -47,6 +47,10 @@ def sigmoid(x):
 
 def count_reward(N, y, T, kind, tau):
     n = len(N)
+    if kind == "explain":
+        r = np.zeros(n)
+        r[y] = 1.0
+        return r
     if kind in ("softmax", "ce"):
         e = np.exp(np.asarray(N, float) / tau - np.max(np.asarray(N, float) / tau))
         p = e / e.sum()
@@ -67,8 +71,8 @@ def temporal_reward(raster_out, y, kind, tau):
     T, n = raster_out.shape
     N = raster_out.sum(0)
     g = np.zeros((T, n))
-    if kind == "ce":                      # onehot - softmax(N / tau) at every step, every class
-        g[:] = count_reward(N, y, T, "ce", tau)
+    if kind in ("ce", "explain"):         # onehot - softmax(N / tau) (explain: onehot) at every step
+        g[:] = count_reward(N, y, T, kind, tau)
     elif kind == "softmax":
         r = count_reward(N, y, T, "softmax", tau)
         g[:, y] = r[y]

@@ -19,6 +19,7 @@ from .lif import MEM_NONE, RESET_SUBTRACT, conv_args, run_layer
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
 REWARD_CE = 2        # onehot - softmax(N / tau) at every step for every class (cross-entropy on counts)
+REWARD_EXPLAIN = 3   # onehot(y) at every step: the true class's explanation (relevance for pruning, not training)
 
 SECANT_SIGNED = 0    # rule A: rho = R / (z + eps sign z)
 SECANT_BOUNDED = 1   # rule A: a spiking neuron's secant in (0, 1/theta]: rho = R / (max(|z|, theta a) + eps)
@@ -42,10 +43,15 @@ def count_reward(N, y, T, kind, tau, out):
     softmax: ``out = onehot(y) - softmax(N / tau)``
     rate:    true class ``1 - sigmoid(N_y - T//2)``; wrong class k
              ``-(N_k / T) * (1 - sigmoid((T - N_k) - T//2))`` (the time-average of the paper's reward)
+    explain: ``out = onehot(y)``
     """
     n = N.size
     half = T // 2
-    if kind == REWARD_SOFTMAX or kind == REWARD_CE:
+    if kind == REWARD_EXPLAIN:
+        for k in range(n):
+            out[k] = 0.0
+        out[y] = 1.0
+    elif kind == REWARD_SOFTMAX or kind == REWARD_CE:
         m = -1e300
         for k in range(n):
             m = max(m, N[k] / tau)
@@ -71,13 +77,14 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
     rate (the paper's): true class ``g[t, y] = 1 - sigmoid(N_y - T//2)`` at every t; wrong class
     ``g[t, k] = -s_k[t] * (1 - sigmoid((T - N_k) - T//2))``.
     softmax: true class ``1 - p_y`` at every t, wrong class ``-s_k[t] * p_k``, p = softmax(N / tau).
+    explain: ``g[t, y] = 1`` at every t, 0 elsewhere.
     Output spikes of the sample are given as CSR ``oidx[optr[t] : optr[t+1]]``.
     """
     n = N.size
     half = T // 2
     w = np.empty(n)
-    if kind == REWARD_CE:
-        count_reward(N, y, T, kind, tau, w)   # w = onehot - p, at every step
+    if kind == REWARD_CE or kind == REWARD_EXPLAIN:
+        count_reward(N, y, T, kind, tau, w)   # w = onehot - p (explain: onehot), at every step
         for t in range(T):
             for k in range(n):
                 g[t, k] = w[k]
