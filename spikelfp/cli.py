@@ -68,6 +68,7 @@ def _positive(kind):
 
 _seed = _number(int, lambda v: v >= 0, "a whole number >= 0 (--seed)")
 _rate = _number(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1) spikes per neuron and step")
+_fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1], e.g. 0.9")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--check", type=int, default=0, metavar="N", help="compare spikes on N test samples")
     x.add_argument("--data-root", metavar="DIR", help="dataset cache folder (for --check)")
     common(x)
+
+    r = sub.add_parser("prune", help="prune a trained model (magnitude or LFP relevance)",
+                       description="Set the given fraction of a model's weights to zero and write the pruned model "
+                                   "(a normal checkpoint with the pruning recorded; eval and export take it). "
+                                   "Prints the test accuracy before and after (docs/pruning.md).")
+    r.add_argument("model", help="model.h5 written by spikelfp train (or prune)")
+    r.add_argument("--amount", type=_fraction, required=True, help="fraction of the weights to remove, 0..1, e.g. 0.9")
+    r.add_argument("--criterion", choices=["magnitude", "relevance"], default="magnitude",
+                   help="magnitude: smallest |w| (default); relevance: smallest LFP relevance for the correct "
+                        "output on training samples (the paper's second criterion)")
+    r.add_argument("--scope", choices=["global", "layer"], default="global",
+                   help="global: rank all weights together (default); layer: the same fraction of every matrix")
+    r.add_argument("--relevance-samples", type=_positive(int), default=512,
+                   help="training samples the relevance is summed over (default 512)")
+    r.add_argument("--finetune", type=_positive(int), metavar="EPOCHS",
+                   help="then train EPOCHS epochs with the model's own LFP settings; pruned weights stay zero")
+    r.add_argument("--out", metavar="PATH", help="output file (default: next to the model, "
+                                                 "model-pruned<amount>-<criterion>-<scope>.h5)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    data_opts(r)
+    common(r)
 
     i = sub.add_parser("info", help="versions and which backends import",
                        description="Print the versions of spikelfp and its dependencies, and which backends import.")
@@ -493,30 +515,25 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from spikelfp import datasets
-    from spikelfp.datasets import Binning
     from spikelfp.io import load_checkpoint, same_file
     from spikelfp.train import evaluate
 
     if args.json and same_file(args.json, args.model):
         raise CLIError(f"--json {args.json} is the model file itself: choose another path")
     ck = load_checkpoint(args.model)
-    name = args.dataset if args.dataset else (ck.dataset or "digits-saccade")
-    spec = datasets.get_spec(name)
-    own = ck.dataset is not None and (name == ck.dataset or (datasets.registry.is_path(name)
-                                                              and same_file(name, ck.dataset)))
-    binning = Binning(**ck.binning) if (ck.binning and own) else spec.default_binning
-    train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args),
-                                download=not args.offline)
+    name, train, test = _model_data(args, ck)
     data = test if args.split == "test" else train
-    if data.n_in != ck.network.n_in or data.n_classes != ck.network.n_out:
-        raise CLIError(f"model has {ck.network.n_in} inputs / {ck.network.n_out} outputs but {name} "
-                       f"gives {data.n_in} / {data.n_classes}")
     r = evaluate(ck.network, data)
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
-    _emit(args, r, f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
-                   f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
-                   f"{r['synops_per_sample']:.0f} SynOps per sample)")
+    text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
+            f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
+            f"{r['synops_per_sample']:.0f} SynOps per sample)")
+    if ck.pruning:
+        r["pruning"] = ck.pruning
+        text += (f"\npruned model: {ck.pruning.get('synapses_after')} of {ck.pruning.get('weights')} synapses "
+                 f"({ck.pruning.get('amount', 0):.0%} pruned by {ck.pruning.get('criterion')}, "
+                 f"{ck.pruning.get('scope')})")
+    _emit(args, r, text)
     return 0
 
 
@@ -617,8 +634,82 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    from spikelfp.io import load_checkpoint, same_file, save_checkpoint
+    from spikelfp.prune import nonzero_synapses, prune, relevance_scores
+    from spikelfp.train import TrainConfig, Trainer, evaluate
+
+    model = args.model
+    stem = os.path.splitext(model)[0]
+    out = args.out or f"{stem}-pruned{args.amount * 100:g}-{args.criterion}-{args.scope}.h5"
+    if same_file(out, model):
+        raise CLIError(f"--out {out} is the model itself: choose another path")
+    if os.path.exists(out) and not args.overwrite:
+        raise CLIError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
+    if args.json and (same_file(args.json, model) or same_file(args.json, out)):
+        raise CLIError(f"--json {args.json} would overwrite the model or the pruned model: choose another path")
+    ck = load_checkpoint(model)
+    cfg = TrainConfig.from_dict(ck.config) if ck.config else TrainConfig()
+    name, train, test = _model_data(args, ck)
+    before = evaluate(ck.network, test)
+    scores = None
+    if args.criterion == "relevance":
+        scores = relevance_scores(ck.network, train, rule=cfg.rule, n_samples=args.relevance_samples,
+                                  seed=args.seed, contrib=cfg.contrib, form=cfg.form, eps=cfg.eps)
+    net, rep = prune(ck.network, args.amount, criterion=args.criterion, scope=args.scope, scores=scores)
+    pruned = evaluate(net, test)
+    history, config = [], dict(ck.config)
+    rep.update({"source": os.path.abspath(model), "source_pruning": ck.pruning,
+                "test_accuracy_before": before["accuracy"], "test_accuracy_pruned": pruned["accuracy"],
+                "relevance_samples": args.relevance_samples if args.criterion == "relevance" else None,
+                "finetune_epochs": args.finetune or 0, "seed": args.seed})
+    if args.finetune:
+        ft = TrainConfig.from_dict({**cfg.to_dict(), "epochs": args.finetune, "frozen_zeros": True,
+                                    "seed": args.seed, "dataset": ck.dataset or cfg.dataset})
+        trainer = Trainer(ft, progress=not args.no_progress)
+        m = trainer.fit(train, test, binning=ck.binning, log=print, start=net)
+        net, history, config = trainer.network, m["history"], ft.to_dict()
+        if nonzero_synapses(net) > rep["synapses_after"]:     # the mask is the contract: never silently lost
+            raise RuntimeError("fine-tuning revived pruned synapses (a bug): nothing written")
+    after = evaluate(net, test)
+    rep["test_accuracy"] = after["accuracy"]
+    rep["spikes_per_sample"] = {"before": before["spikes_per_sample"], "after": after["spikes_per_sample"]}
+    rep["synops_per_sample"] = {"before": before["synops_per_sample"], "after": after["synops_per_sample"]}
+    save_checkpoint(out, type(ck)(network=net, config=config, history=history, binning=ck.binning,
+                                  dataset=ck.dataset, seed=args.seed, pruning=rep))
+    n0, n1 = rep["synapses_before"], rep["synapses_after"]
+    lines = [f"{name} test: accuracy {before['accuracy']:.4f} -> {pruned['accuracy']:.4f} after pruning "
+             f"{args.amount:.0%} ({args.criterion}, {args.scope})"
+             + (f" -> {after['accuracy']:.4f} after {args.finetune} epochs of fine-tuning" if args.finetune else ""),
+             f"synapses {n0} -> {n1} of {rep['weights']} ({n1 / max(rep['weights'], 1):.1%} kept); per inference "
+             f"{before['spikes_per_sample']:.0f} -> {after['spikes_per_sample']:.0f} spikes, "
+             f"{before['synops_per_sample']:.0f} -> {after['synops_per_sample']:.0f} SynOps",
+             f"pruned model: {out}"]
+    _emit(args, rep, "\n".join(lines))
+    return 0
+
+
+def _model_data(args, ck):
+    """A checkpoint's own dataset (or --dataset), with its stored binning: (name, train, test)."""
+    from spikelfp import datasets
+    from spikelfp.datasets import Binning
+    from spikelfp.io import same_file
+
+    name = args.dataset if args.dataset else (ck.dataset or "digits-saccade")
+    spec = datasets.get_spec(name)
+    own = ck.dataset is not None and (name == ck.dataset or (datasets.registry.is_path(name)
+                                                              and same_file(name, ck.dataset)))
+    binning = Binning(**ck.binning) if (ck.binning and own) else spec.default_binning
+    train, test = datasets.load(name, binning, root=args.data_root, progress=_progress(args),
+                                download=not args.offline)
+    if test.n_in != ck.network.n_in or test.n_classes != ck.network.n_out:
+        raise CLIError(f"model has {ck.network.n_in} inputs / {ck.network.n_out} outputs but {name} "
+                       f"gives {test.n_in} / {test.n_classes}")
+    return name, train, test
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench": cmd_bench, "sweep": cmd_sweep,
-            "datasets": cmd_datasets, "info": cmd_info}
+            "prune": cmd_prune, "datasets": cmd_datasets, "info": cmd_info}
 
 
 def _apply_preset(parser, argv):

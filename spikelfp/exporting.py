@@ -76,11 +76,14 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
 
     backend = backends.get(target)
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes),
-                    "arch": net.arch}
+                    "arch": net.arch, "synapses": synapse_counts(net, ckpt.pruning)}
     if target == "lava":
         float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
         backend.write_parameters(out, net)
         report["layers"] = {"float": float_exp.describe(), "fixed": fixed_exp.describe()}
+        report["synapses"]["lava"] = {m: {"synapses": sum(d["synapses"] for d in report["layers"][m]),
+                                          "connections": [d["connection"] for d in report["layers"][m]]}
+                                      for m in ("float", "fixed")}
     else:
         backend.export(net, out)
     if check and check > 0:
@@ -129,9 +132,36 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     return report
 
 
+def synapse_counts(net, pruning: dict | None) -> dict:
+    """Weights and non-zero synapses of a network (W and V of every trainable layer), and, for a
+    pruned model, the count before pruning (``spikelfp prune``'s record)."""
+    from spikelfp.prune import nonzero_synapses, prunable
+
+    r = {"weights": int(sum(a.size for _, a in prunable(net))), "nonzero": nonzero_synapses(net)}
+    if pruning:
+        r["before_pruning"] = pruning.get("synapses_before")
+        r["pruning"] = {k: pruning.get(k) for k in ("amount", "criterion", "scope", "finetune_epochs")}
+    return r
+
+
+def format_synapses(s: dict) -> str:
+    line = f"synapses: {s['nonzero']} non-zero of {s['weights']} weights"
+    if s.get("pruning"):
+        pr = s["pruning"]
+        line += (f" (before pruning {s.get('before_pruning')}; {pr.get('amount', 0):.0%} pruned by "
+                 f"{pr.get('criterion')}, {pr.get('scope')})")
+    lava = s.get("lava")
+    if lava:
+        line += (f"; in Lava: {lava['float']['synapses']} (floating_pt), {lava['fixed']['synapses']} (fixed_pt, "
+                 f"after 8-bit quantization); connections {', '.join(lava['float']['connections'])}")
+    return line
+
+
 def format_report(r: dict) -> str:
     shape = "-".join(str(v) for v in (r["sizes"][0], r.get("arch", ""), r["sizes"][-1]) if v != "")
     lines = [f"exported {r['model']} -> {r['target']}: {r['out']}  (network {shape})"]
+    if "synapses" in r:
+        lines.append("  " + format_synapses(r["synapses"]))
     if "samples" not in r:
         return "\n".join(lines)
     lines.append(f"checked on {r['samples']} test samples; spikelfp accuracy {r['reference_accuracy']:.4f}")

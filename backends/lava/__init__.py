@@ -18,6 +18,11 @@ A recurrent layer (``I = W x + V s[t-1] + b``) adds a Dense from its LIF's ``s_o
 ``a_in``: Lava's one-step Dense delay is exactly the contract's t-1. That Dense's buffer would
 carry a sample's last spikes into the next sample, so recurrent nets run one sample per Lava run.
 
+A dense or recurrent layer with at most half of its weights non-zero (a pruned model, ``spikelfp
+prune``) is connected by Lava's ``Sparse`` (a CSR matrix of only the remaining synapses; the same
+arithmetic as Dense in both modes) instead of ``Dense``. Lava's Conv has no sparse form: a pruned
+conv kernel keeps its zeros.
+
 Lava forks worker processes: :meth:`LavaExport.run` always calls ``stop()`` (in ``finally``).
 
 Example
@@ -160,18 +165,29 @@ class LavaExport:
         self.quantized = quantize(network) if mode == "fixed" else None
 
     def describe(self) -> list[dict]:
-        """The Lava parameters of each layer (what ``run`` builds)."""
+        """The Lava parameters of each layer (what ``run`` builds), with its connection process
+        (Dense, Sparse or Conv) and its synapses: ``weights`` (matrix entries, W and V) and
+        ``synapses`` (the non-zero ones, what Lava stores with Sparse; in fixed point after
+        quantization, where a tiny weight can round to zero)."""
         out = []
+        params = self.layer_parameters()
         for l, layer in enumerate(self.network.layers):
+            pl = params[l]
+            mats = [pl[k]["weight" if k == "conv" else "weights"] for k in ("dense", "conv", "recurrent") if k in pl]
+            conn = {"connection": "Conv" if "conv" in pl else ("Sparse" if pl.get("sparse") else "Dense"),
+                    "weights": int(sum(np.size(m) for m in mats)),
+                    "synapses": int(sum(np.count_nonzero(m) for m in mats))}
             if self.mode == "float":
                 p = float_parameters(layer)
                 out.append({"layer": l, "shape": list(layer.weight.shape), "du": p["du"], "dv": p["dv"],
-                            "vth": p["vth"], "bias": layer.bias is not None, "recurrent": layer.is_recurrent})
+                            "vth": p["vth"], "bias": layer.bias is not None, "recurrent": layer.is_recurrent,
+                            **conn})
             else:
                 q = self.quantized.layers[l]
                 out.append({"layer": l, "shape": list(q.weight.shape), "weight_exp": q.weight_exp,
                             "vth": q.vth, "du": q.du, "dv": q.dv, "bias_exp": q.bias_exp,
-                            "scale": q.scale, "bias": layer.bias is not None, "recurrent": layer.is_recurrent})
+                            "scale": q.scale, "bias": layer.bias is not None, "recurrent": layer.is_recurrent,
+                            **conn})
         return out
 
     def layer_parameters(self) -> list[dict]:
@@ -195,6 +211,8 @@ class LavaExport:
                 if q.recurrent is not None:    # the same scale and exponent as W: both feed one u
                     p["recurrent"] = {"weights": q.recurrent.astype(np.int32), "weight_exp": int(q.weight_exp),
                                       "num_weight_bits": 8}
+            mats = [p["dense"]["weights"]] + ([p["recurrent"]["weights"]] if "recurrent" in p else [])
+            p["sparse"] = bool(sum(np.count_nonzero(m) for m in mats) <= SPARSE_DENSITY * sum(m.size for m in mats))
             out.append(p)
         return out
 
@@ -359,6 +377,7 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
     _, _, Dense, _, LIFReset, SignMode, _ = _lava()
     from lava.proc.conv.process import Conv
     from lava.proc.lif.process import LIF
+    from lava.proc.sparse.process import Sparse
 
     denses, lifs, recs = [], [], []
     for l, p in enumerate(layer_params):
@@ -371,7 +390,8 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
             kw = dict(p["dense"])
             if mode == "fixed":
                 kw["sign_mode"] = SignMode.MIXED
-            dense = Dense(**kw)
+            conn = Sparse if p.get("sparse") else Dense    # a pruned layer: only its remaining synapses
+            dense = conn(**kw)
             shape = (kw["weights"].shape[0],)
         period = int(n_steps or one_sample_steps or 0)
         if period:
@@ -388,13 +408,16 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
             rkw = dict(p["recurrent"])
             if mode == "fixed":
                 rkw["sign_mode"] = SignMode.MIXED
-            rec = Dense(**rkw)
+            rec = conn(**rkw)
             lif.s_out.connect(rec.s_in)
             rec.a_out.connect(lif.a_in)           # Lava sums the two Dense inputs of a_in
         denses.append(dense)
         lifs.append(lif)
         recs.append(rec)
     return LavaProcesses(denses, lifs, mode, n_steps, recs)
+
+
+SPARSE_DENSITY = 0.5   # a dense/recurrent layer with at most this fraction of non-zero weights runs as Sparse
 
 
 def write_parameters(path, network: Network) -> None:
@@ -426,6 +449,8 @@ def write_parameters(path, network: Network) -> None:
                             g.attrs[k] = v
                         else:
                             g.create_dataset(k, data=v)
+                if "sparse" in p:
+                    f[f"layer_{l}/{tag}"].attrs["sparse"] = bool(p["sparse"])
         q = modes["fixed_pt"].quantized
         for l, ql in enumerate(q.layers):
             f[f"layer_{l}/fixed_pt"].attrs["scale"] = ql.scale
@@ -454,6 +479,8 @@ def read_parameters(path, mode: str = "float") -> list[dict]:
                     d = {k: g[k][()] for k in g}
                     d.update({k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()})
                     layer[part] = d
+                if "dense" in layer:
+                    layer["sparse"] = bool(f[f"layer_{l}/{tag}"].attrs.get("sparse", False))
                 out.append(layer)
             return out
     except (OSError, KeyError) as e:
