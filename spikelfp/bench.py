@@ -8,8 +8,13 @@ standard deviation over seeds:
 * test accuracy (last epoch), seconds of training per epoch, training samples per second;
 * spikes and SynOps per inference (test set);
 * sparsity of |W| (all layers pooled): Gini index and the fraction of |w| < 1e-3;
-* accuracy after global magnitude pruning of 50/70/90/95 % of the weights (the paper's pruning
-  application): the smallest |w| over all layers are set to zero, nothing is retrained.
+* pruning curves, the paper's protocol (:mod:`spikelfp.prune`; nothing is retrained): accuracy
+  after removing 0, 5, ..., 100 % of the weights by magnitude and by LFP relevance, each ranked
+  globally and per weight matrix; spikes and SynOps per inference (live synapses only) along the
+  same curves. The main table quotes global magnitude pruning at 50/70/90/95 %.
+
+Every trained model (LFP and SG) is saved under ``models/`` as a normal checkpoint, so that
+``spikelfp prune``, ``eval`` and ``export`` take it.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ import time
 
 import numpy as np
 
-from .io import write_json
+from .io import Checkpoint, save_checkpoint, write_json
 from .loadmeter import HIGH_LOAD
-from .network import Network
+from .prune import prune, relevance_scores
 from .train import TrainConfig, Trainer, evaluate
 
 METHODS = ("lfp-spike-count", "lfp-temporal", "sg-fast-sigmoid", "sg-atan")
-PRUNE_FRACTIONS = (0.5, 0.7, 0.9, 0.95)
+PRUNE_FRACTIONS = (0.5, 0.7, 0.9, 0.95)                          # the main table's columns
+PRUNE_CURVE = tuple(round(0.05 * k, 2) for k in range(21))       # 0, 0.05, ..., 1.0
+PRUNE_KINDS = (("magnitude", "global"), ("magnitude", "layer"), ("relevance", "global"), ("relevance", "layer"))
+RELEVANCE_SAMPLES = 512
 
 
 def gini(values: np.ndarray) -> float:
@@ -39,17 +47,23 @@ def gini(values: np.ndarray) -> float:
     return float((2.0 * np.sum(np.arange(1, n + 1) * x)) / (n * x.sum()) - (n + 1.0) / n)
 
 
-def prune_global(net: Network, fraction: float) -> Network:
-    """Zero the ``fraction`` of weights (W and V) with the smallest |w| over all layers (ties: all at the cut)."""
-    out = net.copy()
-    w = np.concatenate([np.abs(a).ravel() for la in out.layers for a in la.weight_arrays()])
-    k = int(round(fraction * w.size))
-    if k <= 0:
-        return out
-    cut = np.partition(w, k - 1)[k - 1]
-    for la in out.layers:
-        for a in la.weight_arrays():
-            a[np.abs(a) <= cut] = 0.0
+def pruning_curves(net, train, test, cfg: TrainConfig, fractions=PRUNE_CURVE) -> dict:
+    """``{"<criterion>-<scope>": {"accuracy": [...], "spikes_per_sample": [...], "synops_per_sample": [...]}}``
+    over ``fractions``, for every criterion and scope (relevance over RELEVANCE_SAMPLES training
+    samples, the LFP rule of ``cfg``, seeded by ``cfg.seed``)."""
+    rel = relevance_scores(net, train, rule=cfg.rule, n_samples=RELEVANCE_SAMPLES, seed=cfg.seed,
+                           contrib=cfg.contrib, form=cfg.form, eps=cfg.eps)
+    out = {}
+    for criterion, scope in PRUNE_KINDS:
+        rows = {"accuracy": [], "spikes_per_sample": [], "synops_per_sample": []}
+        for f in fractions:
+            pruned, _ = prune(net, f, criterion=criterion, scope=scope,
+                              scores=rel if criterion == "relevance" else None)
+            ev = evaluate(pruned, test)
+            rows["accuracy"].append(ev["accuracy"])
+            rows["spikes_per_sample"].append(ev["spikes_per_sample"])
+            rows["synops_per_sample"].append(ev["synops_per_sample"])
+        out[f"{criterion}-{scope}"] = rows
     return out
 
 
@@ -67,6 +81,7 @@ def _mean_std(xs):
 
 def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, log):
     t0 = time.perf_counter()
+    c = cfg
     if method.startswith("lfp-"):
         rule = method[len("lfp-"):]
         c = TrainConfig.from_dict({**cfg.to_dict(), "rule": rule, "reward": None})
@@ -86,7 +101,9 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     wall = time.perf_counter() - t0
     final = evaluate(net, test)
     weights = np.concatenate([w.ravel() for la in net.layers for w in la.weight_arrays()])
-    pruned = {str(f): evaluate(prune_global(net, f), test)["accuracy"] for f in PRUNE_FRACTIONS}
+    curves = pruning_curves(net, train, test, c if method.startswith("lfp-") else cfg)
+    mg = curves["magnitude-global"]["accuracy"]
+    pruned = {str(f): mg[PRUNE_CURVE.index(f)] for f in PRUNE_FRACTIONS}
     epoch_s = float(np.mean([h["train_seconds"] for h in hist]))
     log(f"  {method} seed {cfg.seed}: test {final['accuracy']:.4f}, {epoch_s:.2f} s/epoch, "
         f"pruned 90% {pruned['0.9']:.4f}")
@@ -98,8 +115,10 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
             "samples_per_s": len(train) / epoch_s, "wall_s": wall,
             "spikes_per_sample": final["spikes_per_sample"], "synops_per_sample": final["synops_per_sample"],
             "gini": gini(weights), "frac_below_1e-3": float(np.mean(np.abs(weights) < 1e-3)),
-            "pruned_accuracy": pruned, "accuracy_per_epoch": [h["test_accuracy"] for h in hist],
-            "abs_weights": np.abs(weights)}
+            "pruned_accuracy": pruned, "pruning_curves": curves,
+            "accuracy_per_epoch": [h["test_accuracy"] for h in hist],
+            "abs_weights": np.abs(weights), "network": net, "history": hist,
+            "config": {**c.to_dict(), "method": method, **({"sg_lr": sg_lr} if method.startswith("sg-") else {})}}
 
 
 def _train_one_on_ray(method, train, test, cfg_dict, binning, sg_lr):
@@ -178,6 +197,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                                     for f in PRUNE_FRACTIONS},
             "accuracy_per_epoch": [r["accuracy_per_epoch"] for r in rs],
             "seeds": [r["seed"] for r in rs],
+            "pruning_curves": _curve_stats(rs),
         }
         report_methods.append(entry)
     by = {e["name"]: e for e in report_methods}
@@ -209,12 +229,61 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                     "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
     }
     if out:
-        os.makedirs(out, exist_ok=True)
+        os.makedirs(os.path.join(out, "models"), exist_ok=True)
+        for m, rs in runs.items():        # every trained model, for spikelfp prune / eval / export
+            for r in rs:
+                save_checkpoint(os.path.join(out, "models", f"{m}-seed{r['seed']}.h5"), Checkpoint(
+                    network=r["network"], config=r["config"], history=r["history"], binning=binning,
+                    dataset=cfg.dataset, seed=r["seed"]))
+        report["models"] = {m: [os.path.join("models", f"{m}-seed{r['seed']}.h5") for r in rs]
+                            for m, rs in runs.items()}
         write_json(os.path.join(out, "bench.json"), report)
         with open(os.path.join(out, "bench.md"), "w") as fh:
             fh.write(markdown_table(report))
         write_plots(report, runs, out)
     return report
+
+
+def _curve_stats(rs: list) -> dict:
+    """Mean and std over seeds of every pruning curve (accuracy), mean spikes and SynOps."""
+    out = {}
+    for kind in rs[0]["pruning_curves"]:
+        acc = np.array([r["pruning_curves"][kind]["accuracy"] for r in rs])
+        out[kind] = {"fractions": list(PRUNE_CURVE), "accuracy_mean": acc.mean(0).tolist(),
+                     "accuracy_std": (acc.std(0, ddof=1) if len(rs) > 1 else np.zeros(acc.shape[1])).tolist(),
+                     "spikes_per_sample": np.mean([r["pruning_curves"][kind]["spikes_per_sample"] for r in rs],
+                                                  axis=0).tolist(),
+                     "synops_per_sample": np.mean([r["pruning_curves"][kind]["synops_per_sample"] for r in rs],
+                                                  axis=0).tolist()}
+    return out
+
+
+CURVE_COLUMNS = (0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def pruning_table(r: dict) -> str:
+    """Accuracy after pruning, every criterion and scope, mean ± std over seeds; then spikes and
+    SynOps per inference unpruned and at 90 % (global magnitude, live synapses)."""
+    cols = ["method", "criterion", "scope"] + [f"pruned {f:.0%}" for f in CURVE_COLUMNS]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for e in r["methods"]:
+        for kind, c in e.get("pruning_curves", {}).items():
+            crit, scope = kind.split("-")
+            at = [c["fractions"].index(f) for f in CURVE_COLUMNS]
+            cells = [f"{c['accuracy_mean'][k]:.4f} ± {c['accuracy_std'][k]:.4f}" for k in at]
+            lines.append("| " + " | ".join([e["name"], crit, scope, *cells]) + " |")
+    energy = ["| method | spikes / inference | at 90 % pruned | SynOps / inference | at 90 % pruned |",
+              "|---|---|---|---|---|"]
+    for e in r["methods"]:
+        c = e.get("pruning_curves", {}).get("magnitude-global")
+        if c:
+            k = c["fractions"].index(0.9)
+            energy.append(f"| {e['name']} | {c['spikes_per_sample'][0]:.0f} | {c['spikes_per_sample'][k]:.0f} | "
+                          f"{c['synops_per_sample'][0]:.3g} | {c['synops_per_sample'][k]:.3g} |")
+    return ("Pruning without retraining (the paper's protocol; curves in 5 % steps in bench.json and "
+            "pruning_global.png / pruning_layer.png)\n\n" + "\n".join(lines)
+            + "\n\nEnergy proxies per test inference, unpruned and 90 % pruned (global magnitude)\n\n"
+            + "\n".join(energy) + "\n")
 
 
 def markdown_table(r: dict) -> str:
@@ -224,7 +293,8 @@ def markdown_table(r: dict) -> str:
             f"{r['epochs']} epochs, batch {r['batch_size']}, {r['seeds']} seeds; mean ± std; "
             f"numba {r['machine']['numba_threads']} threads, torch {r['machine']['torch_threads']} threads)\n\n")
     cols = ["method", "test accuracy", "test ties", "s / epoch", "samples/s", "spikes / inference",
-            "SynOps / inference", "Gini |W|", "|w| < 1e-3", "pruned 50%", "pruned 70%", "pruned 90%", "pruned 95%"]
+            "SynOps / inference", "Gini \\|W\\|", "\\|w\\| < 1e-3",       # escaped: a bare | splits a cell
+            "pruned 50%", "pruned 70%", "pruned 90%", "pruned 95%"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for e in r["methods"]:
         p = e["pruned_accuracy"]
@@ -256,7 +326,8 @@ def markdown_table(r: dict) -> str:
                        "indicative only**" if high else ""))
     if r.get("command"):
         tail.append(f"\nCommand: `{r['command']}` ({r['machine']['processor']}, {r['machine']['cpus']} CPUs)")
-    return head + "\n".join(lines) + "\n\n" + "\n".join(tail) + "\n"
+    curves = pruning_table(r) + "\n" if any(e.get("pruning_curves") for e in r["methods"]) else ""
+    return head + "\n".join(lines) + "\n\n" + curves + "\n".join(tail) + "\n"
 
 
 def write_plots(r: dict, runs: dict, out: str) -> None:
@@ -287,20 +358,23 @@ def write_plots(r: dict, runs: dict, out: str) -> None:
     fig.savefig(os.path.join(out, "accuracy_per_epoch.png"), dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for e in r["methods"]:
-        fr = [0.0] + list(PRUNE_FRACTIONS)
-        acc = [e["test_accuracy_mean"]] + [e["pruned_accuracy"][str(f)] for f in PRUNE_FRACTIONS]
-        sd = [e.get("test_accuracy_std", 0.0)] + [e.get("pruned_accuracy_std", {}).get(str(f), 0.0)
-                                                  for f in PRUNE_FRACTIONS]
-        ax.errorbar(fr, acc, yerr=sd, marker="o", capsize=3, label=e["name"])
-    ax.set_xlabel("fraction of weights pruned (global magnitude)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"{setting}\npruning without retraining (mean ± std over seeds)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "pruning.png"), dpi=120)
-    plt.close(fig)
+    for scope in ("global", "layer"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for k, e in enumerate(r["methods"]):
+            for criterion, style in (("magnitude", "-"), ("relevance", "--")):
+                c = e.get("pruning_curves", {}).get(f"{criterion}-{scope}")
+                if not c:
+                    continue
+                fr, mu, sd = (np.asarray(c[key]) for key in ("fractions", "accuracy_mean", "accuracy_std"))
+                ax.plot(fr * 100, mu, style, color=f"C{k}", label=f"{e['name']}, {criterion}")
+                ax.fill_between(fr * 100, mu - sd, mu + sd, color=f"C{k}", alpha=0.15)
+        ax.set_xlabel(f"weights pruned [%] ({'all layers ranked together' if scope == 'global' else 'per matrix'})")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{setting}\n{scope} pruning without retraining (mean ± std over seeds)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, f"pruning_{scope}.png"), dpi=120)
+        plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, rs in runs.items():
@@ -308,7 +382,7 @@ def write_plots(r: dict, runs: dict, out: str) -> None:
         bins = np.logspace(-6, math.log10(max(w.max(), 1e-5)), 60)
         ax.hist(np.clip(w, 1e-6, None), bins=bins, histtype="step", label=m)
     ax.set_xscale("log")
-    ax.set_xlabel("|w| (first seed, all layers; the first bin holds every |w| < 1e-6, exact zeros included)")
+    ax.set_xlabel("|w| (first seed, all layers; first bin: every |w| < 1e-6, zeros included)", fontsize=8)
     ax.set_ylabel("count")
     ax.set_title(f"{setting}\nweight magnitudes")
     ax.legend()

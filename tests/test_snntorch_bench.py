@@ -8,8 +8,10 @@ from conftest import check_snntorch_mirror, random_input, random_net
 from spikelfp.backends import snntorch as bsn
 
 import spikelfp
-from spikelfp.bench import PRUNE_FRACTIONS, gini, prune_global, run_bench
+from spikelfp.bench import PRUNE_CURVE, PRUNE_FRACTIONS, gini, run_bench
 from spikelfp.cli import _apply_preset, build_parser
+from spikelfp.io import load_checkpoint
+from spikelfp.prune import prune
 from spikelfp.train import TrainConfig
 
 
@@ -73,7 +75,7 @@ def test_gini_and_pruning():
     assert gini(np.ones(100)) == pytest.approx(0.0)
     assert gini(np.r_[np.zeros(99), 1.0]) == pytest.approx(0.99)
     net = random_net(np.random.default_rng(6), [50, 20, 5])
-    pruned = prune_global(net, 0.9)
+    pruned, _ = prune(net, 0.9)
     w = np.concatenate([la.weight.ravel() for la in pruned.layers])
     assert np.mean(w == 0) == pytest.approx(0.9, abs=0.002)
     kept = np.concatenate([la.weight.ravel() for la in net.layers])[w != 0]
@@ -102,7 +104,25 @@ def test_bench_writes_report_table_and_plots(small_digits, tmp_path):
         assert m["max_other_cpu_load"] is None or 0.0 <= m["max_other_cpu_load"] <= 1.0
     if any(m["max_other_cpu_load"] is not None for m in data["methods"]):
         assert "other processes' CPU share during the timed epochs" in md
-    for png in ("accuracy_per_epoch.png", "pruning.png", "weights.png"):
+    for m in data["methods"]:         # the pruning curves: every criterion and scope, 0..100 % in 5 % steps
+        assert set(m["pruning_curves"]) == {"magnitude-global", "magnitude-layer", "relevance-global",
+                                            "relevance-layer"}
+        for c in m["pruning_curves"].values():
+            assert c["fractions"] == list(PRUNE_CURVE) and len(c["accuracy_mean"]) == 21
+            assert c["accuracy_mean"][0] == pytest.approx(m["test_accuracy_mean"])
+            assert c["synops_per_sample"][-1] == 0 and c["synops_per_sample"][10] < c["synops_per_sample"][0]
+        mg = m["pruning_curves"]["magnitude-global"]["accuracy_mean"]
+        assert m["pruned_accuracy"]["0.9"] == pytest.approx(mg[18])
+    table = [ln for ln in md.splitlines() if ln.startswith("|")]
+    for ln in table:                  # every row of every table has as many cells as its header
+        assert ln.count("|") - ln.count("\\|") in {t.count("|") - t.count("\\|") for t in table}
+    main_rows = md.split("\n\n")[1].splitlines()
+    assert len({ln.count("|") - ln.count("\\|") for ln in main_rows}) == 1, main_rows[:2]
+    for name in data["models"]["lfp-temporal"] + data["models"]["sg-atan"]:
+        ck = load_checkpoint(tmp_path / name)       # saved models: spikelfp prune / eval / export take them
+        assert ck.network.n_in == train.n_in and ck.config["method"] in name and ck.binning == data["binning"]
+        assert len(ck.history) == 1
+    for png in ("accuracy_per_epoch.png", "pruning_global.png", "pruning_layer.png", "weights.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert r["machine"]["torch_threads"] == 2
 
