@@ -414,7 +414,12 @@ def _train_locked(args, out) -> int:
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
           f"(reward {cfg.reward}, {cfg.contrib} credit), "
           f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
-    trainer = Trainer(cfg, progress=not args.no_progress, workers=args.workers, address=args.address)
+    parallel = None
+    if args.workers:
+        from spikelfp.distributed import RayFeedback
+
+        parallel = RayFeedback(args.workers, address=args.address)
+    trainer = Trainer(cfg, progress=not args.no_progress, parallel=parallel)
     m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
     latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
     if args.out is None:  # runs/latest -> the default run directory just written

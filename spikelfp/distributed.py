@@ -296,6 +296,20 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+class RayFeedback:
+    """The data-parallel feedback executor a :class:`~spikelfp.train.Trainer` takes
+    (``Trainer(config, parallel=RayFeedback(2))``): each batch's feedback on ``workers`` Ray actors
+    (:class:`ParallelFeedback`), local Ray or the cluster at ``address``."""
+
+    def __init__(self, workers: int, address: str | None = None):
+        if int(workers) < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers, self.address = int(workers), address
+
+    def __call__(self, rule, p, train) -> ParallelFeedback:
+        return ParallelFeedback(rule, p, train, self.workers, address=self.address)
+
+
 class ParallelFeedback:
     """``fb = ParallelFeedback(rule, packed, train, n_workers)(packed, idx)``: the batch ``idx``'s
     feedback computed by Ray actors, bit-identical to ``rule.feedback`` with the same chunking."""
@@ -340,6 +354,9 @@ class ParallelFeedback:
         got = ray.get(futures)
         parts = ChunkParts(*(np.concatenate([g[k] for g in got], axis=0) for k in range(5)))
         return self.rule.reduce(p, parts)
+
+    def describe(self) -> str:
+        return f"data-parallel feedback on {self.n_workers} Ray workers"
 
     def close(self) -> None:
         for a in self.actors:

@@ -230,17 +230,21 @@ class Trainer:
     config : TrainConfig
     progress : bool or None
         Progress bars (None: only when stderr is a terminal).
+    parallel : callable, optional
+        A feedback executor factory, ``parallel(rule, packed, train)`` -> an object called as
+        ``(packed, idx) -> Feedback`` with a ``close()`` (and a ``describe()`` for the log), used
+        instead of ``rule.feedback`` on each batch; e.g. :class:`spikelfp.distributed.RayFeedback`
+        (data-parallel on Ray workers, bit-identical at the same pinned ``config.chunks``).
     """
 
-    def __init__(self, config: TrainConfig, progress: bool | None = None, *, workers: int = 0,
-                 address: str | None = None):
+    def __init__(self, config: TrainConfig, progress: bool | None = None, *, parallel=None):
         self.config = config
         self.progress = _progress_enabled(progress)
         self.rule = config.make_rule()
-        if workers and config.chunks is None:
+        if parallel is not None and config.chunks is None:
             raise ValueError("data-parallel training needs a pinned chunking: set chunks (--chunks), the same for "
                              "every worker count, so that the result does not depend on it")
-        self.workers, self.address = int(workers), address
+        self.parallel = parallel
 
     # ------------------------------------------------------------------ setup
     def init_network(self, n_in, n_out: int, rng: np.random.Generator, dt: float, probe=None) -> Network:
@@ -357,11 +361,10 @@ class Trainer:
             log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
         parallel = None
         try:
-            if self.workers:
-                from .distributed import ParallelFeedback
-
-                parallel = ParallelFeedback(self.rule, p, train, self.workers, address=self.address)
-                log(f"data-parallel feedback on {self.workers} Ray workers ({c.chunks} chunks per batch)")
+            if self.parallel is not None:
+                parallel = self.parallel(self.rule, p, train)
+                describe = getattr(parallel, "describe", None)
+                log(f"{describe() if describe else 'parallel feedback'} ({c.chunks} chunks per batch)")
             with single_threaded_blas():
                 for epoch in range(len(history), c.epochs):
                     perm = rng.permutation(n)

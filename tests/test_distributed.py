@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from spikelfp.distributed import parse_grid, trial_configs
+from spikelfp.distributed import RayFeedback, parse_grid, trial_configs
 from spikelfp.train import TrainConfig
 
 ray = pytest.importorskip("ray")
@@ -83,13 +83,13 @@ def test_data_parallel_training_is_bit_identical(rule, small_digits):
     single = Trainer(TrainConfig(**cfg), progress=False)
     m0 = single.fit(train, test)
     for workers in (1, 2):
-        par = Trainer(TrainConfig(**cfg), progress=False, workers=workers)
+        par = Trainer(TrainConfig(**cfg), progress=False, parallel=RayFeedback(workers))
         m = par.fit(train, test)
         assert m["test_accuracy"] == m0["test_accuracy"]
         for a, b in zip(_weights(single.network), _weights(par.network)):
             assert np.array_equal(a, b), f"workers={workers} changed the weights"
     with pytest.raises(ValueError, match="pinned chunking"):
-        Trainer(TrainConfig(rule=rule), workers=2)
+        Trainer(TrainConfig(rule=rule), parallel=RayFeedback(2))
 
 
 def _kill_a_worker_when_seen(killed, stop):
@@ -126,7 +126,7 @@ def test_a_killed_worker_changes_nothing(small_digits):
     killed, stop = [], threading.Event()
     th = threading.Thread(target=_kill_a_worker_when_seen, args=(killed, stop), daemon=True)
     th.start()
-    par = Trainer(TrainConfig(**cfg), progress=False, workers=2)
+    par = Trainer(TrainConfig(**cfg), progress=False, parallel=RayFeedback(2))
     try:
         par.fit(train, test)
     finally:
