@@ -111,11 +111,14 @@ def arch_from_hidden(hidden) -> str:
     return format_arch(LayerSpec("d", int(h)) for h in hidden)
 
 
+def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis (torch's floor rule)."""
+    return (n + 2 * padding - k) // stride + 1
+
+
 def layer_shapes(spec: str, in_shape, n_out: int) -> list[tuple[int, int, int, bool]]:
     """Per layer of the net (hidden layers, then the output): (n_in, n_out, number of weights,
     recurrent). ``in_shape`` is (H, W, C) (needed by conv layers) or n_in."""
-    from .network import conv_out_size
-
     shape = tuple(in_shape) if np.ndim(in_shape) else (1, int(in_shape), 1)
     out = []
     for la in parse_arch(spec):

@@ -75,7 +75,7 @@ class LoihiLayer:
     def n_out(self) -> int:
         if self.conv is None:
             return int(self.weight.shape[0])
-        from .network import conv_out_size
+        from .arch import conv_out_size
         (H, W, _), st, pd = self.conv
         K = self.weight.shape[2]
         return conv_out_size(H, K, st, pd) * conv_out_size(W, K, st, pd) * int(self.weight.shape[0])

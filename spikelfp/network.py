@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arch import conv_out_size, parse_arch
+
 RESETS = ("zero", "subtract")
 DTYPES = (np.float64, np.float32)
 
@@ -166,11 +168,6 @@ class LIFLayer:
             return None if a is None else a.astype(dtype)   # astype copies
         return LIFLayer(cast(self.weight), cast(self.bias), self.beta, self.threshold, self.reset,
                         recurrent=cast(self.recurrent))
-
-
-def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
-    """Output length of a convolution along one axis (torch's floor rule)."""
-    return (n + 2 * padding - k) // stride + 1
 
 
 @dataclass
@@ -371,8 +368,6 @@ class Network:
         then its bias, as ``U(-g/sqrt(fan_in), g/sqrt(fan_in))`` with fan_in = C_in K^2 (torch's
         Conv2d init). ``gain`` is one value for every layer.
         """
-        from .arch import parse_arch
-
         specs = parse_arch(arch)
         if not any(la.kind in ("c", "p") for la in specs):
             n_in = int(np.prod(in_shape))
