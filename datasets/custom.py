@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from .binning import Binning
-from .registry import DatasetError, DatasetSpec
+from .spec import DatasetError, DatasetSpec
 
 FIELDS = ("t", "x", "y", "p", "sample_ptr", "labels")
 

@@ -9,65 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .base import EventDataset, read_cache, write_cache
 from .binning import Binning, bin_events
-
-
-class DatasetError(ValueError):
-    """Bad dataset content (truncated file, wrong layout, labels out of range, empty recording)."""
-
-
-def data_root(root=None) -> str:
-    """Cache folder: ``root``, else ``$SPIKELFP_DATA``, else ``~/.cache/spikelfp``. An empty
-    ``SPIKELFP_DATA=`` counts as unset (it once put a whole dataset build in the working folder)."""
-    path = os.path.abspath(os.path.expanduser(root or os.environ.get("SPIKELFP_DATA") or "~/.cache/spikelfp"))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"dataset cache {path} (--data-root or $SPIKELFP_DATA) is a file, not a folder")
-    return path
-
-
-def require_tonic():
-    try:
-        import tonic
-    except ImportError:  # pragma: no cover - tonic is installed by `make venv`
-        raise ImportError("this dataset is read through tonic: pip install tonic") from None
-    return tonic
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One registered dataset.
-
-    ``splits(root, progress, download) -> {"train": ds, "test": ds}`` where ``ds[k]`` is
-    ``(events structured array with t [us] and x[, y, p], label)`` and ``len(ds)`` works (tonic's
-    datasets are exactly that).
-    """
-
-    name: str
-    description: str
-    n_classes: int
-    sensor_size: tuple
-    default_binning: Binning
-    splits: Callable
-    classes: tuple = field(default_factory=tuple)
-    version: str = "1"
-    offline: bool = False          # generated here, never downloaded
-    present: Callable = None       # root -> bool (raw files on disk)
-    raw_folder: str = ""           # folder of the raw files under the root (tonic's class name)
-    archives: tuple = ()           # ((split, filename, md5, url), ...) a user places by hand offline
-
-    def input_size(self, binning: Binning | None = None) -> int:
-        return (binning or self.default_binning).n_channels(self.sensor_size)
-
-    def input_shape(self, binning: Binning | None = None) -> tuple:
-        """Channels-last (H, W, C) of the binned channels (channel = (y * W + x) * C + c)."""
-        W, H, C = (binning or self.default_binning).out_shape(self.sensor_size)
-        return (int(H), int(W), int(C))
+from .spec import DatasetError, DatasetSpec, data_root, require_tonic  # noqa: F401 - the registry's API
 
 
 def _saccade(name):

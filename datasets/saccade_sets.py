@@ -97,7 +97,7 @@ def build_recordings(root: str, gen_seed: int = 0, progress=None, name: str = "d
 def tonic_dataset(save_to: str, train: bool, name: str = "digits-saccade"):
     """tonic's ``NMNIST`` reader over our recordings (a subclass that only changes the folder
     name and the completeness check; reading, labels and ordering are tonic's)."""
-    from spikelfp.datasets.registry import require_tonic
+    from spikelfp.datasets.spec import require_tonic
 
     tonic = require_tonic()
     cls_name = SOURCES[name][0]

@@ -14,7 +14,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 
-from .registry import require_tonic
+from .spec import require_tonic
 
 
 class DatasetNotAvailable(FileNotFoundError):
