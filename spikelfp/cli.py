@@ -66,7 +66,7 @@ def _positive(kind):
     return _number(kind, lambda v: v > 0 and math.isfinite(v), "a finite value > 0")
 
 
-_seed = _number(int, lambda v: v >= 0, "a whole number >= 0 (--seed)")
+_seed = _number(int, lambda v: 0 <= v < 2**63, "a whole number in [0, 2^63) (--seed)")
 _rate = _number(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1) spikes per neuron and step")
 _fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1], e.g. 0.9")
 
@@ -466,6 +466,7 @@ def _check_size(cfg, spec, binning, args) -> None:
 
 def cmd_bench(args) -> int:
     from spikelfp import datasets
+    from spikelfp.bench import METHODS as METHODS_ALL
     from spikelfp.bench import markdown_table, run_bench
 
     args.dataset = args.dataset or "digits-saccade"
@@ -476,6 +477,8 @@ def cmd_bench(args) -> int:
     binning = _binning(args, spec)
     cfg = _train_config(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise CLIError(f"--methods {args.methods!r} names no method; choose from {', '.join(METHODS_ALL)}")
     _check_size(cfg, spec, binning, args)
     train, test = datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)

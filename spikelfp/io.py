@@ -26,6 +26,8 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 
@@ -45,10 +47,27 @@ class ModelFileError(ValueError):
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    On any error the temporary file is removed and ``path`` is left as it was.
+    On any error the temporary file is removed and ``path`` is left as it was. A symlink is
+    written through (its target is replaced, the link stays); a destination that is not a regular
+    file (a FIFO, a device, ``/dev/stdout``) cannot be replaced: the finished content is copied
+    into it instead.
     """
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):     # stat follows links
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "is a folder", path)
+        fd, tmp = tempfile.mkstemp(prefix=".spikelfp-", suffix=".tmp")
+        os.close(fd)
+        try:
+            yield tmp
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        return
+    path = os.path.realpath(path)
+    d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
     os.close(fd)

@@ -36,6 +36,9 @@ from .simulate import nonzero_synops, predict, simulate, tie_rate
 DEFAULT_REWARD = {"temporal": "ce", "spike-count": "ce"}
 
 
+MAX_EPOCHS = 1_000_000
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a training run (saved in every checkpoint)."""
@@ -99,6 +102,12 @@ class TrainConfig:
             raise ValueError(f"unknown reset {self.reset!r}; choose one of {', '.join(RESETS)}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if int(self.epochs) > MAX_EPOCHS:
+            raise ValueError(f"epochs must be <= {MAX_EPOCHS:,} (got {self.epochs})")
+        if not (0 <= int(self.seed) < 2**63):
+            raise ValueError(f"seed must be a whole number in [0, 2^63) (got {self.seed}): HDF5 stores it as int64")
+        if not (isinstance(self.momentum, (int, float)) and 0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum must lie in [0, 1) (got {self.momentum})")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be float64 or float32 (got {self.dtype!r})")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -128,3 +128,18 @@ def test_plain_progress_lines_when_not_a_terminal(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("build: 0/3 recording (started") and lines[-1].startswith("build: 3/3 recording (done")
     assert list(PlainProgress(range(4), desc="x")) == [0, 1, 2, 3]
+
+
+def test_out_of_range_settings_are_one_line_errors(tmp_path, data_root, capsys):
+    from spikelfp.cli import main
+
+    for argv, msg in [(["train", "--momentum", "-5"], "momentum"), (["train", "--momentum", "1.5"], "momentum"),
+                      (["train", "--seed", str(10 ** 29)], "seed"), (["train", "--epochs", str(10 ** 21)], "epochs"),
+                      (["bench", "lfp-vs-sg", "--methods", ","], "names no method")]:
+        try:
+            rc = main([*argv, "--data-root", data_root, "--out", str(tmp_path / "o"), "--no-progress"])
+        except SystemExit as e:       # argparse's own refusal (the --seed type)
+            rc = e.code
+        assert rc == 2, argv
+        assert msg in capsys.readouterr().err, argv
+    assert not (tmp_path / "o").exists()

@@ -1,3 +1,4 @@
+import json
 import os
 
 import h5py
@@ -171,3 +172,28 @@ def test_write_json_is_atomic(tmp_path):
     with pytest.raises(TypeError):
         write_json(p, {"bad": object()})
     assert '"a": 1.5' in p.read_text()
+
+
+def test_atomic_writes_go_through_links_and_into_fifos_and_devices(tmp_path):
+    import os
+    import stat
+    import threading
+
+    from spikelfp.io import write_json
+
+    target = tmp_path / "real.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_json(link, {"a": 1})
+    assert link.is_symlink() and json.loads(target.read_text()) == {"a": 1}     # the link stays a link
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)
+    reader.start()
+    write_json(fifo, {"b": 2})
+    reader.join(10)
+    assert json.loads(got[0]) == {"b": 2} and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    write_json("/dev/null", {"c": 3})
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)                           # never replaced by a file
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
