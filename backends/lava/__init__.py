@@ -501,7 +501,7 @@ def load(path, mode: str = "float", n_steps: int | None = None) -> LavaProcesses
         Steps per sample T: reset every layer between back-to-back samples (see
         :func:`build_processes`). None: one continuous stream.
 
-    Example (``docs/lava.md`` has the full, runnable version)::
+    Example (``examples/run_in_lava.py`` is the full, runnable version)::
 
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
