@@ -30,7 +30,8 @@ def main():
     ap.add_argument("--model", help="the checkpoint it came from (default: the .lava.h5 name with .h5)")
     ap.add_argument("--mode", choices=["float", "fixed"], default="float")
     ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0, help="which test samples (drawn at random; the split is sorted by class)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="which test samples (drawn at random; the split is sorted by class)")
     ap.add_argument("--data-root")
     args = ap.parse_args()
     model = args.model or args.lava_file.replace(".lava.h5", ".h5")
