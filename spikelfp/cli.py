@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model.h5 written by spikelfp train")
     data_opts(e)
     e.add_argument("--split", choices=["test", "train"], default="test", help="which split to score (default test)")
+    e.add_argument("--predictions", metavar="PATH",
+                   help="also write one CSV row per sample: index, label, prediction, output spike counts")
     common(e)
 
     d = sub.add_parser("datasets", help="list the datasets",
@@ -531,8 +533,13 @@ def cmd_eval(args) -> int:
     ck = load_checkpoint(args.model)
     name, train, test = _model_data(args, ck)
     data = test if args.split == "test" else train
+    if args.predictions and same_file(args.predictions, args.model):
+        raise CLIError(f"--predictions {args.predictions} is the model file itself: choose another path")
     r = evaluate(ck.network, data)
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
+    if args.predictions:
+        _write_predictions(args.predictions, ck.network, data)
+        r["predictions"] = args.predictions
     text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
             f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
             f"{r['synops_per_sample']:.0f} SynOps per sample)")
@@ -695,6 +702,24 @@ def cmd_prune(args) -> int:
              f"pruned model: {out}"]
     _emit(args, rep, "\n".join(lines))
     return 0
+
+
+def _write_predictions(path, network, data, batch_size: int = 256) -> None:
+    import csv
+
+    from spikelfp.io import atomic_path
+    from spikelfp.packed import pack
+    from spikelfp.simulate import predict, simulate
+
+    p = pack(network)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "label", "prediction", *[f"count_{k}" for k in range(network.n_out)]])
+        for lo in range(0, len(data), batch_size):
+            idx = np.arange(lo, min(len(data), lo + batch_size))
+            out = simulate(p, data.batch(idx)).counts[-1]
+            for i, y, pr, c in zip(idx, data.labels[idx], predict(out), out):
+                w.writerow([int(i), int(y), int(pr), *map(int, c)])
 
 
 def _model_data(args, ck):

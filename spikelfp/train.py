@@ -143,6 +143,24 @@ class TrainConfig:
                         n_chunks=self.chunks, **extra)
 
 
+HISTORY_COLUMNS = ("epoch", "train_accuracy", "running_train_accuracy", "test_accuracy", "test_tie_rate",
+                   "spikes_per_sample", "synops_per_sample", "train_seconds", "samples_per_s", "other_cpu_load", "lr")
+
+
+def write_history_csv(path, history: list) -> None:
+    """The per-epoch records as CSV (one row per epoch, :data:`HISTORY_COLUMNS`), atomically:
+    what a spreadsheet, pandas or a plotting script reads (``metrics.json`` has the same)."""
+    import csv
+
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HISTORY_COLUMNS)
+        for h in history:
+            w.writerow(["" if h.get(k) is None else h.get(k) for k in HISTORY_COLUMNS])
+
+
 def input_shape(data):
     """A dataset's channels-last input shape (H, W, C) if it has one (camera datasets), else n_in."""
     shape = getattr(data, "input_shape", None)
@@ -422,6 +440,7 @@ class Trainer:
                             network=unpack(p, dt=net.dt, like=net), config=c.to_dict(), history=history,
                             binning=binning, dataset=c.dataset, seed=c.seed,
                             optimizer=opt.state_dict(), rng_state=rng.bit_generator.state))
+                        write_history_csv(os.path.join(out_dir, "history.csv"), history)
                     if epoch_callback is not None:
                         epoch_callback(dict(rec))
         finally:

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from spikelfp.cli import main
@@ -25,6 +26,18 @@ def test_train_then_eval_reproduces_accuracy(run_dir, tmp_path, data_root, capsy
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["accuracy"] == trained["test_accuracy"]
     assert "accuracy" in capsys.readouterr().out
+    # per-sample predictions: the same accuracy, counts whose argmax is the prediction
+    import csv
+
+    rc = main(["eval", str(run_dir / "model.h5"), "--predictions", str(tmp_path / "p.csv"), "--data-root", data_root])
+    assert rc == 0
+    rows = list(csv.reader(open(tmp_path / "p.csv")))
+    assert rows[0][:3] == ["index", "label", "prediction"] and len(rows) - 1 == ev["samples"]
+    body = np.array(rows[1:], dtype=np.int64)
+    assert np.mean(body[:, 1] == body[:, 2]) == ev["accuracy"]
+    assert np.array_equal(np.argmax(body[:, 3:], axis=1), body[:, 2])
+    history = list(csv.DictReader(open(run_dir / "history.csv")))
+    assert [int(h["epoch"]) for h in history] == [1, 2]
 
 
 def test_existing_run_is_not_clobbered(run_dir, data_root, capsys):

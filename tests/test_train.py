@@ -74,6 +74,11 @@ def test_metrics_and_checkpoint_contents(small_digits, tmp_path):
     assert ck.config["rule"] == "spike-count" and len(ck.history) == 1 and ck.optimizer is not None
     # the saved model reproduces the reported accuracy exactly
     assert evaluate(ck.network, small_digits[1])["accuracy"] == m["test_accuracy"]
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "m" / "history.csv")))       # one row per epoch
+    assert len(rows) == 1 and float(rows[0]["test_accuracy"]) == m["test_accuracy"]
+    assert int(rows[0]["epoch"]) == 1 and float(rows[0]["samples_per_s"]) > 0
 
 
 def test_bad_config_is_refused():
