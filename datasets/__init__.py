@@ -13,7 +13,8 @@ Example
 
 from .base import EventDataset
 from .binning import Binning, bin_events
+from .interop import as_event_datasets, from_events, from_frames
 from .registry import DATASETS, DatasetSpec, data_root, get_spec, load
 
 __all__ = ["EventDataset", "Binning", "bin_events", "DATASETS", "DatasetSpec", "data_root",
-           "get_spec", "load"]
+           "get_spec", "load", "from_events", "from_frames", "as_event_datasets"]

@@ -61,6 +61,24 @@ class EventDataset:
     def __len__(self) -> int:
         return int(self.labels.size)
 
+    def __getitem__(self, k):
+        """Sample k as ``(spikes (T, n_in) uint8, label)``, the (frame, label) pair a torch user expects."""
+        k = int(k)
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"{self.name}: sample {k} outside [0, {len(self)})")
+        k %= len(self)
+        return self.to_dense([k])[0], int(self.labels[k])
+
+    def to_dense(self, idx=None) -> np.ndarray:
+        """Samples ``idx`` (default: all) as dense spikes ``(B, T, n_in)`` uint8 (channels-last
+        order, :attr:`input_shape`: ``.reshape(B, T, *input_shape)`` gives (H, W, C) frames)."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.zeros((idx.size, self.n_steps, self.n_in), np.uint8)
+        for b, k in enumerate(idx):
+            lo, hi = self.sample_ptr[k], self.sample_ptr[k + 1]
+            out[b, self.steps[lo:hi], self.channels[lo:hi]] = 1
+        return out
+
     @property
     def events_per_sample(self) -> float:
         return self.steps.size / max(1, len(self))

@@ -199,6 +199,11 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     binning and the library version; a stale or corrupt cache is rebuilt, never used, and a failed
     build leaves an existing cache untouched (atomic write).
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"datasets.load takes a dataset name or a recordings file path, not a "
+                        f"{type(name).__name__}; for a tonic dataset, a torch Dataset or (events, label) samples use "
+                        "spikelfp.datasets.from_events(ds) (or pass them to Trainer.fit directly)")
+    name = os.fspath(name)
     spec = get_spec(name)
     binning = binning or spec.default_binning
     root = data_root(root)

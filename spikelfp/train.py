@@ -314,6 +314,9 @@ class Trainer:
             binning: dict | None = None, log=None, epoch_callback=None, start: Network | None = None) -> dict:
         """Train for ``config.epochs`` epochs; evaluate and checkpoint after each.
 
+        ``train``/``test``: :class:`~spikelfp.datasets.EventDataset` s, or raw event data (a tonic
+        dataset, a sequence of (events, label), a torch Dataset/DataLoader of them), binned by
+        :func:`spikelfp.datasets.as_event_datasets` on the train set's grid.
         ``start``: train this network (a copy, in ``config.dtype``) instead of a fresh
         initialisation (fine-tuning; with ``config.frozen_zeros`` its zero weights stay zero).
 
@@ -323,6 +326,10 @@ class Trainer:
         """
         c = self.config
         log = log or (lambda msg: None)
+        from .datasets.interop import as_event_datasets
+
+        train, test, raw_binning = as_event_datasets(train, test)   # tonic / torch data: binned here, one grid
+        binning = binning if binning is not None else raw_binning
         if train.n_in != test.n_in or train.n_classes != test.n_classes:
             raise ValueError("train and test sets differ in input size or classes")
         ckpt_path = os.path.join(out_dir, "model.h5") if out_dir else None
