@@ -34,6 +34,7 @@ class EventDataset:
     name: str = ""
     classes: list = field(default_factory=list)
     input_shape: tuple | None = None    # channels-last (H, W, C) of the channels, where the sensor has one
+    binning: dict | None = None         # the grid it was binned on (Binning.to_dict()): a checkpoint's dt comes from it
 
     def __post_init__(self):
         self.steps = np.ascontiguousarray(self.steps, dtype=np.int32)
@@ -103,7 +104,8 @@ class EventDataset:
         sel = np.concatenate([np.arange(self.sample_ptr[k], self.sample_ptr[k + 1]) for k in idx]) \
             if idx.size else np.zeros(0, np.int64)
         return EventDataset(self.steps[sel], self.channels[sel], ptr, self.labels[idx], self.n_steps,
-                            self.n_in, self.n_classes, self.name, list(self.classes), self.input_shape)
+                            self.n_in, self.n_classes, self.name, list(self.classes), self.input_shape,
+                            self.binning)
 
     @classmethod
     def from_samples(cls, samples, labels, n_steps, n_in, n_classes, name="", classes=()):

@@ -224,4 +224,5 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
 
 def _shaped(ds, spec, binning):
     ds.input_shape = spec.input_shape(binning)
+    ds.binning = binning.to_dict()
     return ds

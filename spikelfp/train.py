@@ -329,7 +329,7 @@ class Trainer:
         from .datasets.interop import as_event_datasets
 
         train, test, raw_binning = as_event_datasets(train, test)   # tonic / torch data: binned here, one grid
-        binning = binning if binning is not None else raw_binning
+        binning = binning if binning is not None else (raw_binning or getattr(train, "binning", None))
         if train.n_in != test.n_in or train.n_classes != test.n_classes:
             raise ValueError("train and test sets differ in input size or classes")
         ckpt_path = os.path.join(out_dir, "model.h5") if out_dir else None

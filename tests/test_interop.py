@@ -120,3 +120,14 @@ def test_load_refuses_a_dataset_object_with_the_way_in():
     with pytest.raises(TypeError, match="from_events"):
         datasets.load(_TonicLike(_data(6, n=2)))
     assert isinstance(datasets.from_events(_TonicLike(_data(6, n=2))), EventDataset)
+
+
+def test_a_loaded_dataset_carries_its_binning_into_the_checkpoint(tmp_path, small_digits):
+    from spikelfp.io import load_checkpoint
+    from spikelfp.train import TrainConfig, Trainer
+
+    train, test = small_digits
+    assert train.binning["bin_us"] == 10_000.0 and train.subset([0, 1]).binning == train.binning
+    Trainer(TrainConfig(hidden=[8], epochs=1), progress=False).fit(train, test, str(tmp_path / "r"))
+    ck = load_checkpoint(tmp_path / "r" / "model.h5")
+    assert ck.binning == train.binning and ck.network.dt == pytest.approx(0.01)   # NIR's tau follows from it
