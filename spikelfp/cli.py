@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--reward", choices=sorted(REWARDS),
                        help="output reward (default ce: cross-entropy on spike counts; the temporal rule with "
                             "--reset subtract defaults to rate, the paper's)")
-        t.add_argument("--tau", type=_positive(float), default=1.0,
-                       help="ce/softmax reward temperature [spikes] (default 1: the counts are the logits)")
+        t.add_argument("--reward-tau", "--tau", dest="tau", type=_positive(float), default=1.0,
+                       help="ce/softmax reward temperature [spikes] (default 1: the counts are the logits); "
+                            "--tau is its old name. Not a membrane time constant: that is --tau-mem")
         t.add_argument("--form", choices=["carry", "paper"], default="carry",
                        help="temporal rule's denominator: carry (default) or paper (lfprop 1.0.0's)")
         t.add_argument("--contrib", choices=["graded", "spikes"], default="graded",
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="learning-rate schedule: constant (default) or onecycle (warm-up, then cosine decay)")
         t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
         t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
+        t.add_argument("--tau-mem", type=_positive(float), metavar="MS",
+                       help="membrane time constant [ms] instead of --beta: beta = 1 - bin/tau (the tau NIR "
+                            "export writes; docs/neuron.md), e.g. 100 at 10 ms bins is beta 0.9")
         t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
         t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
         t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
@@ -291,9 +295,20 @@ def _binning(args, spec):
     return dataclasses.replace(b, **changes)
 
 
-def _train_config(args):
+def _train_config(args, binning=None):
+    from spikelfp.network import beta_from_tau
     from spikelfp.train import TrainConfig
 
+    beta = args.beta
+    if getattr(args, "tau_mem", None):
+        if args.beta != 0.9:
+            raise CLIError("--beta and --tau-mem both set the membrane decay: give one")
+        if binning is None:
+            raise CLIError("--tau-mem: a resumed run keeps the beta stored in its checkpoint")
+        try:
+            beta = beta_from_tau(args.tau_mem * 1e-3, binning.bin_us * 1e-6)
+        except ValueError as e:
+            raise CLIError(f"--tau-mem {args.tau_mem:g} ms: {e}") from None
     return TrainConfig(dataset=args.dataset, hidden=args.hidden, arch=getattr(args, "arch", None),
                        rule=getattr(args, "rule", None) or "temporal",
                        reward=args.reward, tau=args.tau, form=args.form, contrib=args.contrib,
@@ -301,7 +316,7 @@ def _train_config(args):
                        weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
-                       beta=args.beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
+                       beta=beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
                        seed=args.seed,
                        chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
@@ -309,7 +324,7 @@ def _train_config(args):
 
 # options a resumed run takes from its checkpoint; only --epochs may change (and the non-training flags)
 RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--rule", "reward": "--reward",
-                "tau": "--tau",
+                "tau": "--reward-tau",
                 "form": "--form", "contrib": "--contrib", "secant": "--secant", "eps": "--eps",
                 "weight_scaling": "--no-weight-scaling",
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
@@ -404,7 +419,7 @@ def _train_locked(args, out) -> int:
     else:
         spec = datasets.get_spec(args.dataset)
         binning = _binning(args, spec)
-        cfg = _train_config(args)
+        cfg = _train_config(args, binning)
     _check_size(cfg, spec, binning, args)
     t0 = time.perf_counter()
     train, test = datasets.load(cfg.dataset, binning, root=args.data_root, progress=_progress(args),
@@ -477,7 +492,7 @@ def cmd_bench(args) -> int:
                        "not --rule")
     spec = datasets.get_spec(args.dataset)
     binning = _binning(args, spec)
-    cfg = _train_config(args)
+    cfg = _train_config(args, binning)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise CLIError(f"--methods {args.methods!r} names no method; choose from {', '.join(METHODS_ALL)}")
@@ -509,7 +524,7 @@ def cmd_sweep(args) -> int:
     grid = parse_grid(args.grid)
     spec = datasets.get_spec(args.dataset)
     binning = _binning(args, spec)
-    cfg = _train_config(args)
+    cfg = _train_config(args, binning)
     _check_size(cfg, spec, binning, args)
     datasets.load(args.dataset, binning, root=args.data_root, progress=_progress(args),   # built once, here
                   download=not args.offline)

@@ -156,3 +156,22 @@ def test_out_of_range_settings_are_one_line_errors(tmp_path, data_root, capsys):
         assert rc == 2, argv
         assert msg in capsys.readouterr().err, argv
     assert not (tmp_path / "o").exists()
+
+
+def test_membrane_tau_and_reward_tau_are_named_apart(tmp_path, data_root, capsys):
+    from spikelfp.io import load_checkpoint
+    from spikelfp.network import beta_from_tau, tau_from_beta
+
+    assert beta_from_tau(0.1, 0.01) == pytest.approx(0.9) and tau_from_beta(0.9, 0.01) == pytest.approx(0.1)
+    out = tmp_path / "m"
+    assert main(["train", "--tau-mem", "50", "--reward-tau", "2", "--epochs", "1", "--hidden", "8", "--out", str(out),
+                 "--no-progress", "--data-root", data_root]) == 0
+    ck = load_checkpoint(out / "model.h5")
+    assert ck.config["beta"] == pytest.approx(0.8) and ck.config["tau"] == 2.0    # 10 ms bins: 1 - 10/50
+    assert main(["train", "--tau", "3", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "old"),
+                 "--no-progress", "--data-root", data_root]) == 0                 # the old name still works
+    assert load_checkpoint(tmp_path / "old" / "model.h5").config["tau"] == 3.0
+    capsys.readouterr()
+    for argv, msg in [(["--tau-mem", "5"], "at least one step"), (["--tau-mem", "50", "--beta", "0.5"], "give one")]:
+        assert main(["train", *argv, "--out", str(tmp_path / "x"), "--no-progress", "--data-root", data_root]) == 2
+        assert msg in capsys.readouterr().err
