@@ -144,13 +144,50 @@ def for_snntorch(graph):
     return g
 
 
-def export(network: Network, path, dt: float | None = None) -> str:
-    """Write ``network`` as a NIR HDF5 file (atomically); returns the path."""
+def export(network: Network, path, dt: float | None = None, *, snntorch: bool = False) -> str:
+    """Write ``network`` as a NIR HDF5 file (atomically); returns the path. ``snntorch=True``
+    writes :func:`for_snntorch` of the graph: the file to give ``snntorch.import_from_nir``
+    (``spikelfp export --to nir-snntorch``); other NIR tools want the plain one."""
     nir = _nir()
     graph = to_nir(network, dt)
+    if snntorch:
+        graph = for_snntorch(graph)
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)
     return os.fspath(path)
+
+
+def run_snntorch(path, x, input_shape=None) -> np.ndarray:
+    """Import a NIR file with snntorch's importer and step it through ``x`` (B, T, n_in) 0/1 in
+    float64; returns its output spikes (B, T, n_out). ``input_shape`` (H, W, C): a conv net's
+    steps go in as (B, C, H, W) images."""
+    import contextlib
+    import io
+
+    from snntorch.import_nir import import_from_nir
+
+    with contextlib.redirect_stdout(io.StringIO()):      # the importer prints its progress
+        model = import_from_nir(_nir().read(os.fspath(path))).double()
+    return run_snntorch_model(model, x, input_shape)
+
+
+def run_snntorch_model(model, x, input_shape=None) -> np.ndarray:
+    """Step a model made by snntorch's NIR importer through ``x``, as :func:`run_snntorch`."""
+    import torch
+
+    for mod in model.modules():          # the importer stores float32 weights; spikes come out float32
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            step = np.asarray(x[:, t], dtype=np.float64)
+            if input_shape is not None:
+                H, W, C = input_shape
+                step = step.reshape(-1, H, W, C).transpose(0, 3, 1, 2)
+            o, state = model(torch.from_numpy(np.ascontiguousarray(step)), state)
+            outs.append(o.numpy())
+    return np.stack(outs, 1)
 
 
 def _chain(graph):

@@ -230,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a model to Lava, NIR or netx (and check it)",
                        description="Export a trained model; --check N runs N test samples through the target.")
     x.add_argument("model", help="model.h5 written by spikelfp train")
-    x.add_argument("--to", required=True, choices=["lava", "nir", "netx"], help="target")
+    x.add_argument("--to", required=True, choices=["lava", "nir", "nir-snntorch", "netx"],
+                   help="target (nir-snntorch: the NIR file for snntorch.import_from_nir, whose step is fixed at "
+                        "1e-4 s; other NIR tools want --to nir)")
     x.add_argument("--out", metavar="PATH", help="output file (default: next to the model)")
     x.add_argument("--check", type=int, default=0, metavar="N", help="compare spikes on N test samples")
     x.add_argument("--data-root", metavar="DIR", help="dataset cache folder (for --check)")

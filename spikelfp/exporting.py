@@ -15,8 +15,8 @@ from .io import load_checkpoint
 from .loihi import simulate_fixed
 from .simulate import predict, simulate
 
-TARGETS = ("lava", "nir", "netx")
-DEFAULT_SUFFIX = {"lava": ".lava.h5", "nir": ".nir", "netx": ".netx.h5"}
+TARGETS = ("lava", "nir", "nir-snntorch", "netx")
+DEFAULT_SUFFIX = {"lava": ".lava.h5", "nir": ".nir", "nir-snntorch": ".snntorch.nir", "netx": ".netx.h5"}
 
 
 def agreement(a: list, b: list) -> dict:
@@ -74,7 +74,7 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     net = ckpt.network
     from spikelfp import backends
 
-    backend = backends.get(target)
+    backend = backends.get("nir" if target == "nir-snntorch" else target)
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes),
                     "arch": net.arch, "synapses": synapse_counts(net, ckpt.pruning)}
     if target == "lava":
@@ -84,6 +84,8 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
         report["synapses"]["lava"] = {m: {"synapses": sum(d["synapses"] for d in report["layers"][m]),
                                           "connections": [d["connection"] for d in report["layers"][m]]}
                                       for m in ("float", "fixed")}
+    elif target == "nir-snntorch":
+        backend.export(net, out, snntorch=True)
     else:
         backend.export(net, out)
     if check and check > 0:
@@ -124,12 +126,31 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
                            "roundtrip_exact": all(np.array_equal(a.weight, b.weight) and a.beta == b.beta
                                                   and a.threshold == b.threshold
                                                   for a, b in zip(net.layers, back.layers, strict=True))})
+        elif target == "nir-snntorch":
+            got = backend.run_snntorch(out, _dense(eb), input_shape=_conv_input_shape(net))
+            report.update({"snntorch_output_agreement": float(np.mean(got == ref.rasters[-1])),
+                           "snntorch_accuracy": _accuracy([got], y)})
         else:
             qn = backend.read(out)
             rec = simulate_fixed(qn, eb, raster=True)
             report.update({"fixed_spike_agreement": agreement(rec.rasters, ref.rasters),
                            "fixed_accuracy": _accuracy(rec.counts, y)})
     return report
+
+
+def _dense(eb) -> np.ndarray:
+    """An EventBatch as dense (B, T, n_in) 0/1."""
+    out = np.zeros((eb.batch_size, eb.n_steps, eb.n_in), np.uint8)
+    rows = np.repeat(np.arange(eb.batch_size * eb.n_steps), np.diff(eb.indptr))
+    out.reshape(-1, eb.n_in)[rows, eb.indices] = 1
+    return out
+
+
+def _conv_input_shape(net):
+    from spikelfp.network import ConvLayer
+
+    first = net.layers[0]
+    return tuple(first.in_shape) if isinstance(first, ConvLayer) else None
 
 
 def synapse_counts(net, pruning: dict | None) -> dict:
@@ -183,6 +204,9 @@ def format_report(r: dict) -> str:
             f"  Lava CPU simulator: {r['lava_seconds_per_step']['float'] * 1e3:.2f} ms/step (float), "
             f"{r['lava_seconds_per_step']['fixed'] * 1e3:.2f} ms/step (fixed), {r['lava_steps']} steps",
         ]
+    elif r["target"] == "nir-snntorch":
+        lines += [f"  snntorch.import_from_nir output spikes vs spikelfp: {r['snntorch_output_agreement']:.6f}; "
+                  f"accuracy {r['snntorch_accuracy']:.4f}"]
     elif r["target"] == "nir":
         lines += [agree("NIR round trip vs original", r["roundtrip_spike_agreement"]),
                   f"  round trip exact: {r['roundtrip_exact']}; accuracy {r['roundtrip_accuracy']:.4f}"]

@@ -30,23 +30,11 @@ def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, thresh
 
 
 def run_nir_model(model, x, shape=None):
-    """Step a model from snntorch's NIR importer through x (B, T, n) 0/1, in float64; returns its
-    output spikes (B, T, n_out). ``shape`` (H, W, C): feed each step as a (B, C, H, W) image."""
-    import torch
+    """Step a model from snntorch's NIR importer through x (B, T, n) 0/1, in float64: its output
+    spikes (B, T, n_out); ``shape`` (H, W, C) feeds a conv net images."""
+    from spikelfp.backends.nir import run_snntorch_model
 
-    for mod in model.modules():          # the importer stores float32 weights; spikes come out float32
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            mod.register_forward_pre_hook(lambda m, args: tuple(a.double() for a in args))
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            step = x[:, t].astype(np.float64)
-            if shape is not None:
-                H, W, C = shape
-                step = step.reshape(-1, H, W, C).transpose(0, 3, 1, 2)
-            o, state = model(torch.from_numpy(np.ascontiguousarray(step)), state)
-            outs.append(o.numpy())
-    return np.stack(outs, 1)
+    return run_snntorch_model(model, x, shape)
 
 
 def check_snntorch_mirror(net, x, rtol=1e-12):
