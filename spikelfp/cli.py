@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--address", help="Ray cluster for --workers (default: start Ray on this machine)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's figures for TensorBoard under <out>/tensorboard/ (history.csv is "
+                        "always written)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     t.add_argument("--allow-large", action="store_true",
                    help="run even when the memory estimate exceeds what is available")
@@ -439,7 +442,26 @@ def _train_locked(args, out) -> int:
 
         parallel = RayFeedback(args.workers, address=args.address)
     trainer = Trainer(cfg, progress=not args.no_progress, parallel=parallel)
-    m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print)
+    writer = None
+    if args.tensorboard:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise CLIError("--tensorboard needs tensorboardX: pip install tensorboardX") from None
+        writer = SummaryWriter(os.path.join(out, "tensorboard"))
+
+    def to_tensorboard(rec):
+        for k, v in rec.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, rec["epoch"])
+        writer.flush()
+
+    try:
+        m = trainer.fit(train, test, out, resume=args.resume, binning=binning.to_dict(), log=print,
+                        epoch_callback=to_tensorboard if writer else None)
+    finally:
+        if writer is not None:
+            writer.close()
     latest = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
     if args.out is None:  # runs/latest -> the default run directory just written
         try:

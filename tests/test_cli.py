@@ -175,3 +175,32 @@ def test_membrane_tau_and_reward_tau_are_named_apart(tmp_path, data_root, capsys
     for argv, msg in [(["--tau-mem", "5"], "at least one step"), (["--tau-mem", "50", "--beta", "0.5"], "give one")]:
         assert main(["train", *argv, "--out", str(tmp_path / "x"), "--no-progress", "--data-root", data_root]) == 2
         assert msg in capsys.readouterr().err
+
+
+def _tensorboard_scalars(folder) -> dict:
+    """{tag: [(step, value)]} from TensorBoard event files (TFRecord framing, tensorboardX's protobuf)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        data = open(os.path.join(folder, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            (n,) = struct.unpack("<Q", data[pos: pos + 8])
+            ev = event_pb2.Event.FromString(data[pos + 12: pos + 12 + n])
+            pos += 12 + n + 4
+            for v in ev.summary.value:
+                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_log_has_every_epoch(tmp_path, data_root):
+    out = tmp_path / "tb"
+    assert main(["train", "--epochs", "2", "--hidden", "8", "--out", str(out), "--tensorboard", "--no-progress",
+                 "--data-root", data_root]) == 0
+    scalars = _tensorboard_scalars(out / "tensorboard")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [s for s, _ in scalars["test_accuracy"]] == [1, 2]
+    assert scalars["test_accuracy"][-1][1] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
