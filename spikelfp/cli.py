@@ -480,6 +480,10 @@ def _train_locked(args, out) -> int:
 
 
 def _check_classes(name, train, test) -> None:
+    seen = np.unique(train.labels)
+    if seen.size < 2:
+        raise CLIError(f"{name}: the training split holds only class {seen.tolist()}: a classifier needs at least "
+                       "two classes (every model would score 1.0 on it)")
     unseen = sorted(set(np.unique(test.labels).tolist()) - set(np.unique(train.labels).tolist()))
     if unseen:
         raise CLIError(f"{name}: the test split holds classes that training never saw ({unseen[:10]}): "

@@ -135,6 +135,18 @@ def test_unseen_test_classes_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r").exists(), "a failed start leaves no empty run folder"
 
 
+def test_a_single_class_training_set_is_refused(tmp_path, capsys):
+    from spikelfp.datasets.custom import write_recordings
+
+    ev = {"t": np.array([10, 20, 30]), "x": np.array([1, 2, 3])}
+    path = tmp_path / "one.h5"
+    write_recordings(path, {"train": [(ev, 0), (ev, 0)], "test": [(ev, 0)]}, sensor_size=[4, 1, 1], n_classes=1)
+    assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--data-root",
+                 str(tmp_path / "cache"), *SMALL]) == 2
+    _one_error_line(capsys, "only class", "two classes")
+    assert not (tmp_path / "r").exists()
+
+
 # ---------------------------------------------------------------- eval uses the model's own data
 def test_eval_defaults_to_the_models_dataset_from_another_folder(tmp_path, monkeypatch, capsys):
     from spikelfp.datasets.custom import write_recordings
