@@ -324,9 +324,16 @@ def load(path, dt: float | None = None) -> Network:
     nir = _nir()
     try:
         graph = nir.read(os.fspath(path))
-    except (OSError, KeyError) as e:
-        raise ValueError(f"{path}: not a readable NIR file: {e}") from None
-    return from_nir(graph, dt)
+    except (OSError, KeyError, TypeError, ValueError, AssertionError) as e:
+        raise ValueError(f"{path}: not a readable NIR file: {type(e).__name__}: {e}") from None
+    try:
+        return from_nir(graph, dt)
+    except ValueError:
+        raise
+    except (ZeroDivisionError, TypeError, AssertionError, KeyError, AttributeError, IndexError) as e:
+        raise ValueError(f"{path}: a NIR graph spikelfp cannot read ({type(e).__name__}: {e}; spikelfp reads "
+                         "Affine/Linear/Conv2d -> LIF chains with finite, positive time constants)") from None
 
 
-__all__ = ["to_nir", "from_nir", "for_snntorch", "tau_r_from_beta", "export", "load", "SNNTORCH_DT"]
+__all__ = ["to_nir", "from_nir", "for_snntorch", "tau_r_from_beta", "export", "load", "run_snntorch",
+           "run_snntorch_model", "SNNTORCH_DT"]

@@ -154,3 +154,17 @@ def test_backend_registry():
     assert backends.get("nir") is bnir
     with pytest.raises(ValueError, match="unknown backend 'loihi3'"):
         backends.get("loihi3")
+
+
+def test_nir_load_of_a_zero_time_constant_is_one_clear_error(tmp_path):
+    import nir
+
+    net = random_net(np.random.default_rng(9), [4, 3, 2])
+    net.dt = 0.01
+    g = bnir.to_nir(net)
+    for node in g.nodes.values():
+        if isinstance(node, nir.LIF):
+            node.tau[:] = 0.0
+    nir.write(str(tmp_path / "z.nir"), g)
+    with pytest.raises(ValueError, match="cannot read"):
+        bnir.load(tmp_path / "z.nir")
