@@ -74,11 +74,9 @@ class EventDataset:
         """Samples ``idx`` (default: all) as dense spikes ``(B, T, n_in)`` uint8 (channels-last
         order, :attr:`input_shape`: ``.reshape(B, T, *input_shape)`` gives (H, W, C) frames)."""
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
-        out = np.zeros((idx.size, self.n_steps, self.n_in), np.uint8)
-        for b, k in enumerate(idx):
-            lo, hi = self.sample_ptr[k], self.sample_ptr[k + 1]
-            out[b, self.steps[lo:hi], self.channels[lo:hi]] = 1
-        return out
+        if idx.size == 0:
+            return np.zeros((0, self.n_steps, self.n_in), np.uint8)
+        return self.batch(idx).to_dense()
 
     @property
     def events_per_sample(self) -> float:

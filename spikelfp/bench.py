@@ -101,7 +101,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     wall = time.perf_counter() - t0
     final = evaluate(net, test)
     weights = np.concatenate([w.ravel() for la in net.layers for w in la.weight_arrays()])
-    curves = pruning_curves(net, train, test, c if method.startswith("lfp-") else cfg)
+    curves = pruning_curves(net, train, test, c)    # SG models: relevance by the bench's own LFP rule
     mg = curves["magnitude-global"]["accuracy"]
     pruned = {str(f): mg[PRUNE_CURVE.index(f)] for f in PRUNE_FRACTIONS}
     epoch_s = float(np.mean([h["train_seconds"] for h in hist]))

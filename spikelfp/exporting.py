@@ -127,7 +127,7 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
                                                   and a.threshold == b.threshold
                                                   for a, b in zip(net.layers, back.layers, strict=True))})
         elif target == "nir-snntorch":
-            got = backend.run_snntorch(out, _dense(eb), input_shape=_conv_input_shape(net))
+            got = backend.run_snntorch(out, eb.to_dense(), input_shape=_conv_input_shape(net))
             report.update({"snntorch_output_agreement": float(np.mean(got == ref.rasters[-1])),
                            "snntorch_accuracy": _accuracy([got], y)})
         else:
@@ -136,14 +136,6 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
             report.update({"fixed_spike_agreement": agreement(rec.rasters, ref.rasters),
                            "fixed_accuracy": _accuracy(rec.counts, y)})
     return report
-
-
-def _dense(eb) -> np.ndarray:
-    """An EventBatch as dense (B, T, n_in) 0/1."""
-    out = np.zeros((eb.batch_size, eb.n_steps, eb.n_in), np.uint8)
-    rows = np.repeat(np.arange(eb.batch_size * eb.n_steps), np.diff(eb.indptr))
-    out.reshape(-1, eb.n_in)[rows, eb.indices] = 1
-    return out
 
 
 def _conv_input_shape(net):

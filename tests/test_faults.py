@@ -123,28 +123,21 @@ def test_memory_estimate_grows_with_the_request():
     assert estimate_training_bytes(layer_shapes('d256', 578, 10), 10_000_000, 32) > 20 * 2**30
 
 
-def test_unseen_test_classes_are_refused(tmp_path, capsys):
+@pytest.mark.parametrize("train_labels, test_label, n_classes, msgs", [
+    ((0, 1), 2, 3, ("never saw", "[2]")),           # a test class training never saw
+    ((0, 0), 0, 1, ("only class", "two classes")),  # a single training class: every model would score 1.0
+])
+def test_unusable_class_splits_are_refused(tmp_path, capsys, train_labels, test_label, n_classes, msgs):
     from spikelfp.datasets.custom import write_recordings
 
     ev = {"t": np.array([10, 20, 30]), "x": np.array([1, 2, 3])}
     path = tmp_path / "rec.h5"
-    write_recordings(path, {"train": [(ev, 0), (ev, 1)], "test": [(ev, 2)]}, sensor_size=[4, 1, 1], n_classes=3)
+    write_recordings(path, {"train": [(ev, y) for y in train_labels], "test": [(ev, test_label)]},
+                     sensor_size=[4, 1, 1], n_classes=n_classes)
     assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--data-root",
                  str(tmp_path / "cache"), *SMALL]) == 2
-    _one_error_line(capsys, "never saw", "[2]")
+    _one_error_line(capsys, *msgs)
     assert not (tmp_path / "r").exists(), "a failed start leaves no empty run folder"
-
-
-def test_a_single_class_training_set_is_refused(tmp_path, capsys):
-    from spikelfp.datasets.custom import write_recordings
-
-    ev = {"t": np.array([10, 20, 30]), "x": np.array([1, 2, 3])}
-    path = tmp_path / "one.h5"
-    write_recordings(path, {"train": [(ev, 0), (ev, 0)], "test": [(ev, 0)]}, sensor_size=[4, 1, 1], n_classes=1)
-    assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--data-root",
-                 str(tmp_path / "cache"), *SMALL]) == 2
-    _one_error_line(capsys, "only class", "two classes")
-    assert not (tmp_path / "r").exists()
 
 
 # ---------------------------------------------------------------- eval uses the model's own data
