@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<rule>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--tensorboard", action="store_true",
-                   help="also log every epoch's figures for TensorBoard under <out>/tensorboard/ (history.csv is "
+                   help="also log every epoch's figures for TensorBoard under <out>/tensorboard/ (metrics.csv is "
                         "always written)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     t.add_argument("--allow-large", action="store_true",

@@ -143,11 +143,21 @@ class TrainConfig:
                         n_chunks=self.chunks, **extra)
 
 
-HISTORY_COLUMNS = ("epoch", "train_accuracy", "running_train_accuracy", "test_accuracy", "test_tie_rate",
-                   "spikes_per_sample", "synops_per_sample", "train_seconds", "samples_per_s", "other_cpu_load", "lr")
+HISTORY_COLUMNS = ("epoch", "train_accuracy", "running_train_accuracy", "train_loss", "test_accuracy",
+                   "test_tie_rate", "spikes_per_sample", "synops_per_sample", "feedback_norm", "train_seconds",
+                   "samples_per_s", "other_cpu_load", "lr")
 
 
-def write_history_csv(path, history: list) -> None:
+def count_cross_entropy(counts, labels, tau: float = 1.0) -> float:
+    """Summed cross-entropy of ``softmax(counts / tau)`` against the labels: the loss the ``ce``
+    reward's ``onehot - softmax`` ascends, as a number to watch (no rule uses its value)."""
+    z = np.asarray(counts, np.float64) / tau
+    m = z.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    return float(np.sum(lse - z[np.arange(z.shape[0]), labels]))
+
+
+def write_metrics_csv(path, history: list) -> None:
     """The per-epoch records as CSV (one row per epoch, :data:`HISTORY_COLUMNS`), atomically:
     what a spreadsheet, pandas or a plotting script reads (``metrics.json`` has the same)."""
     import csv
@@ -405,7 +415,7 @@ class Trainer:
                     meter = OtherLoad()
                     run_meter.start()
                     t0 = time.perf_counter()
-                    run_correct = 0
+                    run_correct, run_loss, fb_norm = 0, 0.0, 0.0
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
                         if parallel is not None:
@@ -413,6 +423,8 @@ class Trainer:
                         else:
                             fb = self.rule.feedback(p, train.batch(idx), train.labels[idx])
                         B = idx.size
+                        fb_norm += math.sqrt(float(np.dot(fb.weight_flat, fb.weight_flat))
+                                             + float(np.dot(fb.bias_flat, fb.bias_flat))) / B
                         # ascent direction F -> gradient -F/B, scaled inside the optimizer (no copy)
                         grads = {"WT": fb.weight_flat, "bias": fb.bias_flat}
                         if c.clip:
@@ -424,6 +436,7 @@ class Trainer:
                         if frozen is not None:
                             p.WT[frozen] = 0.0
                         run_correct += int(np.sum(predict(fb.output_counts) == train.labels[idx]))
+                        run_loss += count_cross_entropy(fb.output_counts, train.labels[idx], c.tau)
                         if bar is not None:
                             bar.update(1)
                     train_s = time.perf_counter() - t0
@@ -433,11 +446,11 @@ class Trainer:
                     ev_test = evaluate(p, test, c.eval_batch_size)
                     ev_train = evaluate(p, train, c.eval_batch_size)
                     rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"],
-                           "running_train_accuracy": run_correct / n,
+                           "running_train_accuracy": run_correct / n, "train_loss": run_loss / n,
                            "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],
                            "spikes_per_sample": ev_test["spikes_per_sample"],
                            "synops_per_sample": ev_test["synops_per_sample"],
-                           "train_seconds": train_s, "samples_per_s": n / train_s, "other_cpu_load": other_load,
+                           "feedback_norm": fb_norm / steps_per_epoch, "train_seconds": train_s, "samples_per_s": n / train_s, "other_cpu_load": other_load,
                            "lr": sched(max(0, opt.steps - 1))}
                     history.append(rec)
                     log(f"epoch {epoch + 1}/{c.epochs}: train {rec['train_accuracy']:.4f}  "
@@ -447,7 +460,7 @@ class Trainer:
                             network=unpack(p, dt=net.dt, like=net), config=c.to_dict(), history=history,
                             binning=binning, dataset=c.dataset, seed=c.seed,
                             optimizer=opt.state_dict(), rng_state=rng.bit_generator.state))
-                        write_history_csv(os.path.join(out_dir, "history.csv"), history)
+                        write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
                     if epoch_callback is not None:
                         epoch_callback(dict(rec))
         finally:

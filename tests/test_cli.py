@@ -36,7 +36,7 @@ def test_train_then_eval_reproduces_accuracy(run_dir, tmp_path, data_root, capsy
     body = np.array(rows[1:], dtype=np.int64)
     assert np.mean(body[:, 1] == body[:, 2]) == ev["accuracy"]
     assert np.array_equal(np.argmax(body[:, 3:], axis=1), body[:, 2])
-    history = list(csv.DictReader(open(run_dir / "history.csv")))
+    history = list(csv.DictReader(open(run_dir / "metrics.csv")))
     assert [int(h["epoch"]) for h in history] == [1, 2]
 
 

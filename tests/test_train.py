@@ -76,9 +76,22 @@ def test_metrics_and_checkpoint_contents(small_digits, tmp_path):
     assert evaluate(ck.network, small_digits[1])["accuracy"] == m["test_accuracy"]
     import csv
 
-    rows = list(csv.DictReader(open(tmp_path / "m" / "history.csv")))       # one row per epoch
+    rows = list(csv.DictReader(open(tmp_path / "m" / "metrics.csv")))       # one row per epoch
     assert len(rows) == 1 and float(rows[0]["test_accuracy"]) == m["test_accuracy"]
     assert int(rows[0]["epoch"]) == 1 and float(rows[0]["samples_per_s"]) > 0
+    assert float(rows[0]["train_loss"]) > 0 and float(rows[0]["feedback_norm"]) > 0
+
+
+def test_count_cross_entropy_is_the_softmax_loss():
+    from spikelfp.train import count_cross_entropy
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 40, (7, 5)).astype(np.int32)
+    y = rng.integers(0, 5, 7)
+    for tau in (1.0, 2.5):
+        p = np.exp(counts / tau) / np.exp(counts / tau).sum(axis=1, keepdims=True)
+        assert count_cross_entropy(counts, y, tau) == pytest.approx(-np.log(p[np.arange(7), y]).sum(), rel=1e-12)
+    assert count_cross_entropy(np.array([[900, 0]]), np.array([1])) == pytest.approx(900.0)   # no overflow
 
 
 def test_bad_config_is_refused():
