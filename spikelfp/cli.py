@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also log every epoch's figures for TensorBoard under <out>/tensorboard/ (metrics.csv is "
                         "always written)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    t.add_argument("--config", metavar="TOML",
+                   help="take the settings from a run's config.toml (every run writes one); options given "
+                        "on the command line override it")
     t.add_argument("--allow-large", action="store_true",
                    help="run even when the memory estimate exceeds what is available")
     common(t)
@@ -430,6 +433,7 @@ def _train_locked(args, out) -> int:
     train, test = datasets.load(cfg.dataset, binning, root=args.data_root, progress=_progress(args),
                                 download=not args.offline)
     _check_classes(cfg.dataset, train, test)
+    write_run_config(os.path.join(out, "config.toml"), cfg, binning)
     print(f"{cfg.dataset}: {len(train)} train / {len(test)} test samples, {train.n_in} inputs, "
           f"T={train.n_steps} x {binning.bin_us / 1000:g} ms, {train.events_per_sample:.0f} events/sample "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
@@ -789,18 +793,106 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench":
 
 
 def _apply_preset(parser, argv):
-    """Two-pass parsing: a --preset becomes the subcommand's defaults, explicit options still win."""
+    """Two-pass parsing: a --preset and then a --config become the subcommand's defaults, explicit
+    options still win."""
     from spikelfp.presets import get_preset
 
     args = parser.parse_args(argv)
     name = getattr(args, "preset", None)
-    if not name:
+    config = getattr(args, "config", None)
+    if not name and not config:
         return args
-    preset = get_preset(name)
-    if args.command == "bench":
-        preset.pop("rule", None)          # bench trains both rules
-    parser._subparsers_by_name[args.command].set_defaults(**preset)
+    sub = parser._subparsers_by_name[args.command]
+    if name:
+        preset = get_preset(name)
+        if args.command == "bench":
+            preset.pop("rule", None)          # bench trains both rules
+        sub.set_defaults(**preset)
+    if config:
+        if args.resume:
+            sub.error("--config and --resume: a resumed run keeps the settings stored in its checkpoint")
+        sub.set_defaults(**_read_run_config(sub, config, argv))
     return parser.parse_args(argv)
+
+
+# what a run's config.toml holds: every setting that decides the result, under its option's name
+CONFIG_HEADER = ("# spikelfp train settings, resolved (defaults filled in). `spikelfp train --config THIS_FILE` "
+                 "reruns the run;\n# options on the command line override these. Keys are `spikelfp train` "
+                 "options without the leading --.\n")
+
+
+def _toml_value(v) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v))            # a JSON string is a valid TOML basic string
+
+
+def write_run_config(path, cfg, binning) -> None:
+    """The run's resolved settings as TOML (atomically), for ``spikelfp train --config``."""
+    from spikelfp.io import atomic_path
+
+    items = {"dataset": cfg.dataset, "arch": cfg.arch, "rule": cfg.rule, "reward": cfg.reward,
+             "reward-tau": cfg.tau, "form": cfg.form, "contrib": cfg.contrib, "secant": cfg.secant, "eps": cfg.eps,
+             "no-weight-scaling": not cfg.weight_scaling, "epochs": cfg.epochs, "batch-size": cfg.batch_size,
+             "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum, "schedule": cfg.schedule,
+             "clip": cfg.clip, "beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset, "bias": cfg.bias,
+             "init-gain": cfg.init_gain, "init-min-rate": cfg.init_min_rate, "dtype": cfg.dtype, "seed": cfg.seed,
+             "chunks": cfg.chunks}
+    if binning is not None:
+        items.update({"bin-ms": binning.bin_us / 1000.0, "steps": binning.n_bins,
+                      "spatial-factor": binning.spatial_factor, "merge-polarity": binning.merge_polarity})
+    body = "".join(f"{k} = {_toml_value(v)}\n" for k, v in items.items() if v is not None)   # TOML has no null
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(CONFIG_HEADER + body)
+
+
+def _read_run_config(sub, path, argv) -> dict:
+    """A config.toml as parser defaults: each key must be an option of ``sub``, each value passes
+    that option's own check; anything else is a usage error naming the file and the key."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        sub.error(f"--config {path}: no such file")
+    except IsADirectoryError:
+        sub.error(f"--config {path} is a folder, not a file")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        sub.error(f"--config {path} is not valid TOML: {e}")
+    except OSError as e:
+        sub.error(f"--config {path}: {e.strerror or e}")
+    by_flag = {o: a for a in sub._actions for o in a.option_strings}
+    refused = {"config", "resume", "overwrite", "out", "json", "no_progress", "help", "preset"}
+    out = {}
+    for key, value in raw.items():
+        action = by_flag.get("--" + str(key).replace("_", "-"))
+        if action is None or action.dest in refused:
+            sub.error(f"--config {path}: {key!r} is not a setting `spikelfp train --config` takes")
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                sub.error(f"--config {path}: {key} must be true or false (got {value!r})")
+            out[action.dest] = value
+            continue
+        if isinstance(value, (dict, bool)) or (isinstance(value, list) and action.dest != "hidden"):
+            sub.error(f"--config {path}: {key} takes one value (got {value!r})")
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        try:
+            v = action.type(text) if action.type else text
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            sub.error(f"--config {path}: {key} = {value!r}: {e}")
+        if action.choices is not None and v not in action.choices:
+            sub.error(f"--config {path}: {key} = {value!r}: choose one of {', '.join(map(str, action.choices))}")
+        out[action.dest] = v
+    if any(a == "--hidden" or a.startswith("--hidden=") for a in argv):
+        out.pop("arch", None)            # --hidden on the command line replaces the file's network
+    if any(a == "--tau-mem" or a.startswith("--tau-mem=") for a in argv):
+        out.pop("beta", None)            # and --tau-mem its decay
+    return out
 
 
 class _SafeStdout:

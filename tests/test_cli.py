@@ -40,6 +40,47 @@ def test_train_then_eval_reproduces_accuracy(run_dir, tmp_path, data_root, capsy
     assert [int(h["epoch"]) for h in history] == [1, 2]
 
 
+def test_config_toml_reruns_the_run_bit_for_bit(run_dir, tmp_path, data_root):
+    import tomllib
+
+    from spikelfp.io import load_checkpoint
+
+    cfg = tomllib.loads((run_dir / "config.toml").read_text())
+    assert cfg["arch"] == "d32" and cfg["seed"] == 1 and cfg["epochs"] == 2 and cfg["bin-ms"] == 10.0
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(run_dir / "config.toml"), "--out", str(again), "--no-progress",
+                 "--data-root", data_root]) == 0
+    a, b = load_checkpoint(run_dir / "model.h5"), load_checkpoint(again / "model.h5")
+    assert all(np.array_equal(x.weight, y.weight) for x, y in zip(a.network.layers, b.network.layers))
+    assert a.config == b.config and a.binning == b.binning
+    assert (again / "config.toml").read_text() == (run_dir / "config.toml").read_text()
+    # the command line overrides the file
+    one = tmp_path / "one"
+    assert main(["train", "--config", str(run_dir / "config.toml"), "--epochs", "1", "--hidden", "16",
+                 "--out", str(one), "--no-progress", "--data-root", data_root]) == 0
+    c = load_checkpoint(one / "model.h5")
+    assert len(c.history) == 1 and c.config["arch"] == "d16" and c.config["seed"] == 1
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("lr = 0.01\nfrobnicate = 3\n", "'frobnicate' is not a setting"),
+    ("lr = -1\n", "lr = -1"),
+    ("rule = \"bptt\"\n", "choose one of"),
+    ("bias = 1\n", "bias must be true or false"),
+    ("out = \"x\"\n", "'out' is not a setting"),
+    ("lr = [1, 2]\n", "lr takes one value"),
+    ("lr = \n", "not valid TOML"),
+])
+def test_bad_config_file_is_one_line(tmp_path, capsys, text, msg):
+    f = tmp_path / "run.toml"
+    f.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--config", str(f), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and msg in err and str(f) in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_existing_run_is_not_clobbered(run_dir, data_root, capsys):
     before = (run_dir / "model.h5").read_bytes()
     rc = main(["train", "--epochs", "1", "--out", str(run_dir), "--no-progress", "--data-root", data_root])
