@@ -94,6 +94,12 @@ class EventDataset:
             raise ValueError(f"{self.name}: events out of range or not sorted by (step, channel) without repeats")
         return EventBatch._trusted(ptr, ch, idx.size, self.n_steps, self.n_in)   # _gather checked it
 
+    def sample_indices(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` distinct sample indices drawn with ``seed``, sorted (all of them when ``n >= len``):
+        the samples ``eval --samples`` and ``export --check`` score."""
+        n = min(int(n), len(self))
+        return np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+
     def subset(self, idx) -> EventDataset:
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         lens = np.diff(self.sample_ptr)[idx]

@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["test", "train"], default="test", help="which split to score (default test)")
     e.add_argument("--predictions", metavar="PATH",
                    help="also write one CSV row per sample: index, label, prediction, output spike counts")
+    e.add_argument("--samples", type=_positive(int), metavar="N",
+                   help="score N samples of the split drawn with --seed (default: all of them; without "
+                        "--samples the result does not depend on --seed)")
     common(e)
 
     d = sub.add_parser("datasets", help="list the datasets",
@@ -237,8 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export a trained model; --check N runs N test samples through the target.")
     x.add_argument("model", help="model.h5 written by spikelfp train")
     x.add_argument("--to", required=True, choices=["lava", "nir", "nir-snntorch", "netx"],
-                   help="target (nir-snntorch: the NIR file for snntorch.import_from_nir, whose step is fixed at "
-                        "1e-4 s; other NIR tools want --to nir)")
+                   help="target (nir-snntorch is --to nir --for snntorch)")
+    x.add_argument("--for", dest="for_tool", choices=["physical", "snntorch"], default="physical",
+                   help="--to nir only: physical (default; dt = the bin width, for norse, Lava, NIR tools) or "
+                        "snntorch (the file snntorch.import_from_nir runs spike-identically: its step is fixed "
+                        "at 1e-4 s, recorded in the file's metadata['dt'])")
     x.add_argument("--out", metavar="PATH", help="output file (default: next to the model)")
     x.add_argument("--check", type=int, default=0, metavar="N", help="compare spikes on N test samples")
     x.add_argument("--data-root", metavar="DIR", help="dataset cache folder (for --check)")
@@ -582,10 +588,16 @@ def cmd_eval(args) -> int:
     data = test if args.split == "test" else train
     if args.predictions and same_file(args.predictions, args.model):
         raise CLIError(f"--predictions {args.predictions} is the model file itself: choose another path")
+    index = None
+    if args.samples:
+        index = data.sample_indices(args.samples, args.seed)
+        data = data.subset(index)
     r = evaluate(ck.network, data)
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
+    if index is not None:
+        r.update({"sample_seed": args.seed, "sample_indices": index.tolist()})
     if args.predictions:
-        _write_predictions(args.predictions, ck.network, data)
+        _write_predictions(args.predictions, ck.network, data, index)
         r["predictions"] = args.predictions
     text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
             f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
@@ -687,6 +699,10 @@ def cmd_export(args) -> int:
 
     if args.check < 0:
         raise CLIError("--check takes a number of samples >= 0")
+    if args.for_tool == "snntorch":
+        if args.to not in ("nir", "nir-snntorch"):
+            raise CLIError(f"--for snntorch is a NIR flavour: use it with --to nir (not --to {args.to})")
+        args.to = "nir-snntorch"
     out = output_path(args.model, args.to, args.out)
     if args.json and (same_file(args.json, args.model) or same_file(args.json, out)):
         raise CLIError(f"--json {args.json} would overwrite the model or the export: choose another path")
@@ -751,7 +767,8 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _write_predictions(path, network, data, batch_size: int = 256) -> None:
+def _write_predictions(path, network, data, index=None, batch_size: int = 256) -> None:
+    """One CSV row per sample; ``index`` gives each row's index in the full split (default 0..n-1)."""
     import csv
 
     from spikelfp.io import atomic_path
@@ -765,7 +782,7 @@ def _write_predictions(path, network, data, batch_size: int = 256) -> None:
         for lo in range(0, len(data), batch_size):
             idx = np.arange(lo, min(len(data), lo + batch_size))
             out = simulate(p, data.batch(idx)).counts[-1]
-            for i, y, pr, c in zip(idx, data.labels[idx], predict(out), out):
+            for i, y, pr, c in zip(idx if index is None else index[idx], data.labels[idx], predict(out), out):
                 w.writerow([int(i), int(y), int(pr), *map(int, c)])
 
 

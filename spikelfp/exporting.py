@@ -58,9 +58,7 @@ def _test_data(ckpt, n: int, seed: int, data_root, progress):
     _, test = datasets.load(name, binning, root=data_root, progress=progress, download=False)
     if test.n_in != ckpt.network.n_in:
         raise ValueError(f"model has {ckpt.network.n_in} inputs but {name}'s test set has {test.n_in}")
-    n = min(int(n), len(test))
-    idx = np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
-    return test, idx
+    return test, test.sample_indices(n, seed)
 
 
 def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 0, data_root=None,

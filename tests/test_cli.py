@@ -40,6 +40,28 @@ def test_train_then_eval_reproduces_accuracy(run_dir, tmp_path, data_root, capsy
     assert [int(h["epoch"]) for h in history] == [1, 2]
 
 
+def test_eval_samples_follow_the_seed(run_dir, tmp_path, data_root):
+    import csv
+
+    def run(seed, name):
+        assert main(["eval", str(run_dir / "model.h5"), "--samples", "50", "--seed", str(seed), "--json",
+                     str(tmp_path / f"{name}.json"), "--predictions", str(tmp_path / f"{name}.csv"),
+                     "--data-root", data_root]) == 0
+        return (json.loads((tmp_path / f"{name}.json").read_text()),
+                list(csv.DictReader(open(tmp_path / f"{name}.csv"))))
+
+    a, pa = run(3, "a")
+    b, _ = run(3, "b")
+    c, _ = run(4, "c")
+    assert a["samples"] == 50 and a["sample_indices"] == b["sample_indices"] and a["accuracy"] == b["accuracy"]
+    assert a["sample_indices"] != c["sample_indices"]
+    assert [int(r["index"]) for r in pa] == a["sample_indices"]      # rows name their index in the full split
+    assert main(["eval", str(run_dir / "model.h5"), "--predictions", str(tmp_path / "all.csv"),
+                 "--data-root", data_root]) == 0
+    full = {r["index"]: r for r in csv.DictReader(open(tmp_path / "all.csv"))}
+    assert all(full[r["index"]] == r for r in pa)                     # and the same prediction as there
+
+
 def test_config_toml_reruns_the_run_bit_for_bit(run_dir, tmp_path, data_root):
     import tomllib
 

@@ -247,12 +247,14 @@ def test_prune_cli_writes_a_checkpoint_that_eval_and_export_take(tmp_path, small
     assert nr["roundtrip_exact"] and nr["synapses"]["nonzero"] == rep["synapses_after"]
     assert nr["synapses"]["before_pruning"] == n
     # the one-step file for snntorch's own importer: the same output spikes
-    x = _cli("export", out, "--to", "nir-snntorch", "--check", "8", "--json", tmp_path / "s.json", "--no-progress",
+    x = _cli("export", out, "--to", "nir", "--for", "snntorch", "--check", "8", "--json", tmp_path / "s.json", "--no-progress",
              "--data-root", data_root)
     assert x.returncode == 0, x.stderr
     sr = json.loads((tmp_path / "s.json").read_text())
     assert sr["snntorch_output_agreement"] == 1.0 and sr["snntorch_accuracy"] == sr["reference_accuracy"]
     assert sr["out"].endswith(".snntorch.nir")
+    x = _cli("export", out, "--to", "lava", "--for", "snntorch", "--no-progress")
+    assert x.returncode == 2 and "--for snntorch is a NIR flavour" in x.stderr
     # refusals: existing out, the model itself, a bad amount -- and nothing lost
     before = out.read_bytes()
     for args, msg in [((model, "--amount", "0.5", "--out", out), "exists"),
