@@ -330,9 +330,11 @@ class ParallelFeedback:
         try:
             threads = max(1, numba.get_num_threads() // self.n_workers) if not address else 1
             cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Worker)
-            data_ref = ray.put(train)
-            packed_ref = ray.put(p)
-            self.actors = [cls.remote(data_ref, packed_ref, rule, threads) for _ in range(self.n_workers)]
+            # the data and the network's structure go with each call as nested references, fetched once
+            # per actor (and again by a restarted one): an actor whose constructor takes object-store
+            # arguments cannot be restarted once they are gone (ray-project/ray#53727)
+            self._refs = [ray.put(train), ray.put(p)]
+            self.actors = [cls.remote(rule, threads) for _ in range(self.n_workers)]
         except BaseException:
             self.close()
             raise
@@ -350,7 +352,7 @@ class ParallelFeedback:
         for w in range(n):                       # worker w: the contiguous chunks c0..c1-1
             c0, c1 = w * nc // n, (w + 1) * nc // n
             lo, hi = int(bounds[c0]), int(bounds[c1])
-            futures.append(self.actors[w].parts.remote(wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo))
+            futures.append(self.actors[w].parts.remote(self._refs, wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo))
         got = ray.get(futures)
         parts = ChunkParts(*(np.concatenate([g[k] for g in got], axis=0) for k in range(5)))
         return self.rule.reduce(p, parts)
@@ -364,7 +366,7 @@ class ParallelFeedback:
                 self._ray.kill(a)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self.actors = []
+        self.actors, self._refs = [], []
         if self._started:
             shutdown_ray(self._ray)
 
@@ -372,16 +374,21 @@ class ParallelFeedback:
 class _Worker:
     """A Ray actor: the training set and the network's structure, computing chunks' feedback."""
 
-    def __init__(self, train, packed, rule, threads: int):
+    def __init__(self, rule, threads: int):
         import numba
 
         from .blas import single_threaded_blas
 
         numba.set_num_threads(max(1, int(threads)))
         single_threaded_blas().__enter__()      # as in the driver: BLAS on one thread (same bits)
-        self.train, self.packed, self.rule = train, packed, rule
+        self.train = self.packed = None
+        self.rule = rule
 
-    def parts(self, WT, bias, idx, bounds):
+    def parts(self, refs, WT, bias, idx, bounds):
+        if self.train is None:                  # first call (or first after a restart)
+            import ray
+
+            self.train, self.packed = ray.get(refs)
         p = self.packed._replace(WT=WT, bias=bias)
         return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds)))
 

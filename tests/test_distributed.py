@@ -137,14 +137,17 @@ def test_a_killed_worker_changes_nothing(small_digits):
         assert np.array_equal(a, b)
 
 
-def test_train_cli_workers_matches_the_single_process_run(tmp_path, data_root, digits):
+def test_train_cli_workers_matches_the_single_process_run(tmp_path, data_root, digits, capfd):
     import h5py
 
     from spikelfp.cli import main
 
     base = ["train", "--epochs", "1", "--seed", "2", "--data-root", str(data_root), "--no-progress"]
     assert main(base + ["--chunks", "8", "--out", str(tmp_path / "one")]) == 0
+    capfd.readouterr()
     assert main(base + ["--workers", "2", "--out", str(tmp_path / "two")]) == 0      # --chunks defaults to 8
+    err = capfd.readouterr().err
+    assert "core_worker" not in err and " E " not in err, err     # no error-looking line from Ray's C++ core
     with h5py.File(tmp_path / "one" / "model.h5") as a, h5py.File(tmp_path / "two" / "model.h5") as b:
         for k in ("network/layer_0/weight", "network/layer_1/weight"):
             assert np.array_equal(a[k][()], b[k][()])
