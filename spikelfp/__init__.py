@@ -28,4 +28,7 @@ def __getattr__(name):  # lazy: the trainer pulls in h5py/tqdm
     if name == "Trainer":
         from .train import Trainer
         return Trainer
+    if name in ("plot", "prune", "datasets"):      # lazy submodules: matplotlib, h5py, tonic
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'spikelfp' has no attribute {name!r}")

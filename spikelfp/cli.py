@@ -1,4 +1,4 @@
-"""Command line: ``spikelfp train | eval | datasets | info`` (also ``python -m spikelfp``).
+"""Command line: ``spikelfp train | eval | prune | export | bench | sweep | plot | datasets | info``
 
 Choices come from the registries (datasets, rules, rewards, optimizers). Every command takes
 ``--seed`` where randomness is involved and ``--json PATH`` to write its figures as JSON.
@@ -270,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     data_opts(r)
     common(r)
+
+    g = sub.add_parser("plot", help="plot one sample's spikes and membranes through a model",
+                       description="Run one sample through a saved model and plot its input events, every "
+                                   "layer's spikes and the output membranes (spikelfp.plot.sample_figure).")
+    g.add_argument("model", help="model.h5 written by spikelfp train (or prune)")
+    g.add_argument("--sample", type=_number(int, lambda v: v >= 0, "a sample index >= 0"), default=0,
+                   help="index in the split (default 0)")
+    g.add_argument("--split", choices=["test", "train"], default="test", help="which split (default test)")
+    g.add_argument("--out", metavar="PNG",
+                   help="output image (default: next to the model, <model>-<split>-sample<i>.png)")
+    data_opts(g)
+    common(g, seed=False)
 
     i = sub.add_parser("info", help="versions and which backends import",
                        description="Print the versions of spikelfp and its dependencies, and which backends import.")
@@ -611,6 +623,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from spikelfp.io import load_checkpoint, same_file
+    from spikelfp.plot import sample_figure
+
+    out = args.out or f"{os.path.splitext(args.model)[0]}-{args.split}-sample{args.sample}.png"
+    for path in filter(None, (out, args.json)):
+        if same_file(path, args.model):
+            raise CLIError(f"{path} is the model file itself: choose another path")
+    if os.path.isdir(out):
+        raise CLIError(f"--out {out} is a folder: give a file name")
+    ck = load_checkpoint(args.model)
+    name, train, test = _model_data(args, ck)
+    data = test if args.split == "test" else train
+    fig, rec = sample_figure(ck.network, data, args.sample, out)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    r = {"model": args.model, "dataset": name, "split": args.split, "sample": args.sample, "out": out,
+         "label": int(data.labels[args.sample]), "prediction": int(rec.predict()[0]),
+         "spikes_per_layer": [int(c.sum()) for c in rec.counts]}
+    _emit(args, r, f"{name} {args.split} sample {args.sample}: label {r['label']}, predicted {r['prediction']}, "
+                   f"spikes per layer {r['spikes_per_layer']}; figure: {out}")
+    return 0
+
+
 def _folder_bytes(*folders) -> int:
     size = 0
     for folder in folders:
@@ -806,7 +843,7 @@ def _model_data(args, ck):
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "bench": cmd_bench, "sweep": cmd_sweep,
-            "prune": cmd_prune, "datasets": cmd_datasets, "info": cmd_info}
+            "prune": cmd_prune, "plot": cmd_plot, "datasets": cmd_datasets, "info": cmd_info}
 
 
 def _apply_preset(parser, argv):

@@ -450,7 +450,8 @@ class Trainer:
                            "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],
                            "spikes_per_sample": ev_test["spikes_per_sample"],
                            "synops_per_sample": ev_test["synops_per_sample"],
-                           "feedback_norm": fb_norm / steps_per_epoch, "train_seconds": train_s, "samples_per_s": n / train_s, "other_cpu_load": other_load,
+                           "feedback_norm": fb_norm / steps_per_epoch, "train_seconds": train_s,
+                           "samples_per_s": n / train_s, "other_cpu_load": other_load,
                            "lr": sched(max(0, opt.steps - 1))}
                     history.append(rec)
                     log(f"epoch {epoch + 1}/{c.epochs}: train {rec['train_accuracy']:.4f}  "

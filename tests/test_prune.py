@@ -247,8 +247,8 @@ def test_prune_cli_writes_a_checkpoint_that_eval_and_export_take(tmp_path, small
     assert nr["roundtrip_exact"] and nr["synapses"]["nonzero"] == rep["synapses_after"]
     assert nr["synapses"]["before_pruning"] == n
     # the one-step file for snntorch's own importer: the same output spikes
-    x = _cli("export", out, "--to", "nir", "--for", "snntorch", "--check", "8", "--json", tmp_path / "s.json", "--no-progress",
-             "--data-root", data_root)
+    x = _cli("export", out, "--to", "nir", "--for", "snntorch", "--check", "8", "--json", tmp_path / "s.json",
+             "--no-progress", "--data-root", data_root)
     assert x.returncode == 0, x.stderr
     sr = json.loads((tmp_path / "s.json").read_text())
     assert sr["snntorch_output_agreement"] == 1.0 and sr["snntorch_accuracy"] == sr["reference_accuracy"]
