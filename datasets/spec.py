@@ -4,6 +4,7 @@ the custom-file reader and the tonic sets import it, it imports none of them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,33 @@ def data_root(root=None) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"dataset cache {path} (--data-root or $SPIKELFP_DATA) is a file, not a folder")
     return path
+
+
+def source_fingerprint(paths) -> str:
+    """A digest of every file under ``paths`` (files or folders): relative name, size and
+    modification time, in sorted order. Deleting, adding, replacing or editing a recording
+    changes it; reading 70,000 N-MNIST files' metadata takes a fraction of a second."""
+    h = hashlib.sha1()
+    for top in paths:
+        top = os.path.abspath(top)
+        if os.path.isfile(top):
+            entries = [(top, "")]
+        elif os.path.isdir(top):
+            entries = []
+            for dp, dirs, files in os.walk(top):
+                dirs.sort()
+                entries += [(os.path.join(dp, f), os.path.relpath(os.path.join(dp, f), top)) for f in sorted(files)]
+        else:
+            h.update(f"missing {top}\n".encode())
+            continue
+        h.update(f"{top}\n".encode())
+        for full, rel in entries:
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def require_tonic():
@@ -53,6 +81,7 @@ class DatasetSpec:
     present: Callable = None       # root -> bool (raw files on disk)
     raw_folder: str = ""           # folder of the raw files under the root (tonic's class name)
     archives: tuple = ()           # ((split, filename, md5, url), ...) a user places by hand offline
+    sources: Callable = None       # (root, **build kwargs) -> paths whose files the cache is keyed on
 
     def input_size(self, binning: Binning | None = None) -> int:
         return (binning or self.default_binning).n_channels(self.sensor_size)

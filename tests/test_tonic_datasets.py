@@ -182,6 +182,31 @@ def test_failed_build_leaves_the_cache_untouched(tmp_path):
     assert [p for p in os.listdir(os.path.dirname(path)) if p.endswith(".tmp")] == []
 
 
+def test_cache_follows_the_recordings_on_disk(tmp_path):
+    """Deleting, adding or editing recordings rebuilds the cache (it is keyed on the files)."""
+    rng = np.random.default_rng(4)
+    root = tmp_path / "data"
+    base = make_nmnist(root, rng, per_class=2)
+    train, test = datasets.load("nmnist", root=str(root), download=False)
+    assert len(train) == 20
+    path = cache_path(get_spec("nmnist"), get_spec("nmnist").default_binning, str(root))[0]
+    again, _ = datasets.load("nmnist", root=str(root), download=False)
+    assert np.array_equal(again.channels, train.channels)            # unchanged files: the cache is used
+    for label in range(5):                                             # delete half of the training recordings
+        for f in (base / "Train" / str(label)).iterdir():
+            f.unlink()
+    fewer, _ = datasets.load("nmnist", root=str(root), download=False)
+    assert len(fewer) == 10 and sorted(set(fewer.labels.tolist())) == [5, 6, 7, 8, 9]
+    # edit one recording (same size, new content): its sample changes, the rest stay
+    rec = sorted((base / "Train" / "7").iterdir())[0]
+    x, y, t, p = _events_xy(rng, 300, 34, 34, 300_000)
+    rec.write_bytes(encode_nmnist(x, y, t, p))
+    os.utime(rec, ns=(rec.stat().st_atime_ns, rec.stat().st_mtime_ns + 10**9))
+    edited, _ = datasets.load("nmnist", root=str(root), download=False)
+    assert len(edited) == 10 and not np.array_equal(edited.channels, fewer.channels)
+    assert [p for p in os.listdir(os.path.dirname(path)) if p.startswith("binned-")] == [os.path.basename(path)]
+
+
 @pytest.mark.parametrize("ext", [".h5", ".npz"])
 def test_own_recordings_file(tmp_path, ext):
     rng = np.random.default_rng(4)
