@@ -15,6 +15,11 @@ HDF5 layout (all times in microseconds; ``y`` and ``p`` optional)::
 ``.npz``: the same arrays as keys ``train_t``, ``train_x``, ..., ``test_labels`` plus
 ``sensor_size`` (and optionally ``n_classes``). Default binning when the file gives none: 30
 bins spanning the longest training recording. :func:`write_recordings` writes this layout.
+
+An SHD/SSC-layout file (``spikes/times`` [s], ``spikes/units``, ``labels``: one split per file,
+as Zenke's lab publishes them) is recognised too: ``--dataset path/shd_train.h5`` reads it with
+its other split beside it (``shd_test.h5``; for SSC ``ssc_test.h5``), 700 channels, the class
+names from ``extra/keys``, SHD's grid of 100 bins of 10 ms by default.
 """
 
 from __future__ import annotations
@@ -31,10 +36,59 @@ from .spec import DatasetError, DatasetSpec
 FIELDS = ("t", "x", "y", "p", "sample_ptr", "labels")
 
 
+def _hsd_split(f, path) -> dict:
+    try:
+        times, units, labels = f["spikes/times"], f["spikes/units"], np.asarray(f["labels"][()], np.int64)
+        ts = [np.asarray(t, np.float64) for t in times]
+        us = [np.asarray(u, np.int64) for u in units]
+    except (KeyError, OSError, TypeError, ValueError) as e:
+        raise DatasetError(f"{path}: corrupt SHD/SSC-layout file ({e})") from None
+    if len(ts) != labels.size or any(t.size != u.size for t, u in zip(ts, us)):
+        raise DatasetError(f"{path}: spikes/times, spikes/units and labels do not have one entry per sample")
+    lens = np.array([t.size for t in ts], np.int64)
+    return {"t": np.concatenate(ts) * 1e6 if ts else np.zeros(0), "x": np.concatenate(us) if us else np.zeros(0, int),
+            "sample_ptr": np.r_[0, np.cumsum(lens)], "labels": labels}
+
+
+def _read_hsd(path, f) -> dict:
+    """An SHD/SSC-layout file and its other split beside it."""
+    import h5py
+
+    folder, base = os.path.split(path)
+    other = None
+    for a, b in (("train", "test"), ("test", "train"), ("valid", "test")):
+        if a in base and os.path.exists(os.path.join(folder, base.replace(a, b))):
+            other = (b, os.path.join(folder, base.replace(a, b)))
+            this = "train" if a == "valid" else a
+            break
+    if other is None:
+        raise DatasetError(f"{path} is one split of an SHD/SSC-layout dataset (spikes/times, spikes/units, "
+                           "labels): put its other split beside it under the same name with train/test swapped "
+                           "(shd_train.h5 + shd_test.h5), or use --dataset shd / ssc with both files in "
+                           "<data-root>/SHD/ (or SSC/)")
+    # SHD's own grid (the registered shd/ssc sets' default): 100 bins of 10 ms
+    out = {"attrs": {"sensor_size": [700], "bin_us": 10_000.0, "n_bins": 100}, "files": [path, other[1]],
+           this: _hsd_split(f, path)}
+    try:
+        with h5py.File(other[1], "r") as g:
+            out[other[0]] = _hsd_split(g, other[1])
+            keys = f["extra/keys"][()] if "extra/keys" in f else None
+    except OSError as e:
+        raise DatasetError(f"{other[1]}: not a readable HDF5 file (truncated?): {e}") from None
+    if keys is not None:
+        names = [k.decode() if isinstance(k, bytes) else str(k) for k in keys]
+        out["attrs"]["n_classes"] = len(names)
+        out["attrs"]["classes"] = json.dumps(names)
+    return out
+
+
 def _read(path: str) -> dict:
+    if os.path.isdir(path):
+        raise DatasetError(f"{path} is a folder: --dataset takes a dataset name (spikelfp datasets lists them) "
+                           "or a recordings file (.h5/.npz, layout in spikelfp.datasets.custom)")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such recordings file")
-    out = {"attrs": {}}
+    out = {"attrs": {}, "files": [path]}
     if path.endswith(".npz"):
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -53,6 +107,8 @@ def _read(path: str) -> dict:
     except OSError as e:
         raise DatasetError(f"{path}: not a readable HDF5 file (truncated?): {e}") from None
     with f:
+        if "train" not in f and "spikes" in f and "labels" in f:
+            return _read_hsd(path, f)
         try:
             for split in ("train", "test"):
                 if split not in f:
@@ -145,9 +201,10 @@ def custom_spec(path: str) -> DatasetSpec:
         span = float(t.max()) + 1.0 if t.size else 1.0
         binning = Binning(bin_us=max(1.0, np.ceil(span / 30.0)), n_bins=30)
     h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for file in raw["files"]:
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     classes = a.get("classes")
     if isinstance(classes, str):
         classes = tuple(json.loads(classes))

@@ -60,8 +60,7 @@ def _tonic(source):
             from .tonic_sets import DatasetNotAvailable
 
             missing = [s for s in ("train", "test")
-                       if not os.path.exists(os.path.join(source.folder(root), source.archives[s].extracted))
-                       and not (source.extract_ourselves and source.archive_present(root, s))]
+                       if not source.extracted_present(root, s) and not source.archive_present(root, s)]
             opened = {s: source.open(root, s, download) for s in ("train", "test") if s not in missing}
             if missing:
                 raise DatasetNotAvailable(" ".join(source.missing_message(root, s) for s in missing))

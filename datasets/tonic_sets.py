@@ -1,17 +1,21 @@
 """Real neuromorphic datasets, read through tonic's own dataset classes (never re-implemented).
 
 Each entry knows where tonic keeps its files under ``<root>/<ClassName>/``: the archive tonic
-downloads and checks for, and what the archive extracts to. With a network, tonic downloads and
-extracts (with its progress bar). Without one, an archive placed by hand is extracted by tonic
-(N-MNIST, SHD, SSC, DVS Gesture) or by us (POKER-DVS, whose tonic class only copies archives from
-its own package folder); a missing archive gives one message naming the file, its md5 and where to
-put it.
+downloads and checks for, and what the archive extracts to. What is on disk is used first, with or
+without a network: extracted files are read as they are (no archive needed beside them), and an
+archive placed by hand is extracted (checked member by member, then by tonic's own extractor, into
+a temporary folder renamed into place). Only when neither is there does tonic download and
+extract, with its progress bar; offline, a missing set gives one message naming the file, its
+md5 and where to put it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 from .spec import require_tonic
@@ -36,7 +40,6 @@ class TonicSource:
     cls_name: str
     archives: dict          # split -> Archive
     split_kwargs: dict      # split -> kwargs for the tonic class
-    extract_ourselves: bool = False
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -57,23 +60,28 @@ class TonicSource:
                 f"{a.filename} (md5 {a.md5}, from {a.url}) in {self.folder(root)}/ and run again: it is "
                 f"extracted there. {self.notes}").strip()
 
+    def extracted_present(self, root: str, split: str) -> bool:
+        return os.path.exists(os.path.join(self.folder(root), self.archives[split].extracted))
+
     def open(self, root: str, split: str, download: bool = True):
         """The tonic dataset of ``split`` (``train``/``test``).
 
-        With ``download`` (the default), tonic checks, downloads and extracts as it always does.
-        Offline (``download=False``) what is on disk is used as it is: tonic's class with its
-        existence check replaced by ours (the extracted files present) and its download
-        replaced by an error; reading, labels and ordering stay tonic's.
+        Files on disk come first: extracted files are read as they are, a hand-placed archive is
+        extracted (:func:`extract_archive`). Only with neither does tonic check, download and
+        extract as it always does (``download``; else :class:`DatasetNotAvailable` naming the
+        archive). On-disk files are read by tonic's class with its existence check replaced by
+        ours (the extracted files present) and its download replaced by an error; reading, labels
+        and ordering stay tonic's.
         """
         tonic = require_tonic()
         cls = getattr(tonic.datasets, self.cls_name)
         a = self.archives[split]
-        if not self.present(root, split) and self.archive_present(root, split) and self.extract_ourselves:
-            _safe_extract(os.path.join(self.folder(root), a.filename), self.folder(root))
-        if not download:
-            # offline, the extracted files are what is read (an archive beside them is not needed)
-            if not os.path.exists(os.path.join(self.folder(root), a.extracted)):
-                raise DatasetNotAvailable(self.missing_message(root, split))
+        if not self.extracted_present(root, split) and self.archive_present(root, split):
+            extract_archive(os.path.join(self.folder(root), a.filename), self.folder(root), a.extracted,
+                            f"(The {self.cls_name} {split} archive is {a.filename}, md5 {a.md5}, from {a.url}.)")
+        if not self.extracted_present(root, split) and not download:
+            raise DatasetNotAvailable(self.missing_message(root, split))
+        if self.extracted_present(root, split):
             message = self.missing_message(root, split)
 
             def _check_exists(_self):
@@ -95,20 +103,54 @@ class TonicSource:
             raise DatasetNotAvailable(f"{self.missing_message(root, split)} (tonic said: {e})") from None
 
 
-def _safe_extract(archive: str, dest: str) -> None:
-    """Extract a tar archive, refusing members that would land outside ``dest``."""
-    dest_abs = os.path.abspath(dest)
-    try:
+def _members(archive: str) -> list[str]:
+    """Member names of a zip or tar archive, refusing absolute paths, ``..`` and links."""
+    if archive.endswith(".zip") or zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            names = z.namelist()
+    else:
         with tarfile.open(archive) as tar:
-            for m in tar.getmembers():
-                target = os.path.abspath(os.path.join(dest, m.name))
-                if not target.startswith(dest_abs + os.sep) and target != dest_abs:
-                    raise DatasetNotAvailable(f"{archive}: member {m.name!r} would extract outside {dest}")
-                if m.issym() or m.islnk():
-                    raise DatasetNotAvailable(f"{archive}: links are not allowed ({m.name!r})")
-            tar.extractall(dest)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise DatasetNotAvailable(f"{archive}: corrupt or truncated archive ({e})") from None
+            members = tar.getmembers()
+            links = [m.name for m in members if m.issym() or m.islnk()]
+            if links:
+                raise DatasetNotAvailable(f"{archive}: links are not allowed ({links[0]!r})")
+            names = [m.name for m in members]
+    for name in names:
+        norm = os.path.normpath(name)
+        if os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep):
+            raise DatasetNotAvailable(f"{archive}: member {name!r} would extract outside its folder")
+    return names
+
+
+def extract_archive(archive: str, dest: str, expected: str, hint: str = "") -> None:
+    """Extract a hand-placed (or downloaded) archive so that ``dest/expected`` appears, atomically.
+
+    Members are checked first (no absolute paths, ``..`` or links), then tonic's own extractor
+    unpacks into a temporary folder beside ``dest/expected``, which is renamed into place: an
+    interrupted extraction leaves nothing that looks extracted. A corrupt, truncated or foreign
+    archive is one :class:`DatasetNotAvailable` naming it.
+    """
+    from tonic.download_utils import extract_archive as tonic_extract
+
+    tmp = tempfile.mkdtemp(prefix=".extracting-", dir=dest)
+    try:
+        try:
+            names = _members(archive)
+            tonic_extract(archive, tmp)
+        except DatasetNotAvailable:
+            raise
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as e:
+            why = " ".join(str(e).split())                     # one line
+            raise DatasetNotAvailable(f"{archive}: corrupt, truncated or not a zip/tar archive ({why}); "
+                                      f"replace it. {hint}".strip()) from None
+        got = os.path.join(tmp, expected)
+        if not os.path.exists(got):
+            top = sorted({n.split("/")[0] for n in names})[:5]
+            raise DatasetNotAvailable(f"{archive} holds {top or 'nothing'}, not {expected}: is it the right "
+                                      f"archive? {hint}".strip())
+        os.replace(got, os.path.join(dest, expected))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 NMNIST = TonicSource(
@@ -156,6 +198,5 @@ POKER_DVS = TonicSource(
      "test": Archive("pips_test.tar.gz", "eef2bf7d0d3defae89a6fa98b07c17af",
                      "https://www.neuromorphic-vision.com (POKER-DVS, pips)", "pips_test")},
     {"train": {"train": True}, "test": {"train": False}},
-    extract_ourselves=True,
     notes="tonic 1.7 does not ship the POKER-DVS archives, so spikelfp extracts them from that folder.",
 )

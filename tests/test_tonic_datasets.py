@@ -259,6 +259,99 @@ def test_own_recordings_bad_layouts(tmp_path):
         datasets.load(str(tmp_path / "junk.h5"), root=str(tmp_path))
 
 
+MAKERS = {"nmnist": lambda root, rng, tmp: make_nmnist(root, rng),
+          "shd": lambda root, rng, tmp: make_hsd(root, rng),
+          "ssc": lambda root, rng, tmp: make_hsd(root, rng, "SSC", "ssc", n_classes=35, n=36),
+          "dvs-gesture": make_dvs_gesture,
+          "poker-dvs": make_poker}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download attempt fails the test (tonic's and urllib's)."""
+    import urllib.request
+
+    import tonic.download_utils as du
+
+    def refuse(*a, **k):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(du, "download_url", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def _extracted(spec, root):
+    from spikelfp.datasets import tonic_sets as ts
+
+    src = {"NMNIST": ts.NMNIST, "SHD": ts.SHD, "SSC": ts.SSC, "DVSGesture": ts.DVS_GESTURE,
+           "POKERDVS": ts.POKER_DVS}[spec.raw_folder]
+    return src, [root / spec.raw_folder / src.archives[s].extracted for s in ("train", "test")]
+
+
+@pytest.mark.parametrize("download", [False, True])
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_hand_placed_archive_is_extracted(name, download, tmp_path, no_network):
+    """Only the official archives on disk: they are extracted, with or without --offline, and the
+    data is what the extracted files give."""
+    import shutil
+
+    rng = np.random.default_rng(5)
+    root = tmp_path / "data"
+    MAKERS[name](root, rng, tmp_path)
+    spec = get_spec(name)
+    src, extracted = _extracted(spec, root)
+    for p in extracted:
+        if p.exists():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    train, test = datasets.load(name, root=str(root), download=download)
+    assert all(p.exists() for p in extracted)
+    assert not [f for f in os.listdir(root / spec.raw_folder) if f.startswith(".extracting-")]
+    assert len(train) > 0 and len(test) > 0 and train.n_in == spec.input_size()
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_extracted_files_without_archive_are_used_online_too(name, tmp_path, no_network):
+    rng = np.random.default_rng(6)
+    root = tmp_path / "data"
+    MAKERS[name](root, rng, tmp_path)
+    spec = get_spec(name)
+    src, extracted = _extracted(spec, root)
+    if name == "poker-dvs":                       # make_poker writes only archives: extract them first
+        datasets.load(name, root=str(root), download=False)
+    for s in ("train", "test"):
+        (root / spec.raw_folder / src.archives[s].filename).unlink()
+    train, test = datasets.load(name, root=str(root), download=True)
+    assert len(train) > 0 and len(test) > 0
+
+
+def test_corrupt_or_wrong_archive_is_one_message(tmp_path, no_network):
+    base = tmp_path / "data" / "SHD"
+    base.mkdir(parents=True)
+    (base / "shd_train.h5.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DatasetNotAvailable, match=r"shd_train\.h5\.zip: corrupt, truncated.*md5 f3252aeb"):
+        datasets.load("shd", root=str(tmp_path / "data"), download=False)
+    _zip_of(base / "shd_train.h5.zip", {"readme.txt": b"hello"})
+    with pytest.raises(DatasetNotAvailable, match=r"holds \['readme.txt'\], not shd_train\.h5"):
+        datasets.load("shd", root=str(tmp_path / "data"), download=True)
+    assert sorted(os.listdir(base)) == ["shd_train.h5.zip"]          # nothing half-extracted left
+
+
+def test_shd_layout_file_by_path_and_a_folder_path(tmp_path):
+    rng = np.random.default_rng(7)
+    base = make_hsd(tmp_path / "data", rng)
+    via_tonic = datasets.load("shd", root=str(tmp_path / "data"), download=False)
+    by_path = datasets.load(str(base / "shd_train.h5"), root=str(tmp_path / "cache"))
+    for a, b in zip(via_tonic, by_path):                 # the same events as tonic's SHD class gives
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.sample_ptr, b.sample_ptr)
+        assert np.array_equal(a.channels, b.channels) and np.array_equal(a.steps, b.steps)
+    assert by_path[0].classes[:2] == ["w0", "w1"] and by_path[0].n_classes == 20
+    (base / "shd_test.h5").unlink()
+    with pytest.raises(DatasetError, match="one split of an SHD/SSC-layout dataset"):
+        datasets.load(str(base / "shd_train.h5"), root=str(tmp_path / "cache"))
+    with pytest.raises(DatasetError, match="is a folder"):
+        datasets.load(str(base) + os.sep, root=str(tmp_path / "cache"))
+
+
 def test_unsafe_archive_is_refused(tmp_path):
     base = tmp_path / "data" / "POKERDVS"
     base.mkdir(parents=True)
