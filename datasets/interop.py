@@ -85,9 +85,15 @@ def _checked(ds, name: str) -> list:
 
 
 def _classes(ds, classes):
-    if classes is not None:
-        return classes
-    return getattr(ds, "classes", None) or getattr(getattr(ds, "dataset", None), "classes", None)
+    """Class names: given, else the dataset's ``classes`` (a list, a tuple or, as tonic's SHD
+    keeps them, an array of bytes), else its wrapped dataset's; None when there are none."""
+    if classes is None:
+        classes = getattr(ds, "classes", None)
+        if classes is None or len(classes) == 0:
+            classes = getattr(getattr(ds, "dataset", None), "classes", None)
+    if classes is None or len(classes) == 0:
+        return None
+    return [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(classes).tolist()]
 
 
 def _bin(samples, size, binning, n_classes, names, name, progress) -> EventDataset:

@@ -131,3 +131,16 @@ def test_a_loaded_dataset_carries_its_binning_into_the_checkpoint(tmp_path, smal
     Trainer(TrainConfig(hidden=[8], epochs=1), progress=False).fit(train, test, str(tmp_path / "r"))
     ck = load_checkpoint(tmp_path / "r" / "model.h5")
     assert ck.binning == train.binning and ck.network.dt == pytest.approx(0.01)   # NIR's tau follows from it
+
+
+@pytest.mark.parametrize("classes, names", [(np.array([b"one", b"two"]), ["one", "two"]),   # tonic SHD: bytes
+                                            (("a", "b"), ["a", "b"]), (np.array([]), None), (None, None)])
+def test_class_names_from_any_container(classes, names):
+    from spikelfp.datasets.interop import _classes
+
+    class DS:
+        pass
+
+    ds = DS()
+    ds.classes = classes
+    assert _classes(ds, None) == names

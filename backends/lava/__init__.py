@@ -51,6 +51,13 @@ from spikelfp.network import ConvLayer, Network
 MODES = ("float", "fixed")
 _AT_FORK = []
 
+try:    # importing this module makes lava-nc 0.10 importable on Python 3.11 (spikelfp.compat.patch_lava)
+    from spikelfp import compat as _compat
+
+    _compat.patch_lava()
+except ImportError:     # no lava-nc: the parameter files still work; running says what to install
+    pass
+
 
 def _die_with_parent() -> None:
     """In a forked Lava worker: ask the kernel to SIGKILL it when its parent dies (prctl
