@@ -1,8 +1,10 @@
 """Plots of spike trains and membranes (matplotlib; ``pip install matplotlib``).
 
->>> rec = spikelfp.simulate(net, x, raster=True, membrane=True)
->>> spikelfp.plot.raster(rec.rasters[0][0], dt=net.dt)          # layer 0, sample 0
->>> spikelfp.plot.sample_figure(net, test, 3, "sample3.png")    # what `spikelfp plot MODEL --sample 3` writes
+>>> rec = spikelfp.simulate(net, x, raster=True, membrane=True)         # doctest: +SKIP
+>>> spikelfp.plot.raster(rec.rasters[0][0], dt=net.dt)                  # doctest: +SKIP
+>>> spikelfp.plot.sample_figure(net, test, 3, "sample3.png")            # doctest: +SKIP
+
+(layer 0 of sample 0; the figure ``spikelfp plot MODEL --sample 3`` writes; docs/models.md runs both)
 
 :func:`raster` draws one dot per spike at (time, neuron); :func:`membranes` the traces of a few
 neurons with the threshold; :func:`sample_figure` both for one sample through every layer of a
