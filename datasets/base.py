@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from spikelfp.events import EventBatch
-from spikelfp.io import atomic_path
+from spikelfp.io import _umask, atomic_path
 
 
 @dataclass
@@ -228,6 +228,7 @@ def build_folder(final: str):
         yield b
         with open(os.path.join(b.path, "COMPLETE"), "w") as fh:
             fh.write(b.note + "\n")
+        os.chmod(b.path, 0o777 & ~_umask())     # mkdtemp makes 0700: give the folder the usual mode
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(b.path, final)

@@ -229,6 +229,9 @@ def load(name: str, binning: Binning | None = None, *, root=None, progress=None,
     if size is not None and spec.name != "spoken-digits":
         raise ValueError(f"{spec.name} has no size option (only spoken-digits has: tiny)")
     path, key = cache_path(spec, binning, root, gen_seed, size)
+    from spikelfp.io import remove_orphaned_temporaries
+
+    remove_orphaned_temporaries(os.path.dirname(path))       # a cache write killed half-way left these
     cached = read_cache(path, key)
     if cached is not None and {"train", "test"} <= set(cached):
         return _shaped(cached["train"], spec, binning), _shaped(cached["test"], spec, binning)

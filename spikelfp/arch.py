@@ -62,6 +62,9 @@ class ArchError(ValueError):
     """An architecture spec that does not parse."""
 
 
+MAX_LAYERS = 64       # hidden layers in one spec (deeper spiking nets do not train with either rule)
+
+
 def parse_arch(spec: str) -> list[LayerSpec]:
     """``"r256-d128"`` -> ``[LayerSpec("r", 256), LayerSpec("d", 128)]``; raises :class:`ArchError`
     with the reason. Convolutions must come before every dense layer."""
@@ -70,6 +73,8 @@ def parse_arch(spec: str) -> list[LayerSpec]:
     spec = spec.strip().lower()
     if not spec:
         return []
+    if spec.count("-") + 1 > MAX_LAYERS:
+        raise ArchError(f"{spec.count('-') + 1} hidden layers: at most {MAX_LAYERS} are supported")
     out = []
     for k, tok in enumerate(spec.split("-")):
         tok = tok.strip()

@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "only, the paper's)")
         t.add_argument("--secant", choices=["bounded", "signed"], default="bounded",
                        help="spike-count rule's secant a/z: bounded by 1/theta (default) or signed (first version)")
-        t.add_argument("--eps", type=_positive(float), default=1e-6, help="feedback stabiliser (default 1e-6)")
+        t.add_argument("--eps", type=_number(float, lambda v: 0 < v <= 1, "a stabiliser in (0, 1]"), default=1e-6,
+                       help="feedback stabiliser, in (0, 1] (default 1e-6)")
         t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
         t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
         t.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
@@ -147,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant",
                        help="learning-rate schedule: constant (default) or onecycle (warm-up, then cosine decay)")
         t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
-        t.add_argument("--beta", type=float, default=0.9, help="membrane decay per step (default 0.9)")
+        t.add_argument("--beta", type=_number(float, lambda v: 0.0 <= v <= 1.0, "a decay in [0, 1]"), default=0.9,
+                       help="membrane decay per step, in [0, 1] (default 0.9)")
         t.add_argument("--tau-mem", type=_positive(float), metavar="MS",
                        help="membrane time constant [ms] instead of --beta: beta = 1 - bin/tau (the tau NIR "
                             "export writes; docs/neuron.md), e.g. 100 at 10 ms bins is beta 0.9")
-        t.add_argument("--threshold", type=_positive(float), default=1.0, help="threshold (default 1)")
+        t.add_argument("--threshold", type=_number(float, lambda v: 1e-6 <= v <= 1e6, "a threshold in [1e-6, 1e6]"),
+                       default=1.0, help="threshold, in [1e-6, 1e6] (default 1)")
         t.add_argument("--reset", choices=list(RESETS), default="zero", help="reset mechanism (default zero)")
         t.add_argument("--bias", action="store_true", help="give every layer a (random) bias")
         t.add_argument("--init-gain", type=_positive(float), default=1.0, help="init scale (default 1)")
@@ -205,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="grid search over training settings on Ray Tune",
                        description="Run every combination of the --grid values as Ray Tune trials (one training "
                                    "run each), locally or on a Ray cluster (--address); write sweep.json and "
-                                   "sweep.md. Re-running on the same --out resumes: finished trials are kept.")
+                                   "sweep.md. --resume continues an interrupted sweep in --out (finished trials "
+                                   "are kept), only if its state files are the ones spikelfp recorded.")
     train_opts(w)
     w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a training setting and its values, e.g. --grid rule=temporal,spike-count --grid seed=0,1 "
@@ -214,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--address", help="Ray cluster to join (default: start Ray on this machine)")
     w.add_argument("--cpus-per-trial", type=_positive(int), default=1, help="CPUs (numba threads) per trial")
     w.add_argument("--out", metavar="DIR", default="runs/sweep", help="output folder (default runs/sweep)")
+    w.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out (refused unless its Ray Tune state is exactly what spikelfp "
+                        "signed: Tune unpickles those files; docs/distributed.md)")
     w.add_argument("--allow-large", action="store_true",
                    help="run even when the memory estimate exceeds what is available")
     common(w)
@@ -569,6 +576,8 @@ def cmd_sweep(args) -> int:
     from spikelfp.distributed import markdown, parse_grid, sweep
 
     args.dataset = args.dataset or "digits-saccade"
+    if datasets.registry.is_path(args.dataset):
+        args.dataset = os.path.abspath(args.dataset)     # trials run in Ray's own working folders
     if not args.grid:
         raise CLIError("sweep needs at least one --grid key=v1,v2 (e.g. --grid seed=0,1)")
     grid = parse_grid(args.grid)
@@ -583,7 +592,7 @@ def cmd_sweep(args) -> int:
         n *= len(v)
     print(f"sweep on {args.dataset}: {n} trials over {', '.join(grid)}, {cfg.epochs} epochs each"
           + (f", Ray cluster {args.address}" if args.address else ", local Ray"))
-    r = sweep(cfg, grid, args.out, binning=binning, address=args.address, asha=args.asha,
+    r = sweep(cfg, grid, args.out, binning=binning, address=args.address, asha=args.asha, resume=args.resume,
               cpus_per_trial=args.cpus_per_trial, data_root=str(datasets.data_root(args.data_root)))
     _emit(args, r, markdown(r) + f"\nwritten: {os.path.join(args.out, 'sweep.json')}, sweep.md")
     return 0 if r["failed"] == 0 else 1
@@ -987,6 +996,51 @@ def _interrupt_cause(e: BaseException):
     return None
 
 
+def os_error_line(e: OSError) -> str | None:
+    """One line for an operating-system refusal that names its file (atomic writes left every
+    existing file as it was); None for anything else (a bug: its traceback is kept)."""
+    import errno
+
+    name = e.filename or "a file"
+    known = {errno.ENOSPC: f"disk full writing {name}; existing files are unchanged",
+             errno.EFBIG: f"file size limit reached writing {name} (ulimit -f); existing files are unchanged",
+             errno.EDQUOT: f"disk quota exceeded writing {name}; existing files are unchanged",
+             errno.EROFS: f"{name} is on a read-only file system",
+             errno.EACCES: f"permission denied: {name}", errno.EPERM: f"operation not permitted: {name}",
+             errno.ELOOP: f"{name}: too many levels of symbolic links (a link loop?)",
+             errno.ENAMETOOLONG: f"file name too long: {name}",
+             errno.ENOTDIR: f"{name}: a part of the path is a file, not a folder"}
+    if e.errno in known:
+        return known[e.errno]
+    if e.filename:
+        return f"{name}: {e.strerror or e}"
+    return None
+
+
+def _check_writable(args) -> None:
+    """Refuse, before any work, an output (``--out``, ``--json``, ``--predictions``) whose folder
+    cannot be written: read-only mounts and folders without permission (the run never trains
+    for nothing)."""
+    for opt in ("out", "json", "predictions"):
+        path = getattr(args, opt, None)
+        if not path or not isinstance(path, str):
+            continue
+        import stat
+
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not os.path.isdir(real) and not stat.S_ISREG(os.stat(real).st_mode):
+            if not os.access(real, os.W_OK):          # a FIFO or device is written through, not replaced
+                raise CLIError(f"--{opt} {path}: not writable")
+            continue
+        parent = real                     # a regular file is replaced: its folder (or the nearest existing one)
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        folder = parent if os.path.isdir(parent) else os.path.dirname(parent)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CLIError(f"--{opt.replace('_', '-')} {path}: {folder} is not writable (a read-only file system "
+                           "or no permission)")
+
+
 def main(argv=None) -> int:
     from spikelfp import interrupts
     from spikelfp.io import ModelFileError, RunInUse
@@ -999,19 +1053,24 @@ def main(argv=None) -> int:
         sys.stdout = _SafeStdout(sys.stdout)
     interrupts.install()            # SIGTERM behaves as Ctrl-C (reliably: see spikelfp.interrupts)
     try:
+        _check_writable(args)
         return COMMANDS[args.command](args)
-    except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError, RunInUse) as e:
+    except (CLIError, ModelFileError, ValueError, FileNotFoundError, ImportError, RunInUse, ConnectionError) as e:
         print(f"spikelfp {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except IsADirectoryError as e:
         print(f"spikelfp {args.command}: error: {e.filename} is a folder, not a file", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
-        if e.errno == 28:   # ENOSPC: atomic writes left every existing file as it was
-            print(f"spikelfp {args.command}: error: disk full writing {e.filename or 'a file'}; existing files "
-                  "are unchanged", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"spikelfp {args.command}: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print(f"spikelfp {args.command}: error: out of memory; a smaller --batch-size, --hidden/--arch or --steps "
+              "needs less (no file was changed)", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as e:
         interrupts.acknowledge()
         print(f"interrupted ({e})" if str(e) else "interrupted", file=sys.stderr)

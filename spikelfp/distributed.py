@@ -18,8 +18,14 @@ reports every epoch to Tune. Local by default (``ray.init()`` on this machine, o
 ``address`` joins a running Ray cluster (``ray start --head`` / ``ray start --address ...``), whose
 nodes must see the same dataset cache (``SPIKELFP_DATA`` on a shared filesystem) or build it.
 
-A trial that raises is reported (its error in the results) and the others go on. Re-running the
-same command on the same ``--out`` resumes the experiment: finished trials are kept, not re-run.
+A trial that raises is reported (its error in the results) and the others go on. ``--resume`` on
+the same ``--out`` continues the experiment: finished trials are kept, not re-run.
+
+**Trust boundary.** Resuming makes Ray Tune unpickle its state files (``tuner.pkl``,
+``trainable.pkl``, ...): a crafted pickle there runs code. spikelfp therefore resumes only a folder
+whose every state file matches the manifest it wrote (``spikelfp-sweep.json``: size and SHA-256 of
+each file, signed with an HMAC whose key lives in the user's own config folder, 0600). A folder
+someone else made, downloaded, or edited since is refused; a folder is locked while a sweep runs.
 
 Example
 -------
@@ -31,9 +37,12 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import itertools
 import json
 import os
+import re
 
 import numpy as np
 
@@ -42,6 +51,90 @@ from .train import TrainConfig
 
 EXPERIMENT = "sweep"
 METRIC = "test_accuracy"
+MANIFEST = "spikelfp-sweep.json"
+
+
+class SweepStateError(ValueError):
+    """A sweep folder that spikelfp will not resume (not its own, or changed since)."""
+
+
+def _user_key() -> bytes:
+    """This user's secret for signing sweep manifests (created on first use, mode 0600)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = os.path.join(base, "spikelfp", "sweep-key")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(32))
+        except FileExistsError:
+            pass
+    with open(path, "rb") as fh:
+        key = fh.read()
+    if len(key) < 32:
+        raise SweepStateError(f"{path}: the sweep signing key is damaged; remove it (sweeps made before "
+                              "cannot be resumed then)")
+    return key
+
+
+def _state_files(exp: str) -> dict:
+    """Every file under the experiment folder: {relative path: (size, sha256)}."""
+    files = {}
+    for dp, dirs, names in os.walk(exp):
+        dirs.sort()
+        for n in sorted(names):
+            full = os.path.join(dp, n)
+            if os.path.islink(full):
+                files[os.path.relpath(full, exp)] = ("link", os.readlink(full))
+                continue
+            h = hashlib.sha256()
+            with open(full, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            files[os.path.relpath(full, exp)] = (os.path.getsize(full), h.hexdigest())
+    return files
+
+
+def write_manifest(out: str, settings: dict) -> None:
+    """Record (and sign) the state files of ``out``'s experiment as spikelfp left them, and the
+    sweep's settings (a resume must ask for the same sweep)."""
+    from .io import write_json as _write
+
+    files = _state_files(os.path.join(out, EXPERIMENT))
+    body = json.dumps({"files": files, "settings": settings}, sort_keys=True)
+    _write(os.path.join(out, MANIFEST), {"files": files, "settings": settings,
+                                         "hmac": hmac.new(_user_key(), body.encode(), "sha256").hexdigest()})
+
+
+def check_manifest(out: str, settings: dict) -> None:
+    """Refuse to resume ``out`` unless its state files are exactly those spikelfp signed and the
+    settings are the sweep's own (each changed one named)."""
+    path = os.path.join(out, MANIFEST)
+    if not os.path.exists(path):
+        raise SweepStateError(f"{out}: no {MANIFEST} (not a folder spikelfp made, or it was killed before "
+                              "recording its state): not resuming it, since Ray Tune would unpickle its files; "
+                              "choose another --out")
+    try:
+        with open(path) as fh:
+            m = json.load(fh)
+        files, mac, saved = m["files"], m["hmac"], m["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SweepStateError(f"{path}: unreadable manifest: not resuming") from None
+    body = json.dumps({"files": files, "settings": saved}, sort_keys=True)
+    if not hmac.compare_digest(hmac.new(_user_key(), body.encode(), "sha256").hexdigest(), str(mac)):
+        raise SweepStateError(f"{path}: the manifest was not signed by you (a folder someone else made, or "
+                              "edited): not resuming it, since Ray Tune would unpickle its files")
+    now = json.loads(json.dumps(_state_files(os.path.join(out, EXPERIMENT))))
+    if now != files:
+        changed = sorted(set(now) ^ set(files) | {k for k in now if k in files and now[k] != files[k]})
+        raise SweepStateError(f"{out}: {changed[0]} changed since spikelfp recorded the sweep's state "
+                              f"({len(changed)} file(s)): not resuming it, since Ray Tune would unpickle its files")
+    asked = json.loads(json.dumps(settings, sort_keys=True))
+    diff = [k for part in ("grid", "binning", "base") for k in sorted(set(saved.get(part, {})) | set(asked[part]))
+            if saved.get(part, {}).get(k) != asked[part].get(k)]
+    if diff:
+        raise SweepStateError(f"--resume continues the sweep with its own settings; these differ: {', '.join(diff)}")
 
 
 def _ray():
@@ -120,8 +213,10 @@ def init_ray(ray, **kwargs) -> None:
     import threading
 
     main = threading.current_thread() is threading.main_thread()
-    prev = signal.getsignal(signal.SIGTERM) if main else None
-    if not kwargs.get("address"):
+    prev = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    if kwargs.get("address"):
+        check_reachable(kwargs["address"])
+    else:
         _RAY_STARTED_AFTER["ticks"] = _now_ticks()
     try:
         ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
@@ -129,8 +224,25 @@ def init_ray(ray, **kwargs) -> None:
         shutdown_ray(ray)
         raise
     finally:
-        if main and prev is not None:
-            signal.signal(signal.SIGTERM, prev)
+        for s, h in prev.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError naming it) when nothing answers at a Ray ``host:port`` address;
+    ``ray.init`` itself retries for minutes. ``auto`` and addresses without a port are left to Ray."""
+    import socket
+
+    a = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = a.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"--address {address}: no Ray cluster answers there ({e.strerror or e}); start one "
+                              "with `ray start --head` or drop --address to run on this machine") from None
 
 
 def shutdown_ray(ray) -> None:
@@ -227,19 +339,46 @@ def _trainable(config):
 
 
 def sweep(base: TrainConfig, grid: dict, out: str, *, binning, address: str | None = None, asha: bool = False,
-          cpus_per_trial: int = 1, data_root: str | None = None, log=print) -> dict:
+          cpus_per_trial: int = 1, data_root: str | None = None, resume: bool = False, log=print) -> dict:
     """Run the grid as Ray Tune trials; write ``<out>/sweep.json`` and ``sweep.md``; return the report."""
+    from .io import RunInUse, RunLock
+
     ray, tune = _ray()
     trial_configs(base, grid)                    # validate every combination first
     out = os.path.abspath(out)
+    path = os.path.join(out, EXPERIMENT)
+    if not address and cpus_per_trial > (os.cpu_count() or 1):
+        raise ValueError(f"--cpus-per-trial {cpus_per_trial}: this machine has {os.cpu_count()} CPUs")
     os.makedirs(out, exist_ok=True)
     try:
+        with RunLock(out):
+            settings = {"grid": grid, "binning": binning.to_dict(), "base": base.to_dict()}
+            if os.path.exists(path) and os.listdir(path):
+                if not resume:
+                    raise SweepStateError(f"{out} holds a sweep: --resume continues it, or choose another --out")
+                check_manifest(out, settings)
+            elif resume:
+                raise SweepStateError(f"--resume: {out} holds no sweep to continue")
+            return _sweep_locked(ray, tune, base, grid, out, path, binning=binning, address=address, asha=asha,
+                                 cpus_per_trial=cpus_per_trial, data_root=data_root, log=log, settings=settings)
+    except RunInUse as e:
+        raise ValueError(str(e)) from None
+
+
+def _sweep_locked(ray, tune, base, grid, out, path, *, binning, address, asha, cpus_per_trial, data_root, log,
+                  settings):
+    # Tune's own SIGINT handler would end the experiment "gracefully" and return as if done: let
+    # Ctrl-C interrupt instead (exit 130, no report claiming completion, the state resumable)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
         init_ray(ray, address=address, **({} if address else {"num_cpus": os.cpu_count()}))
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus_per_trial > cpus:
+            raise ValueError(f"--cpus-per-trial {cpus_per_trial}: the Ray cluster has {cpus:g} CPUs")
         space = {k: tune.grid_search(v) for k, v in grid.items()}
         space.update({"__base__": base.to_dict(), "__binning__": binning.to_dict(), "__cpus__": cpus_per_trial,
                       "__data_root__": data_root})
         trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
-        path = os.path.join(out, EXPERIMENT)
         if tune.Tuner.can_restore(path):
             log(f"resuming the sweep in {path} (finished trials are kept)")
             tuner = tune.Tuner.restore(path, trainable, resume_errored=False, restart_errored=False,
@@ -252,7 +391,11 @@ def sweep(base: TrainConfig, grid: dict, out: str, *, binning, address: str | No
                                tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler),
                                run_config=tune.RunConfig(storage_path=out, name=EXPERIMENT, verbose=0,
                                                          failure_config=tune.FailureConfig(max_failures=0)))
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        finally:
+            if os.path.isdir(path):
+                write_manifest(out, settings)    # what this run left, signed: the only state --resume accepts
     finally:
         shutdown_ray(ray)
     report = _report(results, grid, base, binning, asha)
@@ -271,7 +414,7 @@ def _report(results, grid, base, binning, asha) -> dict:
         m = r.metrics or {}
         trials.append({"config": cfg, "test_accuracy": m.get(METRIC), "test_tie_rate": m.get("test_tie_rate"),
                        "epochs": m.get("epoch"), "train_seconds": m.get("train_seconds"),
-                       "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}",
+                       "error": None if r.error is None else _error_line(r.error),
                        "folder": r.path})
     trials.sort(key=lambda t: json.dumps(t["config"], sort_keys=True))
     ok = [t for t in trials if t["error"] is None and t["test_accuracy"] is not None]
@@ -279,6 +422,17 @@ def _report(results, grid, base, binning, asha) -> dict:
     return {"sweep": "grid", "grid": grid, "base": base.to_dict(), "binning": binning.to_dict(), "asha": asha,
             "trials": trials, "failed": sum(t["error"] is not None for t in trials),
             "best": best}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _error_line(err) -> str:
+    """A trial's error as one readable line: the innermost message, no colour codes."""
+    text = _ANSI.sub("", str(err))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = next((ln for ln in reversed(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Diverged)\b", ln)), None)
+    return last or (f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__)
 
 
 def markdown(r: dict) -> str:
@@ -290,7 +444,7 @@ def markdown(r: dict) -> str:
     for t in r["trials"]:
         acc = "" if t["test_accuracy"] is None else f"{t['test_accuracy']:.4f}"
         lines.append("| " + " | ".join(str(t["config"].get(k)) for k in keys) + f" | {acc} | {t['epochs'] or ''} | "
-                     + (t["error"] or "").replace("|", "/")[:80] + " |")
+                     + (t["error"] or "").replace("|", "/")[:300] + " |")
     if r["best"]:
         lines += ["", f"Best: {r['best']['config']} -> {r['best']['test_accuracy']:.4f} ({r['best']['folder']})"]
     return "\n".join(lines) + "\n"
@@ -324,10 +478,15 @@ class ParallelFeedback:
             raise ValueError("workers must be >= 1")
         self._started = not ray.is_initialized()
         self._ray, self.actors = ray, []
+        if not address and self.n_workers > (os.cpu_count() or 1):
+            raise ValueError(f"--workers {self.n_workers}: this machine has {os.cpu_count()} CPUs (each worker "
+                             "takes one); use at most that many, or a Ray cluster (--address)")
         if self._started:
-            cpus = {} if address else {"num_cpus": max(os.cpu_count() or 1, self.n_workers)}
-            init_ray(ray, address=address, **cpus)
+            init_ray(ray, address=address, **({} if address else {"num_cpus": os.cpu_count()}))
         try:
+            cpus = ray.cluster_resources().get("CPU", 0)
+            if self.n_workers > cpus:
+                raise ValueError(f"--workers {self.n_workers}: the Ray cluster has {cpus:g} CPUs")
             threads = max(1, numba.get_num_threads() // self.n_workers) if not address else 1
             cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Worker)
             # the data and the network's structure go with each call as nested references, fetched once

@@ -69,7 +69,8 @@ def atomic_path(path):
     path = os.path.realpath(path)
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    # the writer's pid in the name: a temporary whose process is gone (SIGKILL) is removable by anyone
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp", dir=d)
     os.close(fd)
     try:
         yield tmp
@@ -105,6 +106,26 @@ def remove_stale_temporaries(folder) -> list:
         return gone
     for name in os.listdir(folder):
         if name.startswith(".") and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                gone.append(name)
+    return gone
+
+
+def remove_orphaned_temporaries(folder) -> list:
+    """Remove the ``.<name>.<pid>.*.tmp`` files of atomic writes whose process ``pid`` is gone (a
+    SIGKILL during a write); a live writer's temporaries stay. Safe without a lock. Returns names."""
+    gone = []
+    if not os.path.isdir(folder):
+        return gone
+    for name in os.listdir(folder):
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        parts = name[:-4].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(folder, name))
                 gone.append(name)

@@ -37,6 +37,9 @@ DEFAULT_REWARD = {"temporal": "ce", "spike-count": "ce"}
 
 
 MAX_EPOCHS = 1_000_000
+# (setting, low, high, low excluded): checked at the boundary, so no kernel ever receives a value it raises on
+RANGES = (("beta", 0.0, 1.0, False), ("threshold", 1e-6, 1e6, False), ("eps", 0.0, 1.0, True),
+          ("tau", 0.0, 1e6, True), ("init_gain", 0.0, 1e6, True), ("init_min_rate", 0.0, 0.999, False))
 
 
 @dataclass
@@ -112,6 +115,10 @@ class TrainConfig:
             raise ValueError(f"dtype must be float64 or float32 (got {self.dtype!r})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be > 0 (got {self.lr})")
+        for name, lo, hi, lo_open in RANGES:          # the kernels' boundary: never a value they raise on
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+                raise ValueError(f"{name} must lie in {'(' if lo_open else '['}{lo:g}, {hi:g}] (got {v!r})")
         if self.chunks is not None and int(self.chunks) < 1:
             raise ValueError(f"chunks must be >= 1 (got {self.chunks})")
 
@@ -146,6 +153,10 @@ class TrainConfig:
 HISTORY_COLUMNS = ("epoch", "train_accuracy", "running_train_accuracy", "train_loss", "test_accuracy",
                    "test_tie_rate", "spikes_per_sample", "synops_per_sample", "feedback_norm", "train_seconds",
                    "samples_per_s", "other_cpu_load", "lr")
+
+
+class TrainingDiverged(ValueError):
+    """The weights became NaN or infinite (a learning rate too large for the rule and data)."""
 
 
 def count_cross_entropy(counts, labels, tau: float = 1.0) -> float:
@@ -440,6 +451,11 @@ class Trainer:
                         if bar is not None:
                             bar.update(1)
                     train_s = time.perf_counter() - t0
+                    if not (np.all(np.isfinite(p.WT)) and np.all(np.isfinite(p.bias))):
+                        raise TrainingDiverged(
+                            f"training diverged in epoch {epoch + 1}: the weights became NaN or infinite "
+                            f"({c.optimizer}, lr {c.lr:g}); a smaller --lr (or --clip) trains"
+                            + ("; the checkpoint of the last good epoch is kept" if ckpt_path and history else ""))
                     other_load = meter.stop()
                     run_meter.stop()
                     t_train += train_s

@@ -10,6 +10,18 @@ collect_ignore = ["fixtures/make_lfprop_golden.py"]
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_config(tmp_path_factory):
+    """Tests never touch the user's ~/.config (the sweep signing key lives there)."""
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, threshold=1.0, dtype=np.float64,
                rec=None):
     """A random dense net; ``rec`` (one flag per layer) adds recurrent weights V ~ U(-1.2, 1.0),

@@ -26,15 +26,15 @@ def test_parse_grid_types_and_refusals():
         trial_configs(TrainConfig(), parse_grid(["rule=temporal,hebbian"]))
 
 
-def _sweep(tmp_path, data_root, *grid, out="sw"):
+def _sweep(tmp_path, data_root, *grid, out="sw", extra=()):
     from spikelfp.cli import main
 
     argv = ["sweep", "--epochs", "1", "--out", str(tmp_path / out), "--json", str(tmp_path / f"{out}.json"),
-            "--data-root", str(data_root), "--no-progress"]
+            "--data-root", str(data_root), "--no-progress", *extra]
     for g in grid:
         argv += ["--grid", g]
     rc = main(argv)
-    return rc, json.loads((tmp_path / f"{out}.json").read_text())
+    return rc, (json.loads((tmp_path / f"{out}.json").read_text()) if rc != 2 else None)
 
 
 def test_sweep_runs_every_trial_reports_and_resumes(tmp_path, data_root, digits):
@@ -55,19 +55,97 @@ def test_sweep_runs_every_trial_reports_and_resumes(tmp_path, data_root, digits)
     assert (tmp_path / "sw" / "sweep.md").exists()
     import os
     assert os.path.exists(os.path.join(best["folder"], "model.h5"))
-    # re-running resumes: the finished trials are kept, not re-run (same folders, same results)
-    rc2, r2 = _sweep(tmp_path, data_root, "rule=temporal,spike-count", "seed=0,1")
+    # re-running needs --resume; then the finished trials are kept, not re-run (same folders, same results)
+    assert _sweep(tmp_path, data_root, "rule=temporal,spike-count", "seed=0,1", out="sw")[0] == 2
+    assert _sweep(tmp_path, data_root, "rule=temporal,seed=0", out="sw", extra=["--resume"])[0] == 2  # other grid
+    rc2, r2 = _sweep(tmp_path, data_root, "rule=temporal,spike-count", "seed=0,1", extra=["--resume"])
     assert rc2 == 0
     assert [(t["folder"], t["test_accuracy"]) for t in r2["trials"]] == [(t["folder"], t["test_accuracy"])
                                                                           for t in r["trials"]]
 
 
 def test_a_failing_trial_is_reported_not_fatal(tmp_path, data_root, digits):
-    rc, r = _sweep(tmp_path, data_root, "init_gain=1.0,inf", out="bad")
+    rc, r = _sweep(tmp_path, data_root, "lr=0.02,1e30", out="bad", extra=["--optimizer", "sgd"])
     assert rc == 1 and r["failed"] == 1 and len(r["trials"]) == 2
     bad = next(t for t in r["trials"] if t["error"])
     good = next(t for t in r["trials"] if not t["error"])
-    assert np.isinf(bad["config"]["init_gain"]) and good["test_accuracy"] > 0.3
+    assert bad["config"]["lr"] == 1e30 and good["test_accuracy"] > 0.3
+    assert bad["error"].startswith("spikelfp.train.TrainingDiverged: training diverged in epoch 1") or \
+        "training diverged in epoch 1" in bad["error"], bad["error"]
+    assert "\x1b[" not in bad["error"] and "\n" not in bad["error"]
+    md = (tmp_path / "bad" / "sweep.md").read_text()
+    assert "training diverged" in md and "\x1b[" not in md
+
+
+def test_a_bad_grid_value_is_refused_before_anything_starts(tmp_path, data_root, digits, capsys):
+    assert _sweep(tmp_path, data_root, "init_gain=1.0,inf", out="bad")[0] == 2
+    assert "init_gain must lie in" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "sweep").exists()
+    assert _sweep(tmp_path, data_root, "beta=0.9,nan", out="bad")[0] == 2
+    assert "beta must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_sweep_refusals_are_immediate(tmp_path, data_root, digits, capsys):
+    import time
+
+    from spikelfp.io import RunLock
+
+    t0 = time.time()
+    assert _sweep(tmp_path, data_root, "seed=0,1", out="cpu", extra=["--cpus-per-trial", "100"])[0] == 2
+    assert "--cpus-per-trial 100: this machine has" in capsys.readouterr().err
+    (tmp_path / "locked").mkdir()
+    with RunLock(tmp_path / "locked"):
+        assert _sweep(tmp_path, data_root, "seed=0,1", out="locked")[0] == 2
+    assert "in use" in capsys.readouterr().err
+    assert _sweep(tmp_path, data_root, "seed=0,1", out="none", extra=["--resume"])[0] == 2
+    assert "holds no sweep" in capsys.readouterr().err
+    assert time.time() - t0 < 60
+
+
+def test_resume_never_unpickles_a_planted_file(tmp_path, data_root, digits, capsys):
+    """A sweep folder is a code-execution path for Ray Tune's unpickling: spikelfp resumes only the
+    state it signed. A planted pickle must not run (its marker file stays absent)."""
+    import hashlib
+    import pickle
+
+    rc, _ = _sweep(tmp_path, data_root, "seed=0", out="sw")
+    assert rc == 0 and (tmp_path / "sw" / "spikelfp-sweep.json").exists()
+    marker = tmp_path / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    pkls = sorted((tmp_path / "sw" / "sweep").glob("*.pkl"))
+    assert pkls, "no Tune state to plant into"
+    pkls[0].write_bytes(pickle.dumps(Evil()))
+    assert _sweep(tmp_path, data_root, "seed=0", out="sw", extra=["--resume"])[0] == 2
+    assert "changed since spikelfp recorded" in capsys.readouterr().err and not marker.exists()
+    # a forger who also rewrites the manifest's hashes cannot sign it
+    m = json.loads((tmp_path / "sw" / "spikelfp-sweep.json").read_text())
+    rel = str(pkls[0].relative_to(tmp_path / "sw" / "sweep"))
+    m["files"][rel] = [pkls[0].stat().st_size, hashlib.sha256(pkls[0].read_bytes()).hexdigest()]
+    (tmp_path / "sw" / "spikelfp-sweep.json").write_text(json.dumps(m))
+    assert _sweep(tmp_path, data_root, "seed=0", out="sw", extra=["--resume"])[0] == 2
+    assert "not signed by you" in capsys.readouterr().err and not marker.exists()
+    # a folder without a manifest (someone else's, downloaded) is never resumed
+    (tmp_path / "sw" / "spikelfp-sweep.json").unlink()
+    assert _sweep(tmp_path, data_root, "seed=0", out="sw", extra=["--resume"])[0] == 2
+    assert "no spikelfp-sweep.json" in capsys.readouterr().err and not marker.exists()
+
+
+def test_workers_and_address_are_checked_at_once(tmp_path, data_root, digits, capsys):
+    import time
+
+    from spikelfp.cli import main
+
+    base = ["train", "--epochs", "1", "--data-root", str(data_root), "--no-progress"]
+    t0 = time.time()
+    assert main(base + ["--workers", "64", "--out", str(tmp_path / "a")]) == 2
+    assert "--workers 64: this machine has" in capsys.readouterr().err
+    assert main(base + ["--workers", "2", "--address", "127.0.0.1:1", "--out", str(tmp_path / "b")]) == 2
+    assert "no Ray cluster answers there" in capsys.readouterr().err
+    assert time.time() - t0 < 60 and not _ray_processes()
 
 
 def _weights(net):
