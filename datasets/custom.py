@@ -43,8 +43,14 @@ def _hsd_split(f, path) -> dict:
         us = [np.asarray(u, np.int64) for u in units]
     except (KeyError, OSError, TypeError, ValueError) as e:
         raise DatasetError(f"{path}: corrupt SHD/SSC-layout file ({e})") from None
-    if len(ts) != labels.size or any(t.size != u.size for t, u in zip(ts, us)):
-        raise DatasetError(f"{path}: spikes/times, spikes/units and labels do not have one entry per sample")
+    if len(ts) != labels.size or len(us) != labels.size:
+        raise DatasetError(f"{path}: {len(ts)} recordings (spikes/times), {len(us)} spikes/units and "
+                           f"{labels.size} labels: one of each per sample")
+    if any(t.size != u.size for t, u in zip(ts, us)):
+        raise DatasetError(f"{path}: a recording's spikes/times and spikes/units differ in length")
+    bad = next((k for k, t in enumerate(ts) if t.size and not np.all(np.isfinite(t))), None)
+    if bad is not None:
+        raise DatasetError(f"{path}: recording {bad} has NaN or infinite spike times")
     lens = np.array([t.size for t in ts], np.int64)
     return {"t": np.concatenate(ts) * 1e6 if ts else np.zeros(0), "x": np.concatenate(us) if us else np.zeros(0, int),
             "sample_ptr": np.r_[0, np.cumsum(lens)], "labels": labels}
@@ -82,40 +88,137 @@ def _read_hsd(path, f) -> dict:
     return out
 
 
-def _read(path: str) -> dict:
+ATTRS = ("sensor_size", "n_classes", "classes", "bin_us", "n_bins", "spatial_factor")
+HDF5_MAGIC, ZIP_MAGIC = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04"
+
+
+def require_regular_file(path: str, what: str = "recordings file") -> None:
+    """Refuse before opening what is not a regular file: a folder, a FIFO (opening one blocks
+    until a writer comes), a device or a socket."""
+    import stat
+
     if os.path.isdir(path):
         raise DatasetError(f"{path} is a folder: --dataset takes a dataset name (spikelfp datasets lists them) "
-                           "or a recordings file (.h5/.npz, layout in spikelfp.datasets.custom)")
+                           f"or a {what} (.h5/.npz, layout in spikelfp.datasets.custom)")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such recordings file")
+        raise FileNotFoundError(f"{path}: no such {what}")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise DatasetError(f"{path} is not a regular file (a FIFO, device or socket): give a {what}")
+
+
+def _attr(path, name, value):
+    """One known attribute as a plain Python value, or a DatasetError naming file and attribute."""
+    try:
+        v = value.decode() if isinstance(value, bytes) else value
+        v = v.tolist() if hasattr(v, "tolist") else v
+    except (TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(f"{path}: attribute {name!r} cannot be read ({e})") from None
+    if name == "sensor_size" and isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    ok = {"sensor_size": lambda x: isinstance(x, list) and 1 <= len(x) <= 3
+          and all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in x),
+          "n_classes": lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 1,
+          "classes": lambda x: isinstance(x, str),
+          "bin_us": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+          "n_bins": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+          "spatial_factor": lambda x: isinstance(x, int) and not isinstance(x, bool)}[name]
+    if isinstance(v, list) and len(v) == 1 and name != "sensor_size":
+        v = v[0]
+    if not ok(v):
+        expect = {"sensor_size": "1 to 3 positive integers, [W, H, P] or [n_channels]",
+                  "n_classes": "one integer >= 1", "classes": "a JSON list of names (a string)",
+                  "bin_us": "one number [us]", "n_bins": "one integer", "spatial_factor": "one integer"}[name]
+        raise DatasetError(f"{path}: attribute {name!r} must be {expect} (got {v!r})")
+    if name == "classes":
+        try:
+            names = json.loads(v)
+        except ValueError as e:
+            raise DatasetError(f"{path}: attribute 'classes' is not JSON ({e})") from None
+        if not isinstance(names, list):
+            raise DatasetError(f"{path}: attribute 'classes' must be a JSON list of names (got {names!r})")
+    return v
+
+
+def _check_array(path, where, ds, budget) -> None:
+    """A dataset's declared dtype and size, before a byte of it is read."""
+    kind = ds.dtype.kind
+    if kind not in "iuf":
+        what = {"S": "strings", "U": "strings", "O": "objects or strings", "V": "compound records"}.get(kind, kind)
+        raise DatasetError(f"{path}: {where} holds {what}; it must hold numbers")
+    if ds.ndim != 1:
+        raise DatasetError(f"{path}: {where} must be one-dimensional (shape {ds.shape})")
+    nbytes = int(ds.size) * ds.dtype.itemsize
+    if nbytes > budget:
+        raise DatasetError(f"{path}: {where} declares {ds.size:,} values ({nbytes / 2**30:.1f} GiB), more than the "
+                           f"{budget / 2**30:.1f} GiB of memory available")
+
+
+def _read(path: str) -> dict:
+    from spikelfp.memory import available_bytes
+
+    require_regular_file(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
     out = {"attrs": {}, "files": [path]}
+    budget = int(0.8 * available_bytes())
     if path.endswith(".npz"):
+        if magic == HDF5_MAGIC:
+            raise DatasetError(f"{path} is an HDF5 file named .npz: rename it to .h5")
         try:
             with np.load(path, allow_pickle=False) as z:
                 for split in ("train", "test"):
-                    out[split] = {f: z[f"{split}_{f}"] for f in FIELDS if f"{split}_{f}" in z.files}
-                for k in ("sensor_size", "n_classes", "bin_us", "n_bins", "spatial_factor"):
+                    out[split] = {}
+                    for f in FIELDS:
+                        if f"{split}_{f}" in z.files:
+                            a = z[f"{split}_{f}"]
+                            if a.dtype.kind not in "iuf" or a.ndim != 1:
+                                raise DatasetError(f"{path}: {split}_{f} must be a one-dimensional array of numbers "
+                                                   f"(dtype {a.dtype}, shape {a.shape})")
+                            out[split][f] = a
+                for k in ATTRS:
                     if k in z.files:
-                        out["attrs"][k] = z[k].tolist()
-        except (OSError, ValueError, EOFError) as e:
+                        out["attrs"][k] = _attr(path, k, z[k])
+        except (OSError, EOFError) as e:
+            raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+        except ValueError as e:
+            if isinstance(e, DatasetError):
+                raise
             raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
         return out
     import h5py
 
+    if magic.startswith(ZIP_MAGIC):
+        raise DatasetError(f"{path} is a zip (.npz) file named {os.path.splitext(path)[1]}: rename it to .npz")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise DatasetError(f"{path}: not a readable HDF5 file (truncated?): {e}") from None
     with f:
-        if "train" not in f and "spikes" in f and "labels" in f:
+        if "train" not in f and "spikes" in f:
+            if "labels" not in f:
+                raise DatasetError(f"{path}: an SHD/SSC-layout file (spikes/times, spikes/units) without /labels")
             return _read_hsd(path, f)
         try:
             for split in ("train", "test"):
                 if split not in f:
                     raise DatasetError(f"{path}: no /{split} group (see spikelfp.datasets.custom for the layout)")
-                out[split] = {k: f[split][k][()] for k in FIELDS if k in f[split]}
-            for k, v in f.attrs.items():
-                out["attrs"][k] = v.tolist() if hasattr(v, "tolist") else v
+                if not isinstance(f[split], h5py.Group):
+                    raise DatasetError(f"{path}: /{split} must be a group")
+                out[split] = {}
+                for k in FIELDS:
+                    if k in f[split]:
+                        ds = f[split][k]
+                        if not isinstance(ds, h5py.Dataset):
+                            raise DatasetError(f"{path}: /{split}/{k} must be a dataset")
+                        _check_array(path, f"/{split}/{k}", ds, budget)
+                        out[split][k] = ds[()]
+            for k in ATTRS:
+                if k in f.attrs:
+                    try:
+                        raw = f.attrs[k]
+                    except (OSError, TypeError, ValueError) as e:
+                        raise DatasetError(f"{path}: attribute {k!r} cannot be read ({e})") from None
+                    out["attrs"][k] = _attr(path, k, raw)
         except (OSError, KeyError) as e:
             raise DatasetError(f"{path}: corrupt recordings file ({e})") from None
     return out

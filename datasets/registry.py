@@ -175,6 +175,13 @@ def bin_split(ds, spec: DatasetSpec, binning: Binning, progress=None, split="") 
         if not 0 <= label < spec.n_classes:
             raise DatasetError(f"{name}: label {label} outside 0..{spec.n_classes - 1}")
         x, y, p = (events[c] if c in events.dtype.names else None for c in ("x", "y", "p"))
+        t = np.asarray(events["t"])
+        if t.dtype.kind not in "iuf" or (t.dtype.kind == "f" and not np.all(np.isfinite(t))):
+            raise DatasetError(f"{name}: event times must be finite numbers (found "
+                               f"{'NaN or infinite values' if t.dtype.kind == 'f' else t.dtype})")
+        if t.size and t.min() < 0:
+            raise DatasetError(f"{name}: negative event times (min {t.min()}): a NaN cast to an integer, or a "
+                               "damaged file")
         try:
             samples.append(bin_events(x, y, events["t"], p, binning, spec.sensor_size))
         except ValueError as e:

@@ -18,6 +18,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .spec import require_tonic
 
 
@@ -93,6 +95,8 @@ class TonicSource:
             cls = type(self.cls_name, (cls,), {"_check_exists": _check_exists, "download": _download,
                                                "_copy_and_extract_local_data": _download})
         extracted = os.path.join(self.folder(root), a.extracted)
+        if extracted.endswith(".h5") and os.path.isfile(extracted):
+            _check_hsd_counts(extracted)
         try:
             return cls(save_to=root, **self.split_kwargs[split])
         except DatasetNotAvailable:
@@ -101,6 +105,30 @@ class TonicSource:
             if os.path.exists(extracted):
                 raise DatasetNotAvailable(f"{extracted}: unreadable or corrupt ({type(e).__name__}: {e})") from None
             raise DatasetNotAvailable(f"{self.missing_message(root, split)} (tonic said: {e})") from None
+
+
+def _check_hsd_counts(path: str) -> None:
+    """An SHD/SSC file must hold one label per recording: tonic's class reads ``len(labels)``
+    samples and would silently drop recordings beyond them."""
+    import h5py
+
+    from .spec import DatasetError
+
+    try:
+        with h5py.File(path, "r") as f:
+            n = {k: len(f[k]) for k in ("spikes/times", "spikes/units", "labels") if k in f}
+            if "spikes/times" in f:      # tonic casts times to int: a NaN would become a huge negative time
+                bad = next((k for k, t in enumerate(f["spikes/times"]) if not np.all(np.isfinite(t))), None)
+                if bad is not None:
+                    raise DatasetError(f"{path}: recording {bad} has NaN or infinite spike times")
+    except OSError as e:
+        raise DatasetNotAvailable(f"{path}: unreadable or corrupt ({e})") from None
+    if len(n) < 3:
+        missing = sorted({"spikes/times", "spikes/units", "labels"} - set(n))
+        raise DatasetError(f"{path}: no {', '.join(missing)} (not an SHD/SSC file?)")
+    if len(set(n.values())) != 1:
+        raise DatasetError(f"{path}: {n['spikes/times']} recordings, {n['spikes/units']} unit lists and "
+                           f"{n['labels']} labels: one of each per sample")
 
 
 def _members(archive: str) -> list[str]:

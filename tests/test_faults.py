@@ -281,8 +281,10 @@ def test_bad_recordings_fields_are_refused(tmp_path, field, value, needle):
 
 
 def test_bad_numbers_on_the_command_line(capsys):
-    for argv, needle in [(["train", "--hidden", ""], "--hidden"), (["train", "--eps", "inf"], "finite"),
-                         (["train", "--init-min-rate", "-5"], "rate"), (["train", "--seed", "-1"], "--seed")]:
+    for argv, needle in [(["train", "--hidden", ""], "--hidden"), (["train", "--eps", "inf"], "(0, 1]"),
+                         (["train", "--init-min-rate", "-5"], "rate"), (["train", "--seed", "-1"], "--seed"),
+                         (["train", "--threshold", "1e-300"], "[1e-6, 1e6]"), (["train", "--beta", "nan"], "[0, 1]"),
+                         (["train", "--arch", "-".join(["d4"] * 1000)], "at most 64")]:
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
@@ -335,3 +337,173 @@ def test_oversized_or_invalid_recordings_fields(tmp_path, capsys, attrs, needle)
                      "--no-progress"]) == 2
         line = _one_error_line(capsys, needle)
         assert str(path) in line or "--hidden" in line
+
+
+# ---------------------------------------------------------------- operating-system refusals, one line each
+def test_read_only_destinations_are_refused_before_training(run, tmp_path, data_root, monkeypatch, capsys):
+    import spikelfp.cli as cli
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(cli.os, "access", lambda p, m: False if str(p).startswith(str(ro)) else real(p, m))
+    t0 = time.time()
+    for argv in (["train", "--out", str(ro / "new" / "run"), *SMALL],
+                 ["train", "--out", str(tmp_path / "ok"), "--json", str(ro / "m.json"), *SMALL],
+                 ["eval", str(run / "model.h5"), "--predictions", str(ro / "p.csv")],
+                 ["export", str(run / "model.h5"), "--to", "nir", "--out", str(ro / "m.nir")]):
+        assert main([*argv, "--data-root", data_root]) == 2
+        _one_error_line(capsys, str(ro), "not writable")
+    assert time.time() - t0 < 30 and not (tmp_path / "ok").exists() and os.listdir(ro) == []
+
+
+@pytest.mark.parametrize("err, needle", [(errno.EROFS, "read-only file system"), (errno.EFBIG, "ulimit -f"),
+                                         (errno.EACCES, "permission denied"), (errno.ELOOP, "symbolic links")])
+def test_os_refusals_while_writing_are_one_line(run, data_root, monkeypatch, capsys, err, needle):
+    import spikelfp.io as sio
+
+    model = run / "model.h5"
+    before = _sha(model)
+    real = os.replace
+
+    def refuse(src, dst):
+        if str(dst).endswith("model.h5"):
+            raise OSError(err, os.strerror(err), str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(sio.os, "replace", refuse)
+    assert main(["train", "--out", str(run), "--overwrite", "--data-root", data_root, *SMALL]) == 2
+    _one_error_line(capsys, needle, str(model))
+    assert _sha(model) == before and not [f for f in os.listdir(run) if f.endswith(".tmp")]
+
+
+def test_a_data_root_that_is_a_link_loop_is_one_line(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    assert main(["train", "--data-root", str(loop), "--out", str(tmp_path / "r"), *SMALL]) == 2
+    _one_error_line(capsys, "loop")
+
+
+def test_out_of_memory_is_one_line(tmp_path, data_root, monkeypatch, capsys):
+    import spikelfp.train as st
+
+    def boom(*a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(st.Trainer, "fit", boom)
+    assert main(["train", "--out", str(tmp_path / "r"), "--data-root", data_root, *SMALL]) == 2
+    _one_error_line(capsys, "out of memory", "--batch-size")
+
+
+def test_diverging_training_names_the_learning_rate(tmp_path, data_root, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--optimizer", "sgd", "--lr", "1e30", "--data-root",
+                 data_root, *SMALL]) == 2
+    _one_error_line(capsys, "training diverged in epoch 1", "--lr")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_dataset_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path, capsys, kind):
+    path = tmp_path / "rec.h5"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    t0 = time.time()
+    assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), *SMALL]) == 2
+    _one_error_line(capsys, str(path), "not a regular file" if kind == "fifo" else "is a folder")
+    assert time.time() - t0 < 30
+
+
+def test_a_killed_cache_write_leaves_nothing_for_long(tmp_path, digits):
+    from spikelfp.datasets.registry import cache_path, get_spec
+
+    from spikelfp import datasets
+
+    spec = get_spec("digits-saccade")
+    folder = os.path.dirname(cache_path(spec, spec.default_binning, str(tmp_path))[0])
+    datasets.load("digits-saccade", root=str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    orphan = os.path.join(folder, f".binned-0123.h5.{dead}.abcd.tmp")
+    live = os.path.join(folder, f".binned-0123.h5.{os.getppid()}.efgh.tmp")      # a live writer's: kept
+    for p in (orphan, live):
+        open(p, "wb").close()
+    datasets.load("digits-saccade", root=str(tmp_path))
+    assert not os.path.exists(orphan) and os.path.exists(live)
+
+
+def test_built_folders_follow_the_umask(tmp_path, digits):
+    from spikelfp.datasets.saccade_sets import recordings_dir
+
+    from spikelfp import datasets
+
+    old = os.umask(0o022)
+    try:
+        datasets.load("digits-saccade", root=str(tmp_path))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(recordings_dir(str(tmp_path), 0, "digits-saccade")).st_mode & 0o777) == "0o755"
+
+
+def _h5(path, attrs=None, arrays=None):
+    import h5py
+
+    base = {"t": np.array([10.0, 20.0]), "x": np.array([1, 2]), "sample_ptr": np.array([0, 1, 2]),
+            "labels": np.array([0, 1])}
+    with h5py.File(path, "w") as f:
+        f.attrs["sensor_size"] = [4]
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+        for split in ("train", "test"):
+            for k, v in {**base, **(arrays or {})}.items():
+                if isinstance(v, tuple):             # (shape, dtype): declared, never written
+                    f.create_dataset(f"{split}/{k}", shape=v[0], dtype=v[1])
+                else:
+                    f.create_dataset(f"{split}/{k}", data=v)
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("compound attr", "attribute 'n_classes' must be one integer"),
+    ("reference attr", "attribute 'n_classes'"),
+    ("2-D sensor", "attribute 'sensor_size' must be 1 to 3 positive integers"),
+    ("bad classes JSON", "attribute 'classes' is not JSON"),
+    ("huge dataset", "GiB of memory available"),
+    ("string times", "/train/t holds strings"),
+    ("hdf5 named npz", "is an HDF5 file named .npz"),
+    ("npz named h5", "rename it to .npz"),
+    ("npz class count array", "attribute 'n_classes' must be one integer"),
+    ("shd without labels", "without /labels"),
+])
+def test_malformed_recordings_files_are_one_line(tmp_path, capsys, case, needle):
+    import h5py
+
+    path = tmp_path / ("rec.npz" if case in ("hdf5 named npz", "npz class count array") else "rec.h5")
+    if case == "compound attr":
+        _h5(path, {"n_classes": np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f4")])})
+    elif case == "reference attr":
+        _h5(path)
+        with h5py.File(path, "a") as f:
+            f.attrs["n_classes"] = f["train"].ref
+    elif case == "2-D sensor":
+        _h5(path, {"sensor_size": np.ones((2, 2), int)})
+    elif case == "bad classes JSON":
+        _h5(path, {"classes": "[a, b"})
+    elif case == "huge dataset":
+        _h5(path, arrays={"t": ((10**12,), "f8")})
+    elif case == "string times":
+        _h5(path, arrays={"t": np.array([b"10", b"20"])})
+    elif case == "hdf5 named npz":
+        _h5(path)
+    elif case == "npz named h5":
+        np.savez(tmp_path / "x.npz", sensor_size=[4])
+        os.replace(tmp_path / "x.npz", path)
+    elif case == "npz class count array":
+        arrays = {f"{s}_{k}": v for s in ("train", "test") for k, v in
+                  {"t": np.array([10.0, 20.0]), "x": np.array([1, 2]), "sample_ptr": np.array([0, 1, 2]),
+                   "labels": np.array([0, 1])}.items()}
+        np.savez(path, sensor_size=[4], n_classes=np.array([2, 3]), **arrays)
+    elif case == "shd without labels":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("spikes/times", data=np.zeros(2))
+    t0 = time.time()
+    assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--data-root", str(tmp_path / "c"),
+                 *SMALL]) == 2
+    _one_error_line(capsys, needle, str(path))
+    assert time.time() - t0 < 60 and not (tmp_path / "r").exists()

@@ -352,6 +352,23 @@ def test_shd_layout_file_by_path_and_a_folder_path(tmp_path):
         datasets.load(str(base) + os.sep, root=str(tmp_path / "cache"))
 
 
+@pytest.mark.parametrize("flaw, needle", [("nan", "finite"), ("labels", "one of each per sample")])
+def test_flawed_shd_files_are_refused_not_silently_trimmed(tmp_path, flaw, needle):
+    rng = np.random.default_rng(8)
+    base = make_hsd(tmp_path / "data", rng)
+    with h5py.File(base / "shd_train.h5", "a") as f:
+        if flaw == "nan":
+            t = f["spikes/times"][3].copy()
+            t[1] = np.nan
+            f["spikes/times"][3] = t
+        else:
+            labels = f["labels"][()]
+            del f["labels"]
+            f["labels"] = labels[:-2]
+    with pytest.raises(DatasetError, match=needle):
+        datasets.load("shd", root=str(tmp_path / "data"), download=False)
+
+
 def test_unsafe_archive_is_refused(tmp_path):
     base = tmp_path / "data" / "POKERDVS"
     base.mkdir(parents=True)
