@@ -293,6 +293,9 @@ def _attr_json(f, name, default):
         raise ModelFileError(f"{where}: attribute {name!r} is not valid JSON: {e}") from None
 
 
+MAX_BINS = 1_000_000     # time steps per sample a stored binning may declare (1,000 s at 1 ms)
+
+
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint; raises :class:`ModelFileError` with the reason for any unusable file."""
     import h5py
@@ -300,6 +303,13 @@ def load_checkpoint(path) -> Checkpoint:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path} is a folder: give the model.h5 inside it")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ModelFileError(f"{path} is not a regular file (a FIFO, device or socket)")
+    from .memory import available_bytes
+
+    budget = int(0.8 * available_bytes())
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -327,6 +337,10 @@ def load_checkpoint(path) -> Checkpoint:
                     if name in gl and gl[name].dtype.kind != "f":
                         raise ModelFileError(f"{path}: network/layer_{l}/{name} holds {gl[name].dtype} values, "
                                              "not floats")
+                    if name in gl and gl[name].size * gl[name].dtype.itemsize > budget:
+                        raise ModelFileError(f"{path}: network/layer_{l}/{name} declares shape {gl[name].shape} "
+                                             f"({gl[name].size * gl[name].dtype.itemsize / 2**30:.1f} GiB), more than "
+                                             f"the {budget / 2**30:.1f} GiB of memory available")
                 kind = _text(gl.attrs.get("type", "dense"))
                 if kind not in ("dense", "recurrent", "conv2d"):
                     raise ModelFileError(f"{path}: network/layer_{l} has type {kind!r}, which this spikelfp "
@@ -359,19 +373,26 @@ def load_checkpoint(path) -> Checkpoint:
             if binning is not None:
                 from spikelfp.datasets.binning import Binning
 
+                if not isinstance(binning, dict):
+                    raise ModelFileError(f"{path}: stored binning is corrupt (expected a JSON object)")
                 try:
-                    Binning(**binning)
-                except TypeError as e:
+                    b = Binning(**binning)
+                except (TypeError, ValueError) as e:
                     raise ModelFileError(f"{path}: stored binning is not valid ({e})") from None
+                if b.n_bins > MAX_BINS:
+                    raise ModelFileError(f"{path}: stored binning has {b.n_bins:,} time steps (at most {MAX_BINS:,})")
             pruning = _attr_json(f, "pruning", None)
             if pruning is not None and not isinstance(pruning, dict):
                 raise ModelFileError(f"{path}: stored pruning record is corrupt (expected a JSON object)")
             history = _attr_json(f, "history", [])
             if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
                 raise ModelFileError(f"{path}: stored training history is corrupt (expected a list of epochs)")
+            config = _attr_json(f, "config", {})
+            if not isinstance(config, dict):
+                raise ModelFileError(f"{path}: stored training config is corrupt (expected a JSON object)")
             return Checkpoint(
                 network=net,
-                config=_attr_json(f, "config", {}),
+                config=config,
                 history=history,
                 binning=binning,
                 dataset=None if ds is None else str(ds),

@@ -308,6 +308,25 @@ def test_corrupt_checkpoint_fields_name_the_file(run, tmp_path):
         with pytest.raises(ModelFileError, match=needle) as e:
             load_checkpoint(p)
         assert str(p) in str(e.value)
+    for attr, value, needle in [("config", "[1, 2]", "training config is corrupt"),
+                                ("binning", '{"bin_us": 1000, "n_bins": 1000000000}', "at most 1,000,000")]:
+        p = tmp_path / f"{attr}-2.h5"
+        shutil.copy(run / "model.h5", p)
+        with h5py.File(p, "r+") as f:
+            f.attrs[attr] = value
+        with pytest.raises(ModelFileError, match=needle):
+            load_checkpoint(p)
+    p = tmp_path / "huge.h5"                      # a weight declared 10^6 x 10^6: refused unread
+    shutil.copy(run / "model.h5", p)
+    with h5py.File(p, "r+") as f:
+        del f["network/layer_0/weight"]
+        f.create_dataset("network/layer_0/weight", shape=(10**6, 10**6), dtype="f8")
+    with pytest.raises(ModelFileError, match="GiB of memory available"):
+        load_checkpoint(p)
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        load_checkpoint(fifo)
     p = tmp_path / "intw.h5"
     shutil.copy(run / "model.h5", p)
     with h5py.File(p, "r+") as f:
