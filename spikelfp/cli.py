@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                        help="simulation precision (default float32, the SG baseline's; float64: the same "
                             "accuracy measured, 1.6-3x slower)")
+        t.add_argument("--quantize", choices=["loihi"], default=None,
+                       help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
+                            "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
+                            "weights, re-quantized each step (temporal rule, reset zero)")
         t.add_argument("--chunks", type=_positive(int), default=None,
                        help="split each batch into N chunks whose feedback is summed in order (default: numba's "
                             "thread count for the temporal rule, 1 for spike-count; --workers needs it pinned, "
@@ -351,7 +355,7 @@ def _train_config(args, binning=None):
                        lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
                        beta=beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
-                       seed=args.seed,
+                       seed=args.seed, quantize=getattr(args, "quantize", None),
                        chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
 
 
@@ -363,7 +367,7 @@ RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--ru
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
-                "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks"}
+                "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks", "quantize": "--quantize"}
 BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--spatial-factor",
                 "merge_polarity": "--merge-polarity"}
 
@@ -466,6 +470,9 @@ def _train_locked(args, out) -> int:
           f"(reward {cfg.reward}, {cfg.contrib} credit), "
           f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
     parallel = None
+    if args.workers and cfg.quantize:
+        raise CLIError("--workers with --quantize: data-parallel feedback runs the float forward; train "
+                       "quantized in one process")
     if args.workers:
         from spikelfp.distributed import RayFeedback
 
@@ -904,7 +911,7 @@ def write_run_config(path, cfg, binning) -> None:
              "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum, "schedule": cfg.schedule,
              "clip": cfg.clip, "beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset, "bias": cfg.bias,
              "init-gain": cfg.init_gain, "init-min-rate": cfg.init_min_rate, "dtype": cfg.dtype, "seed": cfg.seed,
-             "chunks": cfg.chunks}
+             "chunks": cfg.chunks, "quantize": cfg.quantize}
     if binning is not None:
         items.update({"bin-ms": binning.bin_us / 1000.0, "steps": binning.n_bins,
                       "spatial-factor": binning.spatial_factor, "merge-polarity": binning.merge_polarity})

@@ -257,6 +257,20 @@ class Rule:
         return p, eb, y
 
 
+_NO_FIXED = None
+
+
+def _fixed_args(fixed) -> tuple:
+    """The kernel's fixed-point arguments: the run's integer arrays, or typed placeholders."""
+    global _NO_FIXED
+    if fixed is not None:
+        return (True, fixed.WT, fixed.wexp, fixed.du, fixed.dv, fixed.vth, fixed.bias, fixed.scale)
+    if _NO_FIXED is None:
+        i1 = np.zeros(1, np.int64)
+        _NO_FIXED = (False, i1, i1, i1, i1, i1, i1, np.ones(1, np.float64))
+    return _NO_FIXED
+
+
 @dataclass(frozen=True)
 class Temporal(Rule):
     """Rule B, the temporal membrane rule (the paper's SNN rule; the default).
@@ -304,7 +318,9 @@ class Temporal(Rule):
 
         return numba.get_num_threads()
 
-    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
+    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray, fixed=None) -> ChunkParts:
+        """``fixed`` (a :class:`spikelfp.loihi.FixedPacked`): the forward is that Loihi integer run
+        and ``p`` its dequantized float view (``spikelfp.loihi.quantized_training_pair``)."""
         B, T = eb.batch_size, eb.n_steps
         n_tot, n_w = int(p.n_off[-1]), int(p.w_off[-1])
         nc = bounds.size - 1
@@ -327,7 +343,7 @@ class Temporal(Rule):
                           CONTRIBS[self.contrib],
                           np.ascontiguousarray(bounds, dtype=np.int64), counts, GT, Gb, recv, passed,
                           scratch("temporal.f", nc, nf, np.float64), scratch("temporal.w", nc, nws, p.WT.dtype),
-                          scratch("temporal.i", nc, ni, np.int32))
+                          scratch("temporal.i", nc, ni, np.int32), *_fixed_args(fixed))
         return ChunkParts(GT, Gb, counts, recv, passed)
 
 

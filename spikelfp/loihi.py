@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import pack
+from .packed import Packed, pack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -147,31 +148,103 @@ def quantize(net: Network) -> LoihiNetwork:
     return LoihiNetwork(layers, dt=net.dt)
 
 
-def simulate_fixed(q: LoihiNetwork, x, *, raster: bool = False, membrane: bool = False) -> Record:
-    """Run a quantized network with Lava ``fixed_pt``'s integer arithmetic (no Dense delay).
+class FixedPacked(NamedTuple):
+    """A :class:`LoihiNetwork` in spikelfp's packed layout, as the integer kernels take it:
+    ``p`` the structure (offsets, conv tables; zero weights), ``WT`` the int64 weights (packed,
+    transposed), per layer ``wexp``, ``du``, ``dv``, ``vth`` and ``scale`` (v_int / v_float), and
+    ``bias`` the effective integer bias per neuron."""
 
-    Membranes (on request) are Lava's integer v after the update, before the reset.
-    """
-    sizes = np.asarray(q.sizes, dtype=np.int64)
-    eb = as_event_batch(x, int(sizes[0]))
-    rec = np.array([la.recurrent is not None for la in q.layers], dtype=np.bool_)
+    p: Packed
+    WT: np.ndarray
+    wexp: np.ndarray
+    du: np.ndarray
+    dv: np.ndarray
+    vth: np.ndarray
+    bias: np.ndarray
+    scale: np.ndarray
+
+
+def pack_fixed(q: LoihiNetwork) -> FixedPacked:
     # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
     shadow = Network([
         ConvLayer(np.zeros(la.weight.shape), *la.conv) if la.conv is not None else
         LIFLayer(np.zeros(la.weight.shape), recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
         for la in q.layers])
     p = pack(shadow)
-    w_off, n_off = p.w_off, p.n_off
     WT = np.concatenate([(a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T).astype(np.int64).ravel()
                          for la in q.layers for a in (la.weight, la.recurrent) if a is not None])
     bias = np.concatenate([np.tile(la.effective_bias, la.n_out // la.effective_bias.size)
                            for la in q.layers]).astype(np.int64)
+
+    def per_layer(name, dtype=np.int64):
+        return np.array([getattr(la, name) for la in q.layers], dtype)
+
+    return FixedPacked(p, WT, per_layer("weight_exp"), per_layer("du"), per_layer("dv"), per_layer("vth"), bias,
+                       per_layer("scale", np.float64))
+
+
+def simulate_fixed(q: LoihiNetwork | FixedPacked, x, *, raster: bool = False, membrane: bool = False) -> Record:
+    """Run a quantized network with Lava ``fixed_pt``'s integer arithmetic (no Dense delay).
+
+    Membranes (on request) are Lava's integer v after the update, before the reset.
+    """
+    fx = q if isinstance(q, FixedPacked) else pack_fixed(q)
+    p = fx.p
+    sizes = p.sizes
+    eb = as_event_batch(x, int(sizes[0]))
     B, T = eb.batch_size, eb.n_steps
-    counts, ras, mem = record_buffers(eb, int(n_off[-1]), np.int64, raster, membrane)
-    synops = forward_fixed(eb.indptr, eb.indices, B, T, sizes, w_off, WT, n_off, rec, p.conv, p.ct_ptr, p.ct_out,
-                           p.ct_k, np.array([la.weight_exp for la in q.layers], np.int64),
-                           np.array([la.du for la in q.layers], np.int64),
-                           np.array([la.dv for la in q.layers], np.int64),
-                           np.array([la.vth for la in q.layers], np.int64), bias,
+    counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), np.int64, raster, membrane)
+    synops = forward_fixed(eb.indptr, eb.indices, B, T, sizes, p.w_off, fx.WT, p.n_off, p.rec, p.conv, p.ct_ptr,
+                           p.ct_out, p.ct_k, fx.wexp, fx.du, fx.dv, fx.vth, fx.bias,
                            default_chunks(B), counts, raster, ras, membrane, mem)
-    return split_record(counts, ras, mem, n_off, raster, membrane, synops)
+    return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
+
+
+def dequantized(p: Packed, fx: FixedPacked) -> Packed:
+    """The float network a fixed-point run *is*, in ``p``'s packed layout and dtype: weights
+    ``w_int * 2^e * 64 / scale``, biases ``bias_int / scale``, thresholds ``vth * 64 / scale``,
+    decays ``(4096 - dv) / 4096``. What the temporal rule's backward and the |W| factor use when
+    training through the fixed-point forward (``TrainConfig.quantize``)."""
+    WT = np.empty_like(p.WT)
+    for l in range(len(p.sizes) - 1):
+        lo, hi = p.w_off[l], p.w_off[l + 1]
+        WT[lo:hi] = fx.WT[lo:hi] * (2.0 ** (int(fx.wexp[l]) + 6) / fx.scale[l])
+    per_neuron = np.repeat(fx.scale, np.diff(p.n_off))
+    return p._replace(WT=WT, bias=(fx.bias / per_neuron).astype(p.bias.dtype),
+                      theta=(fx.vth * 64.0 / fx.scale).astype(p.theta.dtype),
+                      beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
+
+
+def quantized_training_pair(p: Packed, like: Network) -> tuple[Packed, FixedPacked]:
+    """For one training step on float master weights ``p``: the Loihi network they quantize to
+    (:func:`quantize`, the one conversion) and the float view of it (:func:`dequantized`)."""
+    from .packed import unpack
+
+    fx = pack_fixed(quantize(unpack(p, dt=like.dt, like=like)))
+    return dequantized(p, fx), fx
+
+
+def evaluate_fixed(fx: FixedPacked, data, batch_size: int = 256) -> dict:
+    """:func:`spikelfp.train.evaluate` in Loihi fixed point: accuracy, tie rate, spikes and SynOps
+    (non-zero synapses) per sample of the integer run."""
+    from .simulate import nonzero_synops, predict, tie_rate
+
+    n = len(data)
+    correct, ties, spikes, synops = 0, 0.0, 0.0, 0.0
+    pruned = bool(np.any(fx.WT == 0))
+    p_nz = fx.p._replace(WT=fx.WT.astype(np.float64))
+    fanout = None
+    if pruned:
+        from .packed import synapse_fanout
+        fanout = synapse_fanout(p_nz)
+    for lo in range(0, n, batch_size):
+        idx = np.arange(lo, min(n, lo + batch_size))
+        eb = data.batch(idx)
+        rec = simulate_fixed(fx, eb, raster=pruned and bool(fx.p.rec.any()))
+        out = rec.counts[-1]
+        correct += int(np.sum(predict(out) == data.labels[idx]))
+        ties += tie_rate(out) * idx.size
+        spikes += float(sum(c.sum() for c in rec.counts))
+        synops += float((nonzero_synops(p_nz, eb, rec, fanout) if pruned else rec.synops).sum())
+    return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
+            "synops_per_sample": synops / n}

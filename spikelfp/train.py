@@ -28,6 +28,7 @@ from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
+from .loihi import evaluate_fixed, quantized_training_pair
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
 from .packed import Packed, neuron_segments, pack, synapse_fanout, unpack
@@ -78,6 +79,8 @@ class TrainConfig:
                                        # pruned model, `spikelfp prune --finetune`: its mask is kept)
     chunks: int | None = None          # pinned split of each batch, summed in order (None: numba's threads /
                                        # one chunk); data-parallel runs give the same bits for the same value
+    quantize: str | None = None        # "loihi": every training forward and evaluation in Loihi fixed point
+                                       # (spikelfp.loihi), float master weights re-quantized each step
 
     def __post_init__(self):
         if self.arch is None:
@@ -121,6 +124,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must lie in {'(' if lo_open else '['}{lo:g}, {hi:g}] (got {v!r})")
         if self.chunks is not None and int(self.chunks) < 1:
             raise ValueError(f"chunks must be >= 1 (got {self.chunks})")
+        if self.quantize not in (None, "loihi"):
+            raise ValueError(f"unknown quantize {self.quantize!r}; choose loihi (or none)")
+        if self.quantize and self.reset != "zero":
+            raise ValueError("quantize=loihi needs reset=zero: Loihi's LIF resets the membrane to zero")
+        if self.quantize and self.rule != "temporal":
+            raise ValueError("quantize=loihi trains with the temporal rule (the spike-count rule's fixed-point "
+                             "forward is not built yet)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -315,7 +325,14 @@ class Trainer:
             return OPTIMIZERS["neuron-adam"](lr=c.lr, segments={"WT": neuron_segments(p)})
         return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
 
-    def warm_up(self, p: Packed, data) -> float:
+    def evaluate(self, p: Packed, data, like: Network) -> dict:
+        """:func:`evaluate`, in Loihi fixed point when the run trains quantized (the accuracy the
+        exported model has on Lava ``fixed_pt``, bit for bit)."""
+        if self.config.quantize:
+            return evaluate_fixed(quantized_training_pair(p, like)[1], data, self.config.eval_batch_size)
+        return evaluate(p, data, self.config.eval_batch_size)
+
+    def warm_up(self, p: Packed, data, like: Network | None = None) -> float:
         """Run every kernel a training run uses once on 2 samples (feedback, optimizer step,
         evaluation), so that JIT compilation is not counted in the first epoch's time; changes no
         state (copies of the weights, a fresh optimizer). Returns the seconds it took (~0 once
@@ -323,6 +340,10 @@ class Trainer:
         t0 = time.perf_counter()
         idx = np.arange(min(2, len(data)))
         with single_threaded_blas():
+            if self.config.quantize and like is not None:
+                pq, fx = quantized_training_pair(p, like)
+                self.rule.parts(pq, data.batch(idx), data.labels[idx], self.rule.bounds(idx.size), fixed=fx)
+                evaluate_fixed(fx, data.subset(idx))
             fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
             params = {"WT": p.WT.copy(), "bias": p.bias.copy()}
             self._optimizer(p).step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0,
@@ -365,7 +386,7 @@ class Trainer:
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
             for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset",
-                      "frozen_zeros"):
+                      "frozen_zeros", "quantize"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")
@@ -410,7 +431,7 @@ class Trainer:
                                desc=f"train {c.rule}", unit="batch", leave=False)
         t_train = sum(h.get("train_seconds", 0.0) for h in history)
         t0_all = time.perf_counter()
-        compile_s = self.warm_up(p, train)
+        compile_s = self.warm_up(p, train, net)
         run_meter = OtherLoad(start=False)   # other processes' CPU share over all timed epochs
         if compile_s > 1.0:
             log(f"compiled the numba kernels in {compile_s:.1f} s (cached for later runs)")
@@ -431,6 +452,10 @@ class Trainer:
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
                         if parallel is not None:
                             fb = parallel(p, idx)
+                        elif c.quantize:             # LFP on the Loihi run of the re-quantized weights
+                            pq, fx = quantized_training_pair(p, net)
+                            fb = self.rule.reduce(pq, self.rule.parts(pq, train.batch(idx), train.labels[idx],
+                                                                      self.rule.bounds(idx.size), fixed=fx))
                         else:
                             fb = self.rule.feedback(p, train.batch(idx), train.labels[idx])
                         B = idx.size
@@ -459,8 +484,8 @@ class Trainer:
                     other_load = meter.stop()
                     run_meter.stop()
                     t_train += train_s
-                    ev_test = evaluate(p, test, c.eval_batch_size)
-                    ev_train = evaluate(p, train, c.eval_batch_size)
+                    ev_test = self.evaluate(p, test, net)
+                    ev_train = self.evaluate(p, train, net)
                     rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"],
                            "running_train_accuracy": run_correct / n, "train_loss": run_loss / n,
                            "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],

@@ -100,8 +100,35 @@ def credit_factors(net, fw, l, contrib):
     return np.where(ras > 0, 1.0, np.clip(mem.astype(np.float64) / below.threshold, 0.0, 1.0))
 
 
+def dequantized_net(q):
+    """The float network a Loihi fixed-point run is (docs: spikelfp.loihi.dequantized): weights
+    w_int * 2^(e+6) / scale, bias_int / scale, threshold vth * 64 / scale, beta (4096 - dv) / 4096."""
+    import spikelfp
+
+    layers = []
+    for la in q.layers:
+        f = 2.0 ** (la.weight_exp + 6) / la.scale
+        b = (la.bias_mant.astype(np.int64) << la.bias_exp) / la.scale
+        layers.append(spikelfp.LIFLayer(la.weight * f, b if np.any(b) else None, beta=(4096 - la.dv) / 4096,
+                                        threshold=la.vth * 64 / la.scale,
+                                        recurrent=None if la.recurrent is None else la.recurrent * f))
+    return spikelfp.Network(layers)
+
+
+def fixed_carry_input(q, fw_int):
+    """Per layer (raster, v / scale, c, I) of a fixed-point run: c = trunc0(v_after_reset[t-1] *
+    (4096 - dv) / 4096) / scale (the decayed membrane), I = (v[t] - c_int) / scale."""
+    out = []
+    for la, (ras, mem) in zip(q.layers, fw_int):
+        prev = np.concatenate([np.zeros_like(mem[:, :1]), mem[:, :-1] * (1 - ras[:, :-1])], axis=1)
+        d = prev * (4096 - la.dv)
+        carry = np.sign(d) * (np.abs(d) >> 12)
+        out.append((ras, mem / la.scale, carry / la.scale, (mem - carry) / la.scale))
+    return out
+
+
 def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_scaling=True, out_scale=False,
-                      form="carry", contrib="graded"):
+                      form="carry", contrib="graded", fixed=None):
     """Rule B, straight from docs/rules.md. Returns (F_W list, F_b list, received, passed).
 
     form "carry": D = |c| + |I| + eps; "paper" (lfprop 1.0.0): u = v[t-1] after its reset,
@@ -110,12 +137,19 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
     Recurrent layers: I[t] includes V s[t-1]; the reward s[t-1] * (V^T rho[t]) joins the same
     layer's reward at t-1, and F_V += rho[t] outer s[t-1]. Returns F_V as a 5th item (None where
     a layer is feed-forward).
+    fixed (a LoihiNetwork): the forward is its integer run (loihi_fixed_forward), c and I its
+    carries and inputs in float units (fixed_carry_input), and ``net`` must be dequantized_net(fixed).
     contrib "graded": below a dense layer l > 0, a dense/recurrent neuron k (a conv layer's dense
     equivalent carries ``from_conv``: neither it nor the layer below it is graded) that did not
     spike at t gets ``clip(v_k[t] / theta, 0, 1) * (W^T rho[t])_k`` (v = its membrane after
     the input, before reset); "spikes": only spiking neurons get a reward from above.
     """
-    fw = forward(net, x)
+    if fixed is not None:
+        fci = fixed_carry_input(fixed, loihi_fixed_forward(fixed, x))
+        fw = [(r, m) for r, m, _, _ in fci]
+    else:
+        fw = forward(net, x)
+        fci = None
     B = x.shape[0]
     L = len(net.layers)
     FV = [None if la.recurrent is None else np.zeros((la.n_out, la.n_out)) for la in net.layers]
@@ -144,6 +178,8 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
                 u = v_prev * (1 - s_prev) if layer.reset == "zero" else v_prev
                 c = layer.beta * u
                 I = W @ xin[t] + b + (V @ s_prev if V is not None else 0.0)
+                if fci is not None:
+                    c, I = fci[l][2][s_, t], fci[l][3][s_, t]
                 if form == "paper":
                     D = np.abs(u) + np.abs(I - (1 - layer.beta) * u) + eps
                 else:

@@ -240,7 +240,8 @@ def test_a_too_small_workspace_is_refused_not_overrun():
         temporal_feedback(eb.indptr, eb.indices, np.array([0, 1]), 2, 4, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, 1e-6,
                           2, 1.0, False, 0, 1, np.array([0, 2]), z((2, 8), np.int32), z((1, p.WT.size)),
-                          z((1, 8)), z((1, 8)), z((1, 8)), z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32))
+                          z((1, 8)), z((1, 8)), z((1, 8)), z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32),
+                          *spikelfp.feedback._fixed_args(None))
 
 
 def test_spike_count_rule_pins_blas_to_one_thread_whoever_calls(monkeypatch):

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .lif import MEM_NONE, RESET_SUBTRACT, conv_args, run_layer
+from .loihi import fixed_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
 REWARD_SOFTMAX = 1   # onehot - softmax(N / tau); temporal rule: wrong classes at their spikes only
@@ -287,8 +288,14 @@ def _layer_extents(sizes):
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
-                      form, contrib, bounds, counts, GT, Gb, recv, passed, wsf, wsw, wsi):
+                      form, contrib, bounds, counts, GT, Gb, recv, passed, wsf, wsw, wsi,
+                      fx, WTq, qwexp, qdu, qdv, qvth, qbias, qscale):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
+
+    With ``fx`` the forward is Loihi's integer run (:func:`spikelfp.kernels.loihi.fixed_layer` on
+    ``WTq``, ``qwexp``, ``qdu``, ``qdv``, ``qvth``, ``qbias``): its spikes, and its carries and
+    inputs divided by ``qscale``, are what the backward below reads; ``WT``, ``theta`` and
+    ``beta`` are then the dequantized network's (``spikelfp.loihi.dequantized``).
 
     For each sample: forward through all layers storing carry c[t] and input I[t]; output reward
     g[t]; then per layer from the top, for t = T..1::
@@ -370,6 +377,12 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         Nout = np.empty(sizes[L], dtype=np.float64)
         dummy3 = np.empty((1, 1, 1), dtype=np.uint8)
         dummyf = np.empty((1, 1, 1), dtype=WT.dtype)
+        dummyi = np.empty((1, 1, 1), dtype=np.int64)
+        nq = nmax if fx else 1
+        ui = np.zeros(nq, dtype=np.int64)
+        vi = np.zeros(nq, dtype=np.int64)
+        ai = np.zeros(nq, dtype=np.int64)
+        ri = np.zeros(nq, dtype=np.int64)
         gt = GT[c]
         gb = Gb[c]
         rc = recv[c]
@@ -382,6 +395,12 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     ip, pb, ix = in_ptr, b * T, in_idx
                 else:
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
+                if fx:
+                    fixed_layer(ip, pb, ix, T, WTq, w_off[l], sizes[l], n_out, rec[l], conv[l, 0] == 1, conv[l, 1],
+                                conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k, qwexp[l], qdu[l], qdv[l], qvth[l],
+                                qbias, n_off[l], ui, vi, ai, ri, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]],
+                                counts, b, False, dummy3, False, dummyi, True, cbuf, Ibuf, qscale[l])
+                    continue
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l], theta[l],

@@ -29,6 +29,91 @@ def _trunc_decay(x, factor):
     return -((-p) >> 12)
 
 
+@njit(cache=True)
+def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, cst, ct_ptr, ct_out, ct_k, e, du,
+                dv, vth, bias_eff, col, u, v, acc, racc, op, ox, counts, b, rec_raster, raster, rec_mem, mem,
+                store, cbuf, Ibuf, qscale):
+    """One layer of one sample for T steps in Loihi's integer arithmetic (the module docstring);
+    returns its SynOps. Input spikes of step t: ``ix[ip[pb+t] : ip[pb+t+1]]``; output spikes go
+    to ``op`` (T+1) / ``ox`` as CSR. With ``store`` the carry (the decayed membrane) and the input
+    of every step go to ``cbuf/Ibuf[t, col + j]`` in float units (integer / ``qscale``): what the
+    temporal rule's backward reads, so LFP trains on exactly this run."""
+    synops = 0
+    fu = 4096 - (du + 1)
+    fv = 4096 - dv
+    th = vth << 6
+    for j in range(n_out):
+        u[j] = 0
+        v[j] = 0
+    op[0] = 0
+    k = 0
+    v0 = w0 + n_in * n_out
+    for t in range(T):
+        for j in range(n_out):
+            acc[j] = 0
+            racc[j] = 0
+        if is_conv:
+            for q in range(ip[pb + t], ip[pb + t + 1]):
+                pin = ix[q] // cin
+                ch = ix[q] - pin * cin
+                synops += (ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]) * cout
+                for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
+                    base = w0 + (ct_k[m] * cin + ch) * cout
+                    o = ct_out[m] * cout
+                    for j in range(cout):
+                        acc[o + j] += WT[base + j]
+            for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
+                acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
+        else:
+            synops += (ip[pb + t + 1] - ip[pb + t]) * n_out
+            for q in range(ip[pb + t], ip[pb + t + 1]):
+                base = w0 + ix[q] * n_out
+                row = WT[base: base + n_out]
+                for j in range(n_out):
+                    acc[j] += row[j]
+        if rec_l and t > 0:
+            synops += (op[t] - op[t - 1]) * n_out
+            for q in range(op[t - 1], op[t]):       # own spikes of step t-1
+                base = v0 + ox[q] * n_out
+                row = WT[base: base + n_out]
+                for j in range(n_out):
+                    racc[j] += row[j]
+        for j in range(n_out):
+            a = acc[j]
+            r = racc[j]
+            if e > 0:
+                a = (a << e) + (r << e)
+            else:
+                a = (a >> (-e)) + (r >> (-e))
+            dc = _trunc_decay(u[j], fu) + (a << 6)
+            wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
+            if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
+                wc = dc + 2 * UV_MAX
+            u[j] = wc
+            carry = _trunc_decay(v[j], fv)
+            vv = carry + wc + bias_eff[col + j]
+            if vv < -UV_MAX + 1:
+                vv = -UV_MAX + 1
+            elif vv > UV_MAX - 1:
+                vv = UV_MAX - 1
+            if store:
+                cbuf[t, col + j] = carry / qscale
+                Ibuf[t, col + j] = (vv - carry) / qscale     # input and bias (and the clip) of this step
+            if rec_mem:
+                mem[b, t, col + j] = vv
+            if vv > th:
+                v[j] = 0
+                ox[k] = j
+                k += 1
+                counts[b, col + j] += 1
+                if rec_raster:
+                    raster[b, t, col + j] = 1
+            else:
+                v[j] = vv
+        op[t + 1] = k
+    return synops
+
+
 @njit(cache=True, parallel=True)
 def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_ptr, ct_out, ct_k, wexp, du, dv,
                   vth, bias_eff, n_chunks, counts, rec_raster, raster, rec_mem, mem):
@@ -44,6 +129,7 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_p
     for l in range(1, L + 1):
         nmax = max(nmax, sizes[l])
     synops = np.zeros(B, dtype=np.int64)
+    dummy = np.empty((1, 1), dtype=np.float64)
     for c in prange(n_chunks):
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
@@ -57,7 +143,6 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_p
         idx_b = np.empty(T * nmax, dtype=np.int32)
         for b in range(lo, hi):
             for l in range(L):
-                n_out = sizes[l + 1]
                 if l == 0:
                     ip, pb, ix = in_ptr, b * T, in_idx
                 elif l % 2 == 1:
@@ -68,77 +153,8 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_p
                     op, ox = ptr_a, idx_a
                 else:
                     op, ox = ptr_b, idx_b
-                col = n_off[l]
-                w0 = w_off[l]
-                e = wexp[l]
-                fu = 4096 - (du[l] + 1)
-                fv = 4096 - dv[l]
-                th = vth[l] << 6
-                for j in range(n_out):
-                    u[j] = 0
-                    v[j] = 0
-                op[0] = 0
-                k = 0
-                v0 = w0 + sizes[l] * n_out
-                is_conv = conv[l, 0] == 1
-                cin, cout, cst = conv[l, 1], conv[l, 2], conv[l, 3]
-                for t in range(T):
-                    for j in range(n_out):
-                        acc[j] = 0
-                        racc[j] = 0
-                    if is_conv:
-                        for q in range(ip[pb + t], ip[pb + t + 1]):
-                            pin = ix[q] // cin
-                            ch = ix[q] - pin * cin
-                            synops[b] += (ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]) * cout
-                            for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
-                                base = w0 + (ct_k[m] * cin + ch) * cout
-                                o = ct_out[m] * cout
-                                for j in range(cout):
-                                    acc[o + j] += WT[base + j]
-                        for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
-                            acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
-                    else:
-                        synops[b] += (ip[pb + t + 1] - ip[pb + t]) * n_out
-                        for q in range(ip[pb + t], ip[pb + t + 1]):
-                            base = w0 + ix[q] * n_out
-                            row = WT[base: base + n_out]
-                            for j in range(n_out):
-                                acc[j] += row[j]
-                    if rec[l] and t > 0:
-                        synops[b] += (op[t] - op[t - 1]) * n_out
-                        for q in range(op[t - 1], op[t]):       # own spikes of step t-1
-                            base = v0 + ox[q] * n_out
-                            row = WT[base: base + n_out]
-                            for j in range(n_out):
-                                racc[j] += row[j]
-                    for j in range(n_out):
-                        a = acc[j]
-                        r = racc[j]
-                        if e > 0:
-                            a = (a << e) + (r << e)
-                        else:
-                            a = (a >> (-e)) + (r >> (-e))
-                        dc = _trunc_decay(u[j], fu) + (a << 6)
-                        wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
-                        if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
-                            wc = dc + 2 * UV_MAX
-                        u[j] = wc
-                        vv = _trunc_decay(v[j], fv) + wc + bias_eff[col + j]
-                        if vv < -UV_MAX + 1:
-                            vv = -UV_MAX + 1
-                        elif vv > UV_MAX - 1:
-                            vv = UV_MAX - 1
-                        if rec_mem:
-                            mem[b, t, col + j] = vv
-                        if vv > th:
-                            v[j] = 0
-                            ox[k] = j
-                            k += 1
-                            counts[b, col + j] += 1
-                            if rec_raster:
-                                raster[b, t, col + j] = 1
-                        else:
-                            v[j] = vv
-                    op[t + 1] = k
+                synops[b] += fixed_layer(ip, pb, ix, T, WT, w_off[l], sizes[l], sizes[l + 1], rec[l],
+                                         conv[l, 0] == 1, conv[l, 1], conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k,
+                                         wexp[l], du[l], dv[l], vth[l], bias_eff, n_off[l], u, v, acc, racc, op, ox,
+                                         counts, b, rec_raster, raster, rec_mem, mem, False, dummy, dummy, 1.0)
     return synops

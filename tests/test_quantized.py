@@ -1,0 +1,134 @@
+"""Training for Loihi: LFP through the fixed-point forward (``TrainConfig.quantize = "loihi"``).
+
+The feedback is checked against the numpy reference of the fixed-point forward plus the rule; a
+trained model's accuracy in fixed point is its training-time accuracy exactly; pruned weights stay
+exactly zero; re-quantization keeps every parameter in Loihi's ranges."""
+
+import numpy as np
+import numpy_reference as ref
+import pytest
+from conftest import random_input, random_net
+
+from spikelfp import Temporal
+from spikelfp.feedback import CEReward, RateReward
+from spikelfp.loihi import (BIAS_MANT_MAX, VTH_MAX, W_MAX_INT, evaluate_fixed, pack_fixed, quantize,
+                            quantized_training_pair, simulate_fixed)
+from spikelfp.packed import pack
+from spikelfp.train import TrainConfig, Trainer
+
+REWARDS = {"rate": (RateReward(), ("rate", 2.0, False)), "ce": (CEReward(tau=2.0), ("ce", 2.0, True))}
+
+
+def _case(seed, bias, rec, n_layers=2):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(10, 24))] + [int(rng.integers(5, 14)) for _ in range(n_layers - 1)] + [4]
+    net = random_net(rng, sizes, bias=bias, gain=3.0, rec=[rec] + [False] * (n_layers - 1))
+    x = random_input(rng, 5, 15, sizes[0], density=0.35)
+    return net, x, rng.integers(0, 4, size=5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("rec", [False, True])
+@pytest.mark.parametrize("reward", sorted(REWARDS))
+@pytest.mark.parametrize("contrib", ["graded", "spikes"])
+def test_quantized_feedback_matches_the_reference_on_the_integer_run(seed, bias, rec, reward, contrib):
+    net, x, y = _case(seed, bias, rec, n_layers=3 if seed == 2 else 2)
+    rule = Temporal(reward=REWARDS[reward][0], contrib=contrib)
+    p = pack(net)
+    pq, fx = quantized_training_pair(p, net)
+    fb = rule.reduce(pq, rule.parts(pq, spikelfp_batch(x), y, rule.bounds(len(y)), fixed=fx))
+    q = quantize(net)
+    want = simulate_fixed(q, x)                                   # the counts are the integer run's
+    np.testing.assert_array_equal(fb.output_counts, want.counts[-1])
+    kind, tau, out_scale = REWARDS[reward][1]
+    FW, Fb, recv, passed, FV = ref.temporal_feedback(ref.dequantized_net(q), x, y, kind=kind, tau=tau,
+                                                     out_scale=out_scale, contrib=contrib, fixed=q)
+    for l in range(len(net)):
+        assert np.abs(FW[l]).sum() > 0, "vacuous: no feedback reached this layer"
+        np.testing.assert_allclose(fb.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(fb.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+        if FV[l] is not None:
+            np.testing.assert_allclose(fb.recurrent[l], FV[l], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.received, recv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
+
+
+def spikelfp_batch(x):
+    from spikelfp import EventBatch
+
+    return EventBatch.from_dense(x)
+
+
+def test_the_integer_run_differs_from_the_float_run():
+    """Precondition of the tests above: the fixed-point forward is not the float one (else the
+    check would not tell them apart)."""
+    import spikelfp
+
+    diffs = 0
+    for seed in range(3):
+        net, x, _ = _case(seed, True, False)
+        a = spikelfp.simulate(net, x, raster=True).rasters
+        b = simulate_fixed(quantize(net), x, raster=True).rasters
+        diffs += sum(int((u != v).sum()) for u, v in zip(a, b))
+    assert diffs > 0
+
+
+def test_requantization_stays_in_loihi_ranges_and_keeps_zeros():
+    net, _, _ = _case(4, True, True)
+    net.layers[0].weight[:, ::3] = 0.0                    # "pruned"
+    net.layers[0].weight[0, 1] = 1e-9                     # rounds to zero in 8 bits
+    q = quantize(net)
+    for la in q.layers:
+        assert np.all(np.abs(la.weight) <= 256) and np.all(la.weight % 2 == 0)
+        assert -8 <= la.weight_exp <= 7 and 1 <= la.vth <= VTH_MAX and 0 <= la.dv < 4096
+        assert np.all(np.abs(la.bias_mant) <= BIAS_MANT_MAX + 1) and 0 <= la.bias_exp <= 7
+    assert np.all(q.layers[0].weight[:, ::3] == 0) and q.layers[0].weight[0, 1] == 0
+    la = q.layers[0]                                      # W and V share one scale: their largest is 254
+    assert max(int(np.abs(la.weight).max()), int(np.abs(la.recurrent).max())) == W_MAX_INT
+    fx = pack_fixed(q)
+    pq, _ = quantized_training_pair(pack(net), net)
+    assert np.array_equal(pq.WT == 0, fx.WT == 0)                 # the float view has the same zeros
+
+
+def test_quantized_training_accuracy_is_the_fixed_point_accuracy(small_digits, tmp_path):
+    from spikelfp.io import load_checkpoint
+
+    train, test = small_digits
+    cfg = TrainConfig(hidden=[24], epochs=2, seed=0, quantize="loihi")
+    m = Trainer(cfg, progress=False).fit(train, test, str(tmp_path / "q"))
+    ck = load_checkpoint(tmp_path / "q" / "model.h5")
+    assert ck.config["quantize"] == "loihi"
+    fx = pack_fixed(quantize(ck.network))
+    ev = evaluate_fixed(fx, test)
+    assert ev["accuracy"] == m["test_accuracy"] == ck.history[-1]["test_accuracy"]    # exactly
+    assert m["test_accuracy"] > 0.5
+    # a float run of the same recipe is a different run (the forward really is the integer one)
+    f = Trainer(TrainConfig(hidden=[24], epochs=2, seed=0), progress=False).fit(train, test)
+    assert f["history"][0]["running_train_accuracy"] != m["history"][0]["running_train_accuracy"] or \
+        f["test_accuracy"] != m["test_accuracy"]
+
+
+def test_quantized_fine_tuning_keeps_pruned_weights_exactly_zero(small_digits):
+    from spikelfp.prune import prune
+
+    train, test = small_digits
+    base = Trainer(TrainConfig(hidden=[24], epochs=1, seed=0), progress=False)
+    base.fit(train, test)
+    sparse, _ = prune(base.network, 0.8)
+    zeros = [la.weight == 0 for la in sparse.layers]
+    t = Trainer(TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", frozen_zeros=True), progress=False)
+    t.fit(train, test, start=sparse)
+    for z, la in zip(zeros, t.network.layers):
+        assert np.all(la.weight[z] == 0)
+    q = quantize(t.network)
+    assert all(np.all(ql.weight[z] == 0) for z, ql in zip(zeros, q.layers))
+
+
+def test_quantize_settings_are_checked():
+    with pytest.raises(ValueError, match="reset=zero"):
+        TrainConfig(quantize="loihi", reset="subtract")
+    with pytest.raises(ValueError, match="unknown quantize"):
+        TrainConfig(quantize="truenorth")
+    with pytest.raises(ValueError, match="temporal rule"):
+        TrainConfig(quantize="loihi", rule="spike-count")
