@@ -32,6 +32,7 @@ from .prune import prune, relevance_scores
 from .train import TrainConfig, Trainer, evaluate
 
 METHODS = ("lfp-spike-count", "lfp-temporal", "sg-fast-sigmoid", "sg-atan")
+LOIHI_METHOD = "lfp-temporal-loihi"      # with --quantize loihi: the temporal rule trained in fixed point
 PRUNE_FRACTIONS = (0.5, 0.7, 0.9, 0.95)                          # the main table's columns
 PRUNE_CURVE = tuple(round(0.05 * k, 2) for k in range(21))       # 0, 0.05, ..., 1.0
 PRUNE_KINDS = (("magnitude", "global"), ("magnitude", "layer"), ("relevance", "global"), ("relevance", "layer"))
@@ -82,9 +83,11 @@ def _mean_std(xs):
 def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, log):
     t0 = time.perf_counter()
     c = cfg
+    loihi = cfg.quantize                 # the bench's --quantize: every model is also measured in fixed point
     if method.startswith("lfp-"):
-        rule = method[len("lfp-"):]
-        c = TrainConfig.from_dict({**cfg.to_dict(), "rule": rule, "reward": None})
+        rule = "temporal" if method == LOIHI_METHOD else method[len("lfp-"):]
+        c = TrainConfig.from_dict({**cfg.to_dict(), "rule": rule, "reward": None,
+                                   "quantize": cfg.quantize if method == LOIHI_METHOD else None})
         tr = Trainer(c, progress=progress)
         m = tr.fit(train, test, binning=binning)
         net, hist, other_load = tr.network, m["history"], m["other_cpu_load"]
@@ -99,7 +102,17 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
                      progress=progress)
         net, hist, other_load = r["network"], r["history"], r["other_cpu_load"]
     wall = time.perf_counter() - t0
+    fixed = {}
+    if loihi:                            # float models quantized after training; the loihi one as it trained
+        from spikelfp.loihi import evaluate_fixed, pack_fixed, quantize
+        from spikelfp.prune import prune
+
+        fixed = {"fixed_accuracy": evaluate_fixed(pack_fixed(quantize(net)), test)["accuracy"],
+                 "fixed_accuracy_pruned_90": evaluate_fixed(pack_fixed(quantize(prune(net, 0.9)[0])),
+                                                            test)["accuracy"]}
     final = evaluate(net, test)
+    if method == LOIHI_METHOD:
+        final = {**final, "accuracy": fixed["fixed_accuracy"], "float_accuracy": final["accuracy"]}
     weights = np.concatenate([w.ravel() for la in net.layers for w in la.weight_arrays()])
     curves = pruning_curves(net, train, test, c)    # SG models: relevance by the bench's own LFP rule
     mg = curves["magnitude-global"]["accuracy"]
@@ -117,7 +130,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
             "gini": gini(weights), "frac_below_1e-3": float(np.mean(np.abs(weights) < 1e-3)),
             "pruned_accuracy": pruned, "pruning_curves": curves,
             "accuracy_per_epoch": [h["test_accuracy"] for h in hist],
-            "abs_weights": np.abs(weights), "network": net, "history": hist,
+            "abs_weights": np.abs(weights), "network": net, "history": hist, **fixed,
             "config": {**c.to_dict(), "method": method, **({"sg_lr": sg_lr} if method.startswith("sg-") else {})}}
 
 
@@ -143,9 +156,13 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
     import numba
 
     log = log or (lambda msg: None)
+    methods = list(methods)
+    if cfg.quantize and LOIHI_METHOD not in methods:
+        methods.append(LOIHI_METHOD)
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if m not in METHODS and not (m == LOIHI_METHOD and cfg.quantize):
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}"
+                             + (f" (and {LOIHI_METHOD} with --quantize loihi)" if m == LOIHI_METHOD else ""))
     runs = {m: [] for m in methods}
     load_before = os.getloadavg()[0]
     jobs = [(m, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k}))
@@ -199,6 +216,10 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
             "seeds": [r["seed"] for r in rs],
             "pruning_curves": _curve_stats(rs),
         }
+        if "fixed_accuracy" in rs[0]:
+            for key in ("fixed_accuracy", "fixed_accuracy_pruned_90"):
+                entry[key] = [r[key] for r in rs]
+                entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std(entry[key])
         report_methods.append(entry)
     by = {e["name"]: e for e in report_methods}
     sg = [by[m] for m in ("sg-fast-sigmoid", "sg-atan") if m in by]
@@ -219,7 +240,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
         "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
-        "binning": binning, "methods": report_methods, "comparison": speed,
+        "binning": binning, "methods": report_methods, "comparison": speed, "quantize": cfg.quantize,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(),
                     "numba_threads": 1 if (use_ray or ray_address) else numba.get_num_threads(),
@@ -327,7 +348,26 @@ def markdown_table(r: dict) -> str:
     if r.get("command"):
         tail.append(f"\nCommand: `{r['command']}` ({r['machine']['processor']}, {r['machine']['cpus']} CPUs)")
     curves = pruning_table(r) + "\n" if any(e.get("pruning_curves") for e in r["methods"]) else ""
-    return head + "\n".join(lines) + "\n\n" + curves + "\n".join(tail) + "\n"
+    return head + "\n".join(lines) + "\n\n" + fixed_table(r) + curves + "\n".join(tail) + "\n"
+
+
+def fixed_table(r: dict) -> str:
+    """With --quantize loihi: every model's accuracy in Loihi fixed point (float models quantized
+    after training, the lfp-temporal-loihi model as it trained), whole and 90 %-pruned."""
+    rows = [e for e in r["methods"] if "fixed_accuracy_mean" in e]
+    if not rows:
+        return ""
+    lines = [f"Loihi fixed point (spikelfp.loihi, bit-exact with Lava fixed_pt; mean ± std over {r['seeds']} seeds)",
+             "", "| method | trained in | test accuracy (as trained) | fixed point | change "
+                 "| fixed point, 90 % pruned |",
+             "|---|---|---|---|---|---|"]
+    for e in rows:
+        loihi = e["name"] == LOIHI_METHOD
+        lines.append(f"| {e['name']} | {'fixed point' if loihi else 'float'} | {e['test_accuracy_mean']:.4f} | "
+                     f"{e['fixed_accuracy_mean']:.4f} ± {e['fixed_accuracy_std']:.4f} | "
+                     f"{(e['fixed_accuracy_mean'] - e['test_accuracy_mean']) * 100:+.2f} pp | "
+                     f"{e['fixed_accuracy_pruned_90_mean']:.4f} ± {e['fixed_accuracy_pruned_90_std']:.4f} |")
+    return "\n".join(lines) + "\n\n"
 
 
 def write_plots(r: dict, runs: dict, out: str) -> None:

@@ -468,7 +468,8 @@ def _train_locked(args, out) -> int:
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
           f"(reward {cfg.reward}, {cfg.contrib} credit), "
-          f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}")
+          f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}"
+          + (", trained in Loihi fixed point (--quantize loihi)" if cfg.quantize else ""))
     parallel = None
     if args.workers and cfg.quantize:
         raise CLIError("--workers with --quantize: data-parallel feedback runs the float forward; train "
@@ -620,14 +621,24 @@ def cmd_eval(args) -> int:
     if args.samples:
         index = data.sample_indices(args.samples, args.seed)
         data = data.subset(index)
-    r = evaluate(ck.network, data)
+    quantized = (ck.config or {}).get("quantize")
+    if quantized:                  # trained for Loihi: its accuracy is the fixed-point run's (bit-exact with Lava)
+        from spikelfp.loihi import evaluate_fixed, pack_fixed, quantize
+
+        r = evaluate_fixed(pack_fixed(quantize(ck.network)), data)
+        r["float_accuracy"] = evaluate(ck.network, data)["accuracy"]
+        r["quantize"] = quantized
+    else:
+        r = evaluate(ck.network, data)
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
     if index is not None:
         r.update({"sample_seed": args.seed, "sample_indices": index.tolist()})
     if args.predictions:
-        _write_predictions(args.predictions, ck.network, data, index)
+        _write_predictions(args.predictions, ck.network, data, index, fixed=bool(quantized))
         r["predictions"] = args.predictions
-    text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f} on {len(data)} samples "
+    text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f}"
+            + (f" in Loihi fixed point (trained quantized; the float network: {r['float_accuracy']:.4f})"
+               if quantized else "") + f" on {len(data)} samples "
             f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
             f"{r['synops_per_sample']:.0f} SynOps per sample)")
     if ck.pruning:
@@ -820,21 +831,33 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _write_predictions(path, network, data, index=None, batch_size: int = 256) -> None:
-    """One CSV row per sample; ``index`` gives each row's index in the full split (default 0..n-1)."""
+def _write_predictions(path, network, data, index=None, batch_size: int = 256, fixed: bool = False) -> None:
+    """One CSV row per sample; ``index`` gives each row's index in the full split (default 0..n-1);
+    ``fixed``: the Loihi fixed-point run's counts (a model trained with --quantize)."""
     import csv
 
     from spikelfp.io import atomic_path
     from spikelfp.packed import pack
     from spikelfp.simulate import predict, simulate
 
-    p = pack(network)
+    if fixed:
+        from spikelfp.loihi import pack_fixed, quantize, simulate_fixed
+
+        fx = pack_fixed(quantize(network))
+
+        def run(eb):
+            return simulate_fixed(fx, eb).counts[-1]
+    else:
+        p = pack(network)
+
+        def run(eb):
+            return simulate(p, eb).counts[-1]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["index", "label", "prediction", *[f"count_{k}" for k in range(network.n_out)]])
         for lo in range(0, len(data), batch_size):
             idx = np.arange(lo, min(len(data), lo + batch_size))
-            out = simulate(p, data.batch(idx)).counts[-1]
+            out = run(data.batch(idx))
             for i, y, pr, c in zip(idx if index is None else index[idx], data.labels[idx], predict(out), out):
                 w.writerow([int(i), int(y), int(pr), *map(int, c)])
 

@@ -75,6 +75,10 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     backend = backends.get("nir" if target == "nir-snntorch" else target)
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes),
                     "arch": net.arch, "synapses": synapse_counts(net, ckpt.pruning)}
+    quantized = (ckpt.config or {}).get("quantize")
+    if quantized:          # trained through quantize(): the export's fixed-point parameters are the trained ones
+        report["trained_quantized"] = {"quantize": quantized,
+                                       "test_accuracy": (ckpt.history[-1] if ckpt.history else {}).get("test_accuracy")}
     if target == "lava":
         float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
         backend.write_parameters(out, net)
@@ -116,6 +120,8 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
                 "full_test_set": {"samples": len(test), "reference_accuracy": _accuracy(full_ref.counts, test.labels),
                                   "fixed_accuracy": _accuracy(full_q.counts, test.labels)},
             })
+            if quantized:
+                report["trained_quantized"]["full_test_set_fixed_accuracy"] = report["full_test_set"]["fixed_accuracy"]
         elif target == "nir":
             back = backend.load(out)
             rec = simulate(back, eb, raster=True)
@@ -173,6 +179,13 @@ def format_report(r: dict) -> str:
     lines = [f"exported {r['model']} -> {r['target']}: {r['out']}  (network {shape})"]
     if "synapses" in r:
         lines.append("  " + format_synapses(r["synapses"]))
+    tq = r.get("trained_quantized")
+    if tq:
+        acc = tq.get("test_accuracy")
+        lines.append(f"  trained in Loihi fixed point (--quantize {tq['quantize']}): trained test accuracy "
+                     + (f"{acc:.4f}" if acc is not None else "?")
+                     + (f", fixed point now on the full test set {tq['full_test_set_fixed_accuracy']:.4f}"
+                        if "full_test_set_fixed_accuracy" in tq else ""))
     if "samples" not in r:
         return "\n".join(lines)
     lines.append(f"checked on {r['samples']} test samples; spikelfp accuracy {r['reference_accuracy']:.4f}")

@@ -11,8 +11,16 @@ from conftest import random_input, random_net
 
 from spikelfp import Temporal
 from spikelfp.feedback import CEReward, RateReward
-from spikelfp.loihi import (BIAS_MANT_MAX, VTH_MAX, W_MAX_INT, evaluate_fixed, pack_fixed, quantize,
-                            quantized_training_pair, simulate_fixed)
+from spikelfp.loihi import (
+    BIAS_MANT_MAX,
+    VTH_MAX,
+    W_MAX_INT,
+    evaluate_fixed,
+    pack_fixed,
+    quantize,
+    quantized_training_pair,
+    simulate_fixed,
+)
 from spikelfp.packed import pack
 from spikelfp.train import TrainConfig, Trainer
 
@@ -132,3 +140,94 @@ def test_quantize_settings_are_checked():
         TrainConfig(quantize="truenorth")
     with pytest.raises(ValueError, match="temporal rule"):
         TrainConfig(quantize="loihi", rule="spike-count")
+
+
+def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, capsys):
+    import json
+
+    from spikelfp.cli import main
+
+    out = tmp_path / "q"
+    assert main(["train", "--quantize", "loihi", "--hidden", "24", "--epochs", "2", "--out", str(out),
+                 "--no-progress", "--data-root", data_root]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert main(["eval", str(out / "model.h5"), "--json", str(tmp_path / "e.json"), "--predictions",
+                 str(tmp_path / "p.csv"), "--data-root", data_root]) == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["accuracy"] == m["test_accuracy"] and ev["quantize"] == "loihi" and "float_accuracy" in ev
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert np.mean([r["label"] == r["prediction"] for r in rows]) == m["test_accuracy"]
+    assert main(["export", str(out / "model.h5"), "--to", "nir", "--json", str(tmp_path / "x.json"),
+                 "--data-root", data_root]) == 0
+    x = json.loads((tmp_path / "x.json").read_text())
+    assert x["trained_quantized"] == {"quantize": "loihi", "test_accuracy": m["test_accuracy"]}
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--no-progress",
+                 "--data-root", data_root]) == 0                       # the stored --quantize carries on
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "4", "--quantize", "loihi", "--no-progress",
+                 "--data-root", data_root]) == 0
+    assert main(["train", "--workers", "2", "--quantize", "loihi", "--out", str(tmp_path / "w"), "--no-progress",
+                 "--data-root", data_root]) == 2
+    assert "--workers with --quantize" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_changed_quantize(tmp_path, data_root, digits, capsys):
+    from spikelfp.cli import main
+
+    out = tmp_path / "f"
+    assert main(["train", "--hidden", "16", "--epochs", "1", "--out", str(out), "--no-progress",
+                 "--data-root", data_root]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize", "loihi", "--no-progress",
+                 "--data-root", data_root]) == 2
+    assert "--quantize (run: None, asked: 'loihi')" in capsys.readouterr().err
+
+
+@pytest.mark.lava
+def test_a_quantized_trained_model_runs_bit_exactly_in_lava(tmp_path, data_root, digits):
+    """Lava fixed_pt runs the trained integers: spikes identical to the training-time forward on
+    the checked samples, and the full test set's fixed-point accuracy is the trained accuracy."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "q"
+    r = subprocess.run([sys.executable, "-m", "spikelfp", "train", "--quantize", "loihi", "--hidden", "32",
+                        "--epochs", "2", "--out", str(out), "--no-progress", "--data-root", data_root],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    r = subprocess.run([sys.executable, "-m", "spikelfp", "export", str(out / "model.h5"), "--to", "lava",
+                        "--check", "24", "--json", str(tmp_path / "lava.json"), "--data-root", data_root],
+                       capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / "lava.json").read_text())
+    assert rep["fixed_vs_spikelfp_fixed_agreement"]["overall"] == 1.0            # bit-exact spikes
+    assert rep["fixed_accuracy"] == rep["spikelfp_fixed_accuracy"]
+    assert rep["trained_quantized"]["full_test_set_fixed_accuracy"] == m["test_accuracy"]    # 0.0 pp drop
+    assert "trained in Loihi fixed point" in r.stdout
+
+
+def test_bench_quantize_measures_every_method_in_fixed_point(small_digits, tmp_path):
+    from spikelfp.bench import LOIHI_METHOD, markdown_table, run_bench
+
+    train, test = small_digits
+    cfg = TrainConfig(hidden=[16], epochs=1, seed=0, quantize="loihi")
+    r = run_bench(train, test, cfg, seeds=1, methods=["lfp-temporal", "sg-fast-sigmoid"], out=str(tmp_path / "b"))
+    by = {e["name"]: e for e in r["methods"]}
+    assert set(by) == {"lfp-temporal", "sg-fast-sigmoid", LOIHI_METHOD} and r["quantize"] == "loihi"
+    for e in by.values():
+        assert 0.0 <= e["fixed_accuracy_mean"] <= 1.0 and 0.0 <= e["fixed_accuracy_pruned_90_mean"] <= 1.0
+    loihi = by[LOIHI_METHOD]
+    assert loihi["test_accuracy"] == loihi["fixed_accuracy"]          # it is measured as it trained
+    from spikelfp.io import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "b" / "models" / f"{LOIHI_METHOD}-seed0.h5")
+    assert ck.config["quantize"] == "loihi"
+    assert evaluate_fixed(pack_fixed(quantize(ck.network)), test)["accuracy"] == loihi["test_accuracy"][0]
+    md = markdown_table(r)
+    assert "Loihi fixed point" in md and f"| {LOIHI_METHOD} | fixed point |" in md
+    with pytest.raises(ValueError, match="with --quantize loihi"):
+        run_bench(train, test, TrainConfig(hidden=[16], epochs=1), seeds=1, methods=[LOIHI_METHOD])
