@@ -22,7 +22,7 @@ def blocks(path, lang):
 
 def test_every_page_is_linked_from_the_docs_index():
     index = open(os.path.join(REPO, "docs", "README.md")).read()
-    for page in ("own-data.md", "tonic.md", "models.md", "lava.md", "nir.md", "pruning.md"):
+    for page in ("own-data.md", "tonic.md", "models.md", "lava.md", "loihi.md", "nir.md", "pruning.md"):
         assert f"({page})" in index, page
 
 
