@@ -305,3 +305,26 @@ def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits)
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_sweep_on_a_relative_recordings_path(tmp_path, monkeypatch):
+    """Trials run in Ray's own working folders: a relative --dataset is made absolute first."""
+    from spikelfp.cli import main
+    from spikelfp.datasets.custom import write_recordings
+
+    rng = np.random.default_rng(0)
+
+    def rec(label):
+        ev = np.zeros(60, dtype=[("t", "f8"), ("x", "i8")])
+        ev["t"] = np.sort(rng.uniform(0, 50_000, 60))
+        ev["x"] = rng.integers(0, 4, 60) + 4 * label
+        return ev, label
+
+    write_recordings(tmp_path / "rec.h5", {"train": [rec(k % 2) for k in range(20)],
+                                           "test": [rec(k % 2) for k in range(6)]}, sensor_size=[8])
+    monkeypatch.chdir(tmp_path)
+    rc = main(["sweep", "--dataset", "rec.h5", "--grid", "seed=0", "--epochs", "1", "--hidden", "8",
+               "--out", "sw", "--json", "sw.json", "--data-root", str(tmp_path / "cache"), "--no-progress"])
+    r = json.loads((tmp_path / "sw.json").read_text())
+    assert rc == 0 and r["failed"] == 0 and r["trials"][0]["test_accuracy"] is not None
+    assert r["base"]["dataset"] == str(tmp_path / "rec.h5")
