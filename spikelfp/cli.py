@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--quantize", choices=["loihi"], default=None,
                        help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
                             "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
-                            "weights, re-quantized each step (temporal rule, reset zero)")
+                            "weights, re-quantized each step (both rules, reset zero)")
         t.add_argument("--chunks", type=_positive(int), default=None,
                        help="split each batch into N chunks whose feedback is summed in order (default: numba's "
                             "thread count for the temporal rule, 1 for spike-count; --workers needs it pinned, "

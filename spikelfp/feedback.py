@@ -374,14 +374,22 @@ class SpikeCount(Rule):
             raise ValueError(f"unknown spike-count contribution {self.contrib!r}; choose one of "
                              f"{', '.join(CONTRIBS)}")
 
-    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray) -> ChunkParts:
+    def parts(self, p: Packed, eb: EventBatch, y: np.ndarray, bounds: np.ndarray, fixed=None) -> ChunkParts:
+        """``fixed`` (a :class:`spikelfp.loihi.FixedPacked`): counts and sums come from that Loihi
+        integer run and ``p`` is its dequantized float view (as for :meth:`Temporal.parts`)."""
         from .simulate import run_forward
 
         graded = self.contrib == "graded" and len(p.sizes) > 2
         # the forward sums z (the feed-forward input current) and the graded counts (1 at a spike, else
         # clip(v/theta, 0, 1)) over t itself; the kernel reads the graded counts only where a dense layer
         # sits above a dense/recurrent one
-        counts, _, mem, _ = run_forward(p, eb, count_sums=True, graded=graded)
+        if fixed is not None:
+            from .loihi import fixed_count_sums
+
+            counts, sums = fixed_count_sums(fixed, eb)
+            mem = sums.astype(p.WT.dtype)
+        else:
+            counts, _, mem, _ = run_forward(p, eb, count_sums=True, graded=graded)
         a_in = eb.counts(p.WT.dtype)
         zin = mem[:, 1, :]
         credit = mem[:, 0, :] if graded else np.zeros((0, 0), dtype=p.WT.dtype)   # (0, 0): spike credit

@@ -196,8 +196,28 @@ def simulate_fixed(q: LoihiNetwork | FixedPacked, x, *, raster: bool = False, me
     counts, ras, mem = record_buffers(eb, int(p.n_off[-1]), np.int64, raster, membrane)
     synops = forward_fixed(eb.indptr, eb.indices, B, T, sizes, p.w_off, fx.WT, p.n_off, p.rec, p.conv, p.ct_ptr,
                            p.ct_out, p.ct_k, fx.wexp, fx.du, fx.dv, fx.vth, fx.bias,
-                           default_chunks(B), counts, raster, ras, membrane, mem)
+                           default_chunks(B), counts, raster, ras, membrane, mem, False, _NO_SUMS, fx.scale)
     return split_record(counts, ras, mem, p.n_off, raster, membrane, synops)
+
+
+_NO_SUMS = np.zeros((1, 1, 1), np.float64)
+
+
+def fixed_count_sums(fx: FixedPacked, eb) -> tuple[np.ndarray, np.ndarray]:
+    """The spike-count rule's inputs from the integer run: counts (B, sum n_l) int32 and the sums
+    over t (B, 2, sum n_l) in float units, ``[:, 1]`` the feed-forward input, ``[:, 0]`` the
+    graded count (as :func:`spikelfp.simulate.run_forward` with ``count_sums`` for float nets)."""
+    p = fx.p
+    B, T = eb.batch_size, eb.n_steps
+    n_tot = int(p.n_off[-1])
+    counts = np.zeros((B, n_tot), np.int32)
+    zs = np.zeros((B, 2, n_tot), np.float64)
+    dummy_r = np.zeros((1, 1, 1), np.uint8)
+    dummy_m = np.zeros((1, 1, 1), np.int64)
+    forward_fixed(eb.indptr, eb.indices, B, T, p.sizes, p.w_off, fx.WT, p.n_off, p.rec, p.conv, p.ct_ptr, p.ct_out,
+                  p.ct_k, fx.wexp, fx.du, fx.dv, fx.vth, fx.bias, default_chunks(B), counts, False, dummy_r, False,
+                  dummy_m, True, zs, fx.scale)
+    return counts, zs
 
 
 def dequantized(p: Packed, fx: FixedPacked) -> Packed:

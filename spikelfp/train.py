@@ -128,9 +128,7 @@ class TrainConfig:
             raise ValueError(f"unknown quantize {self.quantize!r}; choose loihi (or none)")
         if self.quantize and self.reset != "zero":
             raise ValueError("quantize=loihi needs reset=zero: Loihi's LIF resets the membrane to zero")
-        if self.quantize and self.rule != "temporal":
-            raise ValueError("quantize=loihi trains with the temporal rule (the spike-count rule's fixed-point "
-                             "forward is not built yet)")
+
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -209,7 +209,7 @@ def temporal_feedback(net, x, labels, eps=1e-6, kind="rate", tau=2.0, weight_sca
 
 
 def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weight_scaling=True, secant="signed",
-                         contrib="spikes"):
+                         contrib="spikes", fixed=None):
     """Rule A, straight from docs/rules.md. Returns (F_W, F_b, received, passed, lrp_sums).
 
     secant "signed": rho = R / (z + eps sign z); "bounded": a spiking neuron (count a > 0) takes
@@ -221,14 +221,28 @@ def spike_count_feedback(net, x, labels, eps=1e-6, kind="softmax", tau=2.0, weig
     contrib "graded": below a dense layer, a dense/recurrent layer's reward is handed to its graded
     counts, sum over t of 1 (spike) or clip(v[t]/theta, 0, 1), and its bounded secant uses them;
     lrp_sums stay those of the spike counts (the graded excess is extra credit, as in Rule B).
+    fixed (a LoihiNetwork; ``net`` = dequantized_net(fixed)): counts from its integer run, z the sum
+    over t of each step's integer feed-forward input ((shifted W x[t]) << 6 + bias) / scale, the
+    graded counts clip(v_int / (vth << 6), 0, 1) summed.
     """
-    fw = forward(net, x)
     T = x.shape[1]
+    if fixed is not None:
+        fwi = loihi_fixed_forward(fixed, x)
+        fw = [(r, m / la.scale) for (r, m), la in zip(fwi, fixed.layers)]
+    else:
+        fw = forward(net, x)
     acts = [x.sum(1).astype(float)] + [r.sum(1).astype(float) for r, _ in fw]
     zs = []
     for l, layer in enumerate(net.layers):
         b = np.zeros(layer.n_out) if layer.bias is None else layer.bias
-        z = acts[l] @ layer.weight.T + T * b
+        if fixed is not None:
+            la = fixed.layers[l]
+            inp = (x if l == 0 else fwi[l - 1][0]).astype(np.int64)
+            ff = inp @ la.weight.astype(np.int64).T                       # (B, T, n_out), exact integers
+            ff = ff << la.weight_exp if la.weight_exp > 0 else ff >> -la.weight_exp
+            z = (((ff << 6) + (la.bias_mant.astype(np.int64) << la.bias_exp)) / la.scale).sum(1)
+        else:
+            z = acts[l] @ layer.weight.T + T * b
         if layer.recurrent is not None:
             z = z + acts[l + 1] @ layer.recurrent.T
         zs.append(z)

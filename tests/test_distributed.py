@@ -309,8 +309,9 @@ def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits)
 
 def test_sweep_on_a_relative_recordings_path(tmp_path, monkeypatch):
     """Trials run in Ray's own working folders: a relative --dataset is made absolute first."""
-    from spikelfp.cli import main
     from spikelfp.datasets.custom import write_recordings
+
+    from spikelfp.cli import main
 
     rng = np.random.default_rng(0)
 

@@ -378,6 +378,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         dummy3 = np.empty((1, 1, 1), dtype=np.uint8)
         dummyf = np.empty((1, 1, 1), dtype=WT.dtype)
         dummyi = np.empty((1, 1, 1), dtype=np.int64)
+        dummyz = np.empty((1, 1, 1), dtype=np.float64)
         nq = nmax if fx else 1
         ui = np.zeros(nq, dtype=np.int64)
         vi = np.zeros(nq, dtype=np.int64)
@@ -399,7 +400,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     fixed_layer(ip, pb, ix, T, WTq, w_off[l], sizes[l], n_out, rec[l], conv[l, 0] == 1, conv[l, 1],
                                 conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k, qwexp[l], qdu[l], qdv[l], qvth[l],
                                 qbias, n_off[l], ui, vi, ai, ri, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]],
-                                counts, b, False, dummy3, False, dummyi, True, cbuf, Ibuf, qscale[l])
+                                counts, b, False, dummy3, False, dummyi, True, cbuf, Ibuf, qscale[l], False, dummyz)
                     continue
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)

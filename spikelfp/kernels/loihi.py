@@ -32,12 +32,15 @@ def _trunc_decay(x, factor):
 @njit(cache=True)
 def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, cst, ct_ptr, ct_out, ct_k, e, du,
                 dv, vth, bias_eff, col, u, v, acc, racc, op, ox, counts, b, rec_raster, raster, rec_mem, mem,
-                store, cbuf, Ibuf, qscale):
+                store, cbuf, Ibuf, qscale, sums, zs):
     """One layer of one sample for T steps in Loihi's integer arithmetic (the module docstring);
     returns its SynOps. Input spikes of step t: ``ix[ip[pb+t] : ip[pb+t+1]]``; output spikes go
     to ``op`` (T+1) / ``ox`` as CSR. With ``store`` the carry (the decayed membrane) and the input
     of every step go to ``cbuf/Ibuf[t, col + j]`` in float units (integer / ``qscale``): what the
-    temporal rule's backward reads, so LFP trains on exactly this run."""
+    temporal rule's backward reads, so LFP trains on exactly this run. With ``sums`` the
+    spike-count rule's sums over t go to ``zs[b, :, col + j]`` (float units): ``[1]`` the
+    feed-forward input ``(a_ff << 6) + bias`` (without the recurrent rows), ``[0]`` the graded
+    count ``clip(v / (vth << 6), 0, 1)``."""
     synops = 0
     fu = 4096 - (du + 1)
     fv = 4096 - dv
@@ -82,9 +85,14 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
             a = acc[j]
             r = racc[j]
             if e > 0:
-                a = (a << e) + (r << e)
+                a = a << e
+                r = r << e
             else:
-                a = (a >> (-e)) + (r >> (-e))
+                a = a >> (-e)
+                r = r >> (-e)
+            if sums:
+                zs[b, 1, col + j] += ((a << 6) + bias_eff[col + j]) / qscale
+            a = a + r
             dc = _trunc_decay(u[j], fu) + (a << 6)
             wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
             if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
@@ -101,6 +109,9 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
                 Ibuf[t, col + j] = (vv - carry) / qscale     # input and bias (and the clip) of this step
             if rec_mem:
                 mem[b, t, col + j] = vv
+            if sums:
+                gq = vv / th
+                zs[b, 0, col + j] += 0.0 if gq < 0.0 else (gq if gq < 1.0 else 1.0)
             if vv > th:
                 v[j] = 0
                 ox[k] = j
@@ -116,14 +127,15 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
 
 @njit(cache=True, parallel=True)
 def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_ptr, ct_out, ct_k, wexp, du, dv,
-                  vth, bias_eff, n_chunks, counts, rec_raster, raster, rec_mem, mem):
+                  vth, bias_eff, n_chunks, counts, rec_raster, raster, rec_mem, mem, sums, zs, qscale):
     """Fixed-point forward pass; ``WT`` int64 in the packed transposed layout, ``bias_eff`` the
     per-neuron effective bias (bias_mant << bias_exp). Fills counts and optional rasters/membranes
     (v after the update, before the reset, in Lava's integer units); returns SynOps per sample.
 
     A conv layer (Lava's ``Conv``, fixed_pt) sums its kernel rows through the connection table
     (spikelfp.packed), wraps the sum into 24 signed bits (Lava's ``signed_clamp``) and applies no
-    weight exponent (Lava's fixed Conv model has none)."""
+    weight exponent (Lava's fixed Conv model has none). ``sums``: the spike-count rule's sums
+    into ``zs`` (B, 2, sum n_l), in float units (integer / ``qscale[l]``; see :func:`fixed_layer`)."""
     L = sizes.size - 1
     nmax = 1
     for l in range(1, L + 1):
@@ -156,5 +168,6 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_p
                 synops[b] += fixed_layer(ip, pb, ix, T, WT, w_off[l], sizes[l], sizes[l + 1], rec[l],
                                          conv[l, 0] == 1, conv[l, 1], conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k,
                                          wexp[l], du[l], dv[l], vth[l], bias_eff, n_off[l], u, v, acc, racc, op, ox,
-                                         counts, b, rec_raster, raster, rec_mem, mem, False, dummy, dummy, 1.0)
+                                         counts, b, rec_raster, raster, rec_mem, mem, False, dummy, dummy,
+                                         qscale[l], sums, zs)
     return synops
