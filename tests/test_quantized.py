@@ -258,3 +258,32 @@ def test_bench_quantize_measures_every_method_in_fixed_point(small_digits, tmp_p
     assert "Loihi fixed point" in md and f"| {LOIHI_METHOD} | fixed point |" in md
     with pytest.raises(ValueError, match="with --quantize loihi"):
         run_bench(train, test, TrainConfig(hidden=[16], epochs=1), seeds=1, methods=[LOIHI_METHOD])
+
+
+@pytest.mark.parametrize("arch", ["c4k3s1-d8", "c4k3s1-p2-d8"])
+@pytest.mark.parametrize("rule_name", ["temporal", "spike-count"])
+def test_quantized_feedback_on_conv_nets_runs_the_integer_forward(arch, rule_name):
+    import spikelfp
+    from spikelfp.feedback import get_rule
+
+    rng = np.random.default_rng(3)
+    net = spikelfp.Network.from_arch(arch, (6, 6, 2), 3, seed=1, gain=3.0)
+    x = random_input(rng, 4, 12, 72, density=0.3)
+    y = rng.integers(0, 3, size=4)
+    rule = get_rule(rule_name)
+    pq, fx = quantized_training_pair(pack(net), net)
+    fb = rule.reduce(pq, rule.parts(pq, spikelfp_batch(x), y, rule.bounds(4), fixed=fx))
+    q = quantize(net)
+    assert q.layers[0].weight_exp == 0                                  # Lava's fixed Conv has no exponent
+    want = simulate_fixed(q, x)
+    for got, ref_counts in zip(np.split(fb.counts, np.cumsum([la.n_out for la in net.layers])[:-1], axis=1),
+                               want.counts):
+        np.testing.assert_array_equal(got, ref_counts)                    # every layer: the integer run
+    assert np.all(np.isfinite(fb.weight_flat)) and np.abs(fb.weight[0]).sum() > 0
+
+
+def test_quantized_training_of_a_conv_net(small_digits):
+    train, test = small_digits
+    tr = Trainer(TrainConfig(arch="c8k5s2-d32", epochs=1, seed=0, quantize="loihi"), progress=False)
+    m = tr.fit(train, test)
+    assert evaluate_fixed(pack_fixed(quantize(tr.network)), test)["accuracy"] == m["test_accuracy"]
