@@ -111,7 +111,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
                  "fixed_accuracy_pruned_90": evaluate_fixed(pack_fixed(quantize(prune(net, 0.9)[0])),
                                                             test)["accuracy"]}
     final = evaluate(net, test)
-    if method == LOIHI_METHOD:
+    if method == LOIHI_METHOD:         # measured as it trained (its float network's accuracy kept beside)
         final = {**final, "accuracy": fixed["fixed_accuracy"], "float_accuracy": final["accuracy"]}
     weights = np.concatenate([w.ravel() for la in net.layers for w in la.weight_arrays()])
     curves = pruning_curves(net, train, test, c)    # SG models: relevance by the bench's own LFP rule

@@ -622,14 +622,10 @@ def cmd_eval(args) -> int:
         index = data.sample_indices(args.samples, args.seed)
         data = data.subset(index)
     quantized = (ck.config or {}).get("quantize")
-    if quantized:                  # trained for Loihi: its accuracy is the fixed-point run's (bit-exact with Lava)
-        from spikelfp.loihi import evaluate_fixed, pack_fixed, quantize
-
-        r = evaluate_fixed(pack_fixed(quantize(ck.network)), data)
+    r = evaluate(ck.network, data, quantize=quantized)   # trained for Loihi: scored in fixed point, as it trained
+    if quantized:
         r["float_accuracy"] = evaluate(ck.network, data)["accuracy"]
         r["quantize"] = quantized
-    else:
-        r = evaluate(ck.network, data)
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
     if index is not None:
         r.update({"sample_seed": args.seed, "sample_indices": index.tolist()})
@@ -793,13 +789,14 @@ def cmd_prune(args) -> int:
     ck = load_checkpoint(model)
     cfg = TrainConfig.from_dict(ck.config) if ck.config else TrainConfig()
     name, train, test = _model_data(args, ck)
-    before = evaluate(ck.network, test)
+    q = cfg.quantize                       # a model trained in fixed point is scored in fixed point throughout
+    before = evaluate(ck.network, test, quantize=q)
     scores = None
     if args.criterion == "relevance":
         scores = relevance_scores(ck.network, train, rule=cfg.rule, n_samples=args.relevance_samples,
                                   seed=args.seed, contrib=cfg.contrib, form=cfg.form, eps=cfg.eps)
     net, rep = prune(ck.network, args.amount, criterion=args.criterion, scope=args.scope, scores=scores)
-    pruned = evaluate(net, test)
+    pruned = evaluate(net, test, quantize=q)
     history, config = [], dict(ck.config)
     rep.update({"source": os.path.abspath(model), "source_pruning": ck.pruning,
                 "test_accuracy_before": before["accuracy"], "test_accuracy_pruned": pruned["accuracy"],
@@ -813,7 +810,7 @@ def cmd_prune(args) -> int:
         net, history, config = trainer.network, m["history"], ft.to_dict()
         if nonzero_synapses(net) > rep["synapses_after"]:     # the mask is the contract: never silently lost
             raise RuntimeError("fine-tuning revived pruned synapses (a bug): nothing written")
-    after = evaluate(net, test)
+    after = evaluate(net, test, quantize=q)
     rep["test_accuracy"] = after["accuracy"]
     rep["spikes_per_sample"] = {"before": before["spikes_per_sample"], "after": after["spikes_per_sample"]}
     rep["synops_per_sample"] = {"before": before["synops_per_sample"], "after": after["synops_per_sample"]}

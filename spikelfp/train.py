@@ -251,12 +251,22 @@ def _progress_enabled(progress):
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
-def evaluate(network: Network | Packed, data, batch_size: int = 256) -> dict:
+def evaluate(network: Network | Packed, data, batch_size: int = 256, *, quantize: str | None = None) -> dict:
     """Accuracy, tie rate, mean spikes and SynOps per sample of ``network`` on an EventDataset.
+
+    ``quantize="loihi"``: of its Loihi fixed-point run (:func:`spikelfp.loihi.evaluate_fixed`; a
+    model trained with ``TrainConfig.quantize`` is scored as it trained: ``config["quantize"]``).
 
     SynOps count the synapses that carry a weight (a pruned synapse does no work on Loihi):
     presynaptic spikes times their non-zero fan-out (:func:`spikelfp.simulate.nonzero_synops`);
     for a network without zero weights this is the simulator's own count."""
+    if quantize:
+        from .loihi import pack_fixed
+        from .loihi import quantize as to_loihi
+
+        if isinstance(network, Packed):
+            raise TypeError("evaluate(quantize=...) takes a Network")
+        return evaluate_fixed(pack_fixed(to_loihi(network)), data, batch_size)
     p = network if isinstance(network, Packed) else pack(network)
     n = len(data)
     correct = 0

@@ -190,6 +190,18 @@ def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, c
                  "--data-root", data_root]) == 0
     x = json.loads((tmp_path / "x.json").read_text())
     assert x["trained_quantized"] == {"quantize": "loihi", "test_accuracy": m["test_accuracy"]}
+    # pruning a quantized model scores it in fixed point, and fine-tunes it quantized with the mask kept
+    assert main(["prune", str(out / "model.h5"), "--amount", "0.5", "--finetune", "1", "--out", str(tmp_path / "p.h5"),
+                 "--json", str(tmp_path / "pr.json"), "--no-progress", "--data-root", data_root]) == 0
+    pr = json.loads((tmp_path / "pr.json").read_text())
+    assert pr["test_accuracy_before"] == m["test_accuracy"]
+    from spikelfp.io import load_checkpoint
+    from spikelfp.train import evaluate
+
+    pk = load_checkpoint(tmp_path / "p.h5")
+    assert pk.config["quantize"] == "loihi" and pk.config["frozen_zeros"]
+    assert pr["test_accuracy"] == pk.history[-1]["test_accuracy"] == evaluate(pk.network, digits[1],
+                                                                               quantize="loihi")["accuracy"]
     capsys.readouterr()
     assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--no-progress",
                  "--data-root", data_root]) == 0                       # the stored --quantize carries on
