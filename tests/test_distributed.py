@@ -276,7 +276,8 @@ def _ray_processes() -> list:
     return out
 
 
-def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits):
+@pytest.mark.parametrize("sig_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits, sig_name):
     import os
     import signal
     import subprocess
@@ -295,13 +296,15 @@ def test_sigterm_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits)
             time.sleep(0.2)
         assert _ray_processes(), "the sweep never started Ray"
         time.sleep(1)
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(getattr(signal, sig_name))
         p.wait(timeout=60)
         t0 = time.time()
         while _ray_processes() and time.time() - t0 < 30:
             time.sleep(0.5)
         assert not _ray_processes(), "Ray processes outlived the sweep"
         assert p.returncode == 130 and b"interrupted" in err.read_bytes()
+        assert not (tmp_path / "s" / "sweep.md").exists()           # no report that claims completion
+        assert (tmp_path / "s" / "spikelfp-sweep.json").exists()    # the state is signed: --resume takes it
     finally:
         if p.poll() is None:
             p.kill()
