@@ -1122,7 +1122,9 @@ def console_main() -> None:
     The interpreter's own shutdown joins every multiprocessing child (Lava's workers) and can
     wait for good on one that an interrupt or an error left behind. The command has cleaned up
     what it owns by then, so whatever child is still alive is killed and the process leaves
-    without that join.
+    without that join. After Ray (shut down by then) it leaves the same way: the interpreter's
+    teardown with Ray's native threads loaded crashed with SIGSEGV on a loaded machine after an
+    interrupt had been handled.
     """
     import multiprocessing
     import traceback
@@ -1138,8 +1140,10 @@ def console_main() -> None:
     except BaseException:  # noqa: BLE001 - an unexpected error: report it, then the same exit
         traceback.print_exc()
         rc = 1
-    if multiprocessing.active_children():
-        interrupts._kill_children()
+    children = multiprocessing.active_children()
+    if children or "ray" in sys.modules:
+        if children:
+            interrupts._kill_children()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -138,6 +138,10 @@ def check_manifest(out: str, settings: dict) -> None:
 
 
 def _ray():
+    # Ray's C++ failure-signal handler (absl) takes SIGTERM as a crash: the driver died with SIGSEGV
+    # instead of shutting Ray down (seen under load, when the signal came during ray.init). spikelfp
+    # handles its signals itself; read by Ray at import, so set before it.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     try:
         import ray
         from ray import tune
@@ -164,44 +168,57 @@ def _now_ticks() -> int:
         return int(float(fh.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
 
 
-def reap_orphaned_ray_agents(since_ticks: int | None, timeout: float = 3.0) -> list[int]:
-    """SIGKILL this user's orphaned Ray processes (``ray::...``, parent gone: ppid 1) started after
-    ``since_ticks``: the per-node agents of a Ray instance whose start or shutdown was cut short
-    (an interrupt during ``ray.init``) outlive their raylet for a minute or two otherwise. Linux
+RAY_MARKERS = (b"raylet", b"gcs_server", b"dashboard", b"log_monitor", b"monitor.py", b"runtime_env")
+
+
+def _our_ray_processes(since_ticks: int) -> list[tuple[int, int]]:
+    """(pid, ppid) of this user's live Ray processes (``ray::...`` workers and agents, raylet,
+    GCS, dashboard, monitors) started after ``since_ticks``; zombies are dead and skipped."""
+    out, uid = [], os.getuid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read(4096)
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            owner = os.stat(f"/proc/{pid}").st_uid
+        except (OSError, ValueError, IndexError):
+            continue
+        if fields[0] == "Z" or owner != uid:
+            continue
+        start = _proc_start_ticks(pid)
+        ray_like = cmd.startswith(b"ray::") or (b"/ray/" in cmd and any(m in cmd for m in RAY_MARKERS))
+        if ray_like and start is not None and start >= since_ticks:
+            out.append((int(pid), int(fields[1])))
+    return out
+
+
+def reap_orphaned_ray_agents(since_ticks: int | None, timeout: float = 30.0, grace: float = 5.0) -> list[int]:
+    """After ``ray.shutdown()`` of a Ray instance this process started (at ``since_ticks``): wait
+    until none of its processes is left, SIGKILLing orphans (parent gone) at once and, after
+    ``grace`` seconds, whatever is still alive (shutdown has returned: nothing of it should be).
+    On a loaded machine Ray's agents outlived their raylet by a minute or more otherwise. Linux
     only (/proc); returns the pids killed."""
     import signal
     import time
 
     if since_ticks is None or not os.path.isdir("/proc"):
         return []
-    killed, deadline, uid = [], time.monotonic() + timeout, os.getuid()
+    killed, t0 = [], time.monotonic()
     while True:
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    cmd = fh.read(8)
-                with open(f"/proc/{pid}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-                owner = os.stat(f"/proc/{pid}").st_uid
-            except (OSError, ValueError, IndexError):
-                continue
-            start = _proc_start_ticks(pid)
-            if cmd.startswith(b"ray::") and ppid == 1 and owner == uid and start is not None \
-                    and start >= since_ticks:
-                found.append(int(pid))
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except OSError:
-                pass
-        if not found and (killed or time.monotonic() > deadline):
+        left = _our_ray_processes(since_ticks)
+        if not left or time.monotonic() - t0 > timeout:
             return killed
-        if time.monotonic() > deadline:
-            return killed
+        late = time.monotonic() - t0 > grace
+        for pid, ppid in left:
+            if ppid == 1 or late:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except OSError:
+                    pass
         time.sleep(0.2)
 
 
@@ -213,17 +230,27 @@ def init_ray(ray, **kwargs) -> None:
     import threading
 
     main = threading.current_thread() is threading.main_thread()
-    prev = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    ours = (signal.SIGTERM, signal.SIGINT)
+    prev = {s: signal.getsignal(s) for s in ours} if main else {}
     if kwargs.get("address"):
         check_reachable(kwargs["address"])
     else:
         _RAY_STARTED_AFTER["ticks"] = _now_ticks()
+    real_signal = signal.signal
+
+    def keep_ours(sig, handler):      # Ray's init installs its own SIGTERM/SIGINT handlers: not while we run
+        return signal.getsignal(sig) if sig in ours else real_signal(sig, handler)
+
+    if main:
+        signal.signal = keep_ours
     try:
         ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
     except BaseException:
+        signal.signal = real_signal
         shutdown_ray(ray)
         raise
     finally:
+        signal.signal = real_signal
         for s, h in prev.items():
             if h is not None:
                 signal.signal(s, h)
