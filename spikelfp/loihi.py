@@ -164,13 +164,18 @@ class FixedPacked(NamedTuple):
     scale: np.ndarray
 
 
-def pack_fixed(q: LoihiNetwork) -> FixedPacked:
-    # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
-    shadow = Network([
-        ConvLayer(np.zeros(la.weight.shape), *la.conv) if la.conv is not None else
-        LIFLayer(np.zeros(la.weight.shape), recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
-        for la in q.layers])
-    p = pack(shadow)
+def pack_fixed(q: LoihiNetwork, structure: Packed | None = None) -> FixedPacked:
+    """``q`` in the packed layout; ``structure``: the packed float network it came from, whose
+    offsets and conv tables it shares (a training step reuses them instead of packing again)."""
+    if structure is not None:
+        p = structure
+    else:   # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
+        shadow = Network([
+            ConvLayer(np.zeros(la.weight.shape), *la.conv) if la.conv is not None else
+            LIFLayer(np.zeros(la.weight.shape),
+                     recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
+            for la in q.layers])
+        p = pack(shadow)
     WT = np.concatenate([(a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T).astype(np.int64).ravel()
                          for la in q.layers for a in (la.weight, la.recurrent) if a is not None])
     bias = np.concatenate([np.tile(la.effective_bias, la.n_out // la.effective_bias.size)
@@ -179,6 +184,8 @@ def pack_fixed(q: LoihiNetwork) -> FixedPacked:
     def per_layer(name, dtype=np.int64):
         return np.array([getattr(la, name) for la in q.layers], dtype)
 
+    if WT.size != p.WT.size or bias.size != p.bias.size:
+        raise ValueError("pack_fixed: the structure given is not the quantized network's")
     return FixedPacked(p, WT, per_layer("weight_exp"), per_layer("du"), per_layer("dv"), per_layer("vth"), bias,
                        per_layer("scale", np.float64))
 
@@ -240,7 +247,7 @@ def quantized_training_pair(p: Packed, like: Network) -> tuple[Packed, FixedPack
     (:func:`quantize`, the one conversion) and the float view of it (:func:`dequantized`)."""
     from .packed import unpack
 
-    fx = pack_fixed(quantize(unpack(p, dt=like.dt, like=like)))
+    fx = pack_fixed(quantize(unpack(p, dt=like.dt, like=like)), structure=p)
     return dequantized(p, fx), fx
 
 
