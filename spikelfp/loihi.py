@@ -150,8 +150,8 @@ def quantize(net: Network) -> LoihiNetwork:
 
 class FixedPacked(NamedTuple):
     """A :class:`LoihiNetwork` in spikelfp's packed layout, as the integer kernels take it:
-    ``p`` the structure (offsets, conv tables; zero weights), ``WT`` the int64 weights (packed,
-    transposed), per layer ``wexp``, ``du``, ``dv``, ``vth`` and ``scale`` (v_int / v_float), and
+    ``p`` the structure (offsets, conv tables), ``WT`` the integer weights (int32: 8-bit values,
+    half the bytes of int64 for the row adds; sums are int64 in the kernel; packed, transposed), per layer ``wexp``, ``du``, ``dv``, ``vth`` and ``scale`` (v_int / v_float), and
     ``bias`` the effective integer bias per neuron."""
 
     p: Packed
@@ -176,7 +176,7 @@ def pack_fixed(q: LoihiNetwork, structure: Packed | None = None) -> FixedPacked:
                      recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
             for la in q.layers])
         p = pack(shadow)
-    WT = np.concatenate([(a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T).astype(np.int64).ravel()
+    WT = np.concatenate([(a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T).astype(np.int32).ravel()
                          for la in q.layers for a in (la.weight, la.recurrent) if a is not None])
     bias = np.concatenate([np.tile(la.effective_bias, la.n_out // la.effective_bias.size)
                            for la in q.layers]).astype(np.int64)
