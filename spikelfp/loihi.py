@@ -151,8 +151,9 @@ def quantize(net: Network) -> LoihiNetwork:
 class FixedPacked(NamedTuple):
     """A :class:`LoihiNetwork` in spikelfp's packed layout, as the integer kernels take it:
     ``p`` the structure (offsets, conv tables), ``WT`` the integer weights (int32: 8-bit values,
-    half the bytes of int64 for the row adds; sums are int64 in the kernel; packed, transposed), per layer ``wexp``, ``du``, ``dv``, ``vth`` and ``scale`` (v_int / v_float), and
-    ``bias`` the effective integer bias per neuron."""
+    half the bytes of int64 for the row adds; sums are int64 in the kernel; packed, transposed),
+    per layer ``wexp``, ``du``, ``dv``, ``vth`` and ``scale`` (v_int / v_float), and ``bias`` the
+    effective integer bias per neuron."""
 
     p: Packed
     WT: np.ndarray

@@ -128,7 +128,7 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
 @njit(cache=True, parallel=True)
 def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_ptr, ct_out, ct_k, wexp, du, dv,
                   vth, bias_eff, n_chunks, counts, rec_raster, raster, rec_mem, mem, sums, zs, qscale):
-    """Fixed-point forward pass; ``WT`` int64 in the packed transposed layout, ``bias_eff`` the
+    """Fixed-point forward pass; ``WT`` the integer weights in the packed transposed layout, ``bias_eff`` the
     per-neuron effective bias (bias_mant << bias_exp). Fills counts and optional rasters/membranes
     (v after the update, before the reset, in Lava's integer units); returns SynOps per sample.
 
