@@ -229,54 +229,66 @@ class Checkpoint:
 
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
     """Write ``ckpt`` to ``path`` (HDF5) atomically: an existing file survives any failure."""
+    with atomic_path(path) as tmp:
+        _write_checkpoint(tmp, ckpt)
+
+
+def check_checkpoint(ckpt: Checkpoint) -> None:
+    """Serialise ``ckpt`` into memory only: what the first epoch's checkpoint will hold (settings,
+    dataset name, binning, seed) fails here, before any training, if it cannot be written."""
+    import uuid
+
+    _write_checkpoint(f"spikelfp-check-{uuid.uuid4().hex}.h5", ckpt, driver="core", backing_store=False)
+
+
+def _write_checkpoint(target, ckpt: Checkpoint, **file_kw) -> None:
     import h5py
 
     from . import __version__
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["kind"] = KIND
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["library_version"] = __version__
-            f.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-            if ckpt.seed is not None:
-                f.attrs["seed"] = int(ckpt.seed)
-            if ckpt.dataset is not None:
-                f.attrs["dataset"] = str(ckpt.dataset)
-            f.attrs["config"] = json.dumps(ckpt.config, default=_json_default)
-            f.attrs["history"] = json.dumps(ckpt.history, default=_json_default)
-            if ckpt.binning is not None:
-                f.attrs["binning"] = json.dumps(ckpt.binning, default=_json_default)
-            if ckpt.rng_state is not None:
-                f.attrs["rng_state"] = json.dumps(ckpt.rng_state, default=_json_default)
-            if ckpt.pruning is not None:
-                f.attrs["pruning"] = json.dumps(ckpt.pruning, default=_json_default)
-            g = f.create_group("network")
-            g.attrs["n_layers"] = len(ckpt.network)
-            g.attrs["dt"] = float(ckpt.network.dt)
-            g.attrs["arch"] = ckpt.network.arch
-            for l, layer in enumerate(ckpt.network.layers):
-                gl = g.create_group(f"layer_{l}")
-                gl.attrs["type"] = ("conv2d" if isinstance(layer, ConvLayer) else
-                                    "recurrent" if layer.is_recurrent else "dense")
-                if isinstance(layer, ConvLayer):
-                    gl.attrs["in_shape"] = np.asarray(layer.in_shape, dtype=np.int64)
-                    gl.attrs["stride"] = layer.stride
-                    gl.attrs["padding"] = layer.padding
-                    gl.attrs["trainable"] = bool(layer.trainable)
-                gl.create_dataset("weight", data=layer.weight)
-                if layer.bias is not None:
-                    gl.create_dataset("bias", data=layer.bias)
-                if layer.recurrent is not None:
-                    gl.create_dataset("recurrent", data=layer.recurrent)
-                gl.attrs["beta"] = float(layer.beta)
-                gl.attrs["threshold"] = float(layer.threshold)
-                gl.attrs["reset"] = layer.reset
-            if ckpt.optimizer is not None:
-                go = f.create_group("optimizer")
-                go.attrs["state"] = json.dumps(ckpt.optimizer.get("state", {}), default=_json_default)
-                for name, arr in ckpt.optimizer.get("arrays", {}).items():
-                    go.create_dataset(name, data=arr)
+    with h5py.File(target, "w", **file_kw) as f:
+        f.attrs["kind"] = KIND
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["library_version"] = __version__
+        f.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        if ckpt.seed is not None:
+            f.attrs["seed"] = int(ckpt.seed)
+        if ckpt.dataset is not None:
+            f.attrs["dataset"] = str(ckpt.dataset)
+        f.attrs["config"] = json.dumps(ckpt.config, default=_json_default)
+        f.attrs["history"] = json.dumps(ckpt.history, default=_json_default)
+        if ckpt.binning is not None:
+            f.attrs["binning"] = json.dumps(ckpt.binning, default=_json_default)
+        if ckpt.rng_state is not None:
+            f.attrs["rng_state"] = json.dumps(ckpt.rng_state, default=_json_default)
+        if ckpt.pruning is not None:
+            f.attrs["pruning"] = json.dumps(ckpt.pruning, default=_json_default)
+        g = f.create_group("network")
+        g.attrs["n_layers"] = len(ckpt.network)
+        g.attrs["dt"] = float(ckpt.network.dt)
+        g.attrs["arch"] = ckpt.network.arch
+        for l, layer in enumerate(ckpt.network.layers):
+            gl = g.create_group(f"layer_{l}")
+            gl.attrs["type"] = ("conv2d" if isinstance(layer, ConvLayer) else
+                                "recurrent" if layer.is_recurrent else "dense")
+            if isinstance(layer, ConvLayer):
+                gl.attrs["in_shape"] = np.asarray(layer.in_shape, dtype=np.int64)
+                gl.attrs["stride"] = layer.stride
+                gl.attrs["padding"] = layer.padding
+                gl.attrs["trainable"] = bool(layer.trainable)
+            gl.create_dataset("weight", data=layer.weight)
+            if layer.bias is not None:
+                gl.create_dataset("bias", data=layer.bias)
+            if layer.recurrent is not None:
+                gl.create_dataset("recurrent", data=layer.recurrent)
+            gl.attrs["beta"] = float(layer.beta)
+            gl.attrs["threshold"] = float(layer.threshold)
+            gl.attrs["reset"] = layer.reset
+        if ckpt.optimizer is not None:
+            go = f.create_group("optimizer")
+            go.attrs["state"] = json.dumps(ckpt.optimizer.get("state", {}), default=_json_default)
+            for name, arr in ckpt.optimizer.get("arrays", {}).items():
+                go.create_dataset(name, data=arr)
 
 
 def _text(v) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from .arch import arch_from_hidden, format_arch, parse_arch
 from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
-from .io import Checkpoint, load_checkpoint, save_checkpoint, write_json
+from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
 from .loihi import evaluate_fixed, quantized_training_pair
 from .network import RESETS, Network
@@ -439,6 +439,10 @@ class Trainer:
                                desc=f"train {c.rule}", unit="batch", leave=False)
         t_train = sum(h.get("train_seconds", 0.0) for h in history)
         t0_all = time.perf_counter()
+        if ckpt_path:        # what each epoch will write is checked now, not after the first epoch's work
+            check_checkpoint(Checkpoint(network=net, config=c.to_dict(), history=history, binning=binning,
+                                        dataset=c.dataset, seed=c.seed, optimizer=opt.state_dict(),
+                                        rng_state=rng.bit_generator.state))
         compile_s = self.warm_up(p, train, net)
         run_meter = OtherLoad(start=False)   # other processes' CPU share over all timed epochs
         if compile_s > 1.0:

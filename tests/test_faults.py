@@ -526,3 +526,19 @@ def test_malformed_recordings_files_are_one_line(tmp_path, capsys, case, needle)
                  *SMALL]) == 2
     _one_error_line(capsys, needle, str(path))
     assert time.time() - t0 < 60 and not (tmp_path / "r").exists()
+
+
+def test_what_a_checkpoint_will_hold_is_checked_before_training(small_digits, tmp_path, monkeypatch):
+    """A dataset name HDF5 cannot store (a lone surrogate from a mis-decoded path) fails at the
+    start, before the first epoch's work, and leaves no file."""
+    import spikelfp.train as st
+    from spikelfp.train import TrainConfig, Trainer
+
+    train, test = small_digits
+    calls = []
+    real = st.Trainer.warm_up
+    monkeypatch.setattr(st.Trainer, "warm_up", lambda self, *a: calls.append(1) or real(self, *a))
+    cfg = TrainConfig(hidden=[8], epochs=1, dataset="bad\udcff.h5")
+    with pytest.raises((UnicodeEncodeError, TypeError, ValueError)):
+        Trainer(cfg, progress=False).fit(train, test, str(tmp_path / "r"))
+    assert calls == [] and not (tmp_path / "r" / "model.h5").exists()
