@@ -104,12 +104,10 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     wall = time.perf_counter() - t0
     fixed = {}
     if loihi:                            # float models quantized after training; the loihi one as it trained
-        from spikelfp.loihi import evaluate_fixed, pack_fixed, quantize
         from spikelfp.prune import prune
 
-        fixed = {"fixed_accuracy": evaluate_fixed(pack_fixed(quantize(net)), test)["accuracy"],
-                 "fixed_accuracy_pruned_90": evaluate_fixed(pack_fixed(quantize(prune(net, 0.9)[0])),
-                                                            test)["accuracy"]}
+        fixed = {"fixed_accuracy": evaluate(net, test, quantize=loihi)["accuracy"],
+                 "fixed_accuracy_pruned_90": evaluate(prune(net, 0.9)[0], test, quantize=loihi)["accuracy"]}
     final = evaluate(net, test)
     if method == LOIHI_METHOD:         # measured as it trained (its float network's accuracy kept beside)
         final = {**final, "accuracy": fixed["fixed_accuracy"], "float_accuracy": final["accuracy"]}

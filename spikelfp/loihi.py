@@ -243,36 +243,25 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
 
 
-def quantized_training_pair(p: Packed, like: Network) -> tuple[Packed, FixedPacked]:
-    """For one training step on float master weights ``p``: the Loihi network they quantize to
-    (:func:`quantize`, the one conversion) and the float view of it (:func:`dequantized`)."""
+def fixed_of(p: Packed, like: Network) -> FixedPacked:
+    """The Loihi network that float master weights ``p`` quantize to (:func:`quantize`, the one
+    conversion), in ``p``'s packed structure; ``like`` gives the layers' types and constants."""
     from .packed import unpack
 
-    fx = pack_fixed(quantize(unpack(p, dt=like.dt, like=like)), structure=p)
+    return pack_fixed(quantize(unpack(p, dt=like.dt, like=like)), structure=p)
+
+
+def quantized_training_pair(p: Packed, like: Network) -> tuple[Packed, FixedPacked]:
+    """For one training step on float master weights ``p``: :func:`fixed_of` and the float view
+    of it (:func:`dequantized`)."""
+    fx = fixed_of(p, like)
     return dequantized(p, fx), fx
 
 
 def evaluate_fixed(fx: FixedPacked, data, batch_size: int = 256) -> dict:
     """:func:`spikelfp.train.evaluate` in Loihi fixed point: accuracy, tie rate, spikes and SynOps
     (non-zero synapses) per sample of the integer run."""
-    from .simulate import nonzero_synops, predict, tie_rate
+    from .simulate import score
 
-    n = len(data)
-    correct, ties, spikes, synops = 0, 0.0, 0.0, 0.0
-    pruned = bool(np.any(fx.WT == 0))
-    p_nz = fx.p._replace(WT=fx.WT.astype(np.float64))
-    fanout = None
-    if pruned:
-        from .packed import synapse_fanout
-        fanout = synapse_fanout(p_nz)
-    for lo in range(0, n, batch_size):
-        idx = np.arange(lo, min(n, lo + batch_size))
-        eb = data.batch(idx)
-        rec = simulate_fixed(fx, eb, raster=pruned and bool(fx.p.rec.any()))
-        out = rec.counts[-1]
-        correct += int(np.sum(predict(out) == data.labels[idx]))
-        ties += tie_rate(out) * idx.size
-        spikes += float(sum(c.sum() for c in rec.counts))
-        synops += float((nonzero_synops(p_nz, eb, rec, fanout) if pruned else rec.synops).sum())
-    return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
-            "synops_per_sample": synops / n}
+    return score(fx.p._replace(WT=fx.WT.astype(np.float64)), data,
+                 lambda eb, raster: simulate_fixed(fx, eb, raster=raster), batch_size)

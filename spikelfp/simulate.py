@@ -153,3 +153,25 @@ def nonzero_synops(p: Packed, eb: EventBatch, rec: Record, fanout=None) -> np.nd
 
 
 __all__ = ["Record", "nonzero_synops", "simulate", "predict", "tie_rate", "EventBatch"]
+
+
+def score(p: Packed, data, run, batch_size: int = 256) -> dict:
+    """Accuracy, tie rate, mean spikes and SynOps per sample over an EventDataset, in batches:
+    ``run(eb, raster) -> Record`` simulates a batch of the network whose weights ``p`` holds
+    (float or, for a fixed-point run, its integers as floats). SynOps count the synapses that
+    carry a weight (:func:`nonzero_synops`); without zero weights, the simulator's own count."""
+    n = len(data)
+    correct, ties, spikes, synops = 0, 0.0, 0.0, 0.0
+    pruned = bool(np.any(p.WT == 0))
+    fanout = synapse_fanout(p) if pruned else None
+    for lo in range(0, n, batch_size):
+        idx = np.arange(lo, min(n, lo + batch_size))
+        eb = data.batch(idx)
+        rec = run(eb, pruned and bool(p.rec.any()))
+        out = rec.counts[-1]
+        correct += int(np.sum(predict(out) == data.labels[idx]))
+        ties += tie_rate(out) * idx.size
+        spikes += float(sum(c.sum() for c in rec.counts))
+        synops += float((nonzero_synops(p, eb, rec, fanout) if pruned else rec.synops).sum())
+    return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
+            "synops_per_sample": synops / n}

@@ -28,11 +28,11 @@ from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
-from .loihi import evaluate_fixed, quantized_training_pair
+from .loihi import evaluate_fixed, fixed_of, quantized_training_pair
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
-from .packed import Packed, neuron_segments, pack, synapse_fanout, unpack
-from .simulate import nonzero_synops, predict, simulate, tie_rate
+from .packed import Packed, neuron_segments, pack, unpack
+from .simulate import predict, score, simulate
 
 DEFAULT_REWARD = {"temporal": "ce", "spike-count": "ce"}
 
@@ -268,24 +268,7 @@ def evaluate(network: Network | Packed, data, batch_size: int = 256, *, quantize
             raise TypeError("evaluate(quantize=...) takes a Network")
         return evaluate_fixed(pack_fixed(to_loihi(network)), data, batch_size)
     p = network if isinstance(network, Packed) else pack(network)
-    n = len(data)
-    correct = 0
-    ties = 0.0
-    spikes = 0.0
-    synops = 0.0
-    pruned = bool(np.any(p.WT == 0))
-    fanout = synapse_fanout(p) if pruned else None
-    for lo in range(0, n, batch_size):
-        idx = np.arange(lo, min(n, lo + batch_size))
-        eb = data.batch(idx)
-        rec = simulate(p, eb, raster=pruned and bool(p.rec.any()))
-        out = rec.counts[-1]
-        correct += int(np.sum(predict(out) == data.labels[idx]))
-        ties += tie_rate(out) * idx.size
-        spikes += float(sum(c.sum() for c in rec.counts))
-        synops += float((nonzero_synops(p, eb, rec, fanout) if pruned else rec.synops).sum())
-    return {"accuracy": correct / n, "tie_rate": ties / n, "spikes_per_sample": spikes / n,
-            "synops_per_sample": synops / n}
+    return score(p, data, lambda eb, raster: simulate(p, eb, raster=raster), batch_size)
 
 
 class Trainer:
@@ -333,12 +316,14 @@ class Trainer:
             return OPTIMIZERS["neuron-adam"](lr=c.lr, segments={"WT": neuron_segments(p)})
         return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
 
-    def evaluate(self, p: Packed, data, like: Network) -> dict:
-        """:func:`evaluate`, in Loihi fixed point when the run trains quantized (the accuracy the
-        exported model has on Lava ``fixed_pt``, bit for bit)."""
+    def evaluated(self, p: Packed, like: Network):
+        """``data -> evaluate(...)`` for the current weights: in Loihi fixed point when the run
+        trains quantized (the accuracy the exported model has on Lava ``fixed_pt``, bit for bit)."""
+        bs = self.config.eval_batch_size
         if self.config.quantize:
-            return evaluate_fixed(quantized_training_pair(p, like)[1], data, self.config.eval_batch_size)
-        return evaluate(p, data, self.config.eval_batch_size)
+            fx = fixed_of(p, like)
+            return lambda data: evaluate_fixed(fx, data, bs)
+        return lambda data: evaluate(p, data, bs)
 
     def warm_up(self, p: Packed, data, like: Network | None = None) -> float:
         """Run every kernel a training run uses once on 2 samples (feedback, optimizer step,
@@ -496,8 +481,8 @@ class Trainer:
                     other_load = meter.stop()
                     run_meter.stop()
                     t_train += train_s
-                    ev_test = self.evaluate(p, test, net)
-                    ev_train = self.evaluate(p, train, net)
+                    at = self.evaluated(p, net)          # quantized once for both splits
+                    ev_test, ev_train = at(test), at(train)
                     rec = {"epoch": epoch + 1, "train_accuracy": ev_train["accuracy"],
                            "running_train_accuracy": run_correct / n, "train_loss": run_loss / n,
                            "test_accuracy": ev_test["accuracy"], "test_tie_rate": ev_test["tie_rate"],
