@@ -48,9 +48,7 @@ def _hsd_split(f, path) -> dict:
                            f"{labels.size} labels: one of each per sample")
     if any(t.size != u.size for t, u in zip(ts, us)):
         raise DatasetError(f"{path}: a recording's spikes/times and spikes/units differ in length")
-    bad = next((k for k, t in enumerate(ts) if t.size and not np.all(np.isfinite(t))), None)
-    if bad is not None:
-        raise DatasetError(f"{path}: recording {bad} has NaN or infinite spike times")
+    # NaN/inf or unsorted times are refused by _Split, as for every recordings file
     lens = np.array([t.size for t in ts], np.int64)
     return {"t": np.concatenate(ts) * 1e6 if ts else np.zeros(0), "x": np.concatenate(us) if us else np.zeros(0, int),
             "sample_ptr": np.r_[0, np.cumsum(lens)], "labels": labels}

@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import shlex
+import stat
 import sys
 import time
 
@@ -1052,8 +1053,6 @@ def _check_writable(args) -> None:
         path = getattr(args, opt, None)
         if not path or not isinstance(path, str):
             continue
-        import stat
-
         real = os.path.realpath(path)
         if os.path.exists(real) and not os.path.isdir(real) and not stat.S_ISREG(os.stat(real).st_mode):
             if not os.access(real, os.W_OK):          # a FIFO or device is written through, not replaced
@@ -1064,7 +1063,7 @@ def _check_writable(args) -> None:
             parent = os.path.dirname(parent)
         folder = parent if os.path.isdir(parent) else os.path.dirname(parent)
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise CLIError(f"--{opt.replace('_', '-')} {path}: {folder} is not writable (a read-only file system "
+            raise CLIError(f"--{opt} {path}: {folder} is not writable (a read-only file system "
                            "or no permission)")
 
 

@@ -345,6 +345,12 @@ def test_shd_layout_file_by_path_and_a_folder_path(tmp_path):
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.sample_ptr, b.sample_ptr)
         assert np.array_equal(a.channels, b.channels) and np.array_equal(a.steps, b.steps)
     assert by_path[0].classes[:2] == ["w0", "w1"] and by_path[0].n_classes == 20
+    with h5py.File(base / "shd_test.h5", "a") as f:           # NaN times: refused as in any recordings file
+        t = f["spikes/times"][2].copy()
+        t[0] = np.nan
+        f["spikes/times"][2] = t
+    with pytest.raises(DatasetError, match="NaN"):
+        datasets.load(str(base / "shd_train.h5"), root=str(tmp_path / "cache2"))
     (base / "shd_test.h5").unlink()
     with pytest.raises(DatasetError, match="one split of an SHD/SSC-layout dataset"):
         datasets.load(str(base / "shd_train.h5"), root=str(tmp_path / "cache"))
