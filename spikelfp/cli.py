@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
                             "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
                             "weights, re-quantized each step (both rules, reset zero)")
+        t.add_argument("--quantize-scale", choices=["step", "epoch"], default="step",
+                       help="with --quantize: each layer's weight scale and exponent recomputed from max|W| every "
+                            "step (default) or held through each epoch (docs/loihi.md has both measured)")
         t.add_argument("--chunks", type=_positive(int), default=None,
                        help="split each batch into N chunks whose feedback is summed in order (default: numba's "
                             "thread count for the temporal rule, 1 for spike-count; --workers needs it pinned, "
@@ -357,6 +360,7 @@ def _train_config(args, binning=None):
                        beta=beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
                        seed=args.seed, quantize=getattr(args, "quantize", None),
+                       quantize_scale=getattr(args, "quantize_scale", "step"),
                        chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
 
 
@@ -368,7 +372,8 @@ RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--ru
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                 "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
-                "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks", "quantize": "--quantize"}
+                "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks", "quantize": "--quantize",
+                "quantize_scale": "--quantize-scale"}
 BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--spatial-factor",
                 "merge_polarity": "--merge-polarity"}
 
@@ -932,7 +937,8 @@ def write_run_config(path, cfg, binning) -> None:
              "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum, "schedule": cfg.schedule,
              "clip": cfg.clip, "beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset, "bias": cfg.bias,
              "init-gain": cfg.init_gain, "init-min-rate": cfg.init_min_rate, "dtype": cfg.dtype, "seed": cfg.seed,
-             "chunks": cfg.chunks, "quantize": cfg.quantize}
+             "chunks": cfg.chunks, "quantize": cfg.quantize,
+             "quantize-scale": cfg.quantize_scale if cfg.quantize else None}
     if binning is not None:
         items.update({"bin-ms": binning.bin_us / 1000.0, "steps": binning.n_bins,
                       "spatial-factor": binning.spatial_factor, "merge-polarity": binning.merge_polarity})

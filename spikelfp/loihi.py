@@ -42,7 +42,7 @@ import numpy as np
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import Packed, pack
+from .packed import Packed, pack, unpack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -109,18 +109,29 @@ def check_loihi_compatible(net: Network) -> None:
                 "(retrain with --reset zero, or run it in spikelfp's simulator)")
 
 
-def quantize(net: Network) -> LoihiNetwork:
-    """Convert a float network to Loihi fixed point (see the module docstring for the scales)."""
+def quantize(net: Network, hold: LoihiNetwork | None = None) -> LoihiNetwork:
+    """Convert a float network to Loihi fixed point (see the module docstring for the scales).
+
+    ``hold``: an earlier quantization of the same network structure whose per-layer weight scale
+    ``s`` and exponent ``e`` are kept instead of recomputed from ``max|W|`` (weights past the held
+    range saturate at the 8-bit limits): ``TrainConfig.quantize_scale="epoch"``."""
     check_loihi_compatible(net)
+    if hold is not None and len(hold.layers) != len(net.layers):
+        raise ValueError("quantize: the held quantization has another number of layers")
     layers = []
-    for layer in net.layers:
+    for l, layer in enumerate(net.layers):
         is_conv = isinstance(layer, ConvLayer)
         W = layer.weight.astype(np.float64)
         V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
-        wmax = max(float(np.abs(a).max()) for a in (W, V) if a is not None)
-        s = W_MAX_INT / wmax if wmax > 0 else 1.0
-        ts = layer.threshold * s
-        e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
+        if hold is not None:
+            e = hold.layers[l].weight_exp
+            s = hold.layers[l].scale / (2.0**e * 64)
+            ts = layer.threshold * s
+        else:
+            wmax = max(float(np.abs(a).max()) for a in (W, V) if a is not None)
+            s = W_MAX_INT / wmax if wmax > 0 else 1.0
+            ts = layer.threshold * s
+            e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
         vth = int(round(ts * 2.0**e))
         if vth > VTH_MAX:
             raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
@@ -243,18 +254,18 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
 
 
-def fixed_of(p: Packed, like: Network) -> FixedPacked:
+def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> FixedPacked:
     """The Loihi network that float master weights ``p`` quantize to (:func:`quantize`, the one
-    conversion), in ``p``'s packed structure; ``like`` gives the layers' types and constants."""
-    from .packed import unpack
+    conversion; ``hold`` its held scales), in ``p``'s packed structure; ``like`` gives the layers'
+    types and constants."""
+    return pack_fixed(quantize(unpack(p, dt=like.dt, like=like), hold=hold), structure=p)
 
-    return pack_fixed(quantize(unpack(p, dt=like.dt, like=like)), structure=p)
 
-
-def quantized_training_pair(p: Packed, like: Network) -> tuple[Packed, FixedPacked]:
+def quantized_training_pair(p: Packed, like: Network,
+                            hold: LoihiNetwork | None = None) -> tuple[Packed, FixedPacked]:
     """For one training step on float master weights ``p``: :func:`fixed_of` and the float view
     of it (:func:`dequantized`)."""
-    fx = fixed_of(p, like)
+    fx = fixed_of(p, like, hold)
     return dequantized(p, fx), fx
 
 

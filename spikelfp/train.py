@@ -29,6 +29,7 @@ from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
 from .loihi import evaluate_fixed, fixed_of, quantized_training_pair
+from .loihi import quantize as quantize_network  # (train's own `quantize` is a setting's name)
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
 from .packed import Packed, neuron_segments, pack, unpack
@@ -81,6 +82,8 @@ class TrainConfig:
                                        # one chunk); data-parallel runs give the same bits for the same value
     quantize: str | None = None        # "loihi": every training forward and evaluation in Loihi fixed point
                                        # (spikelfp.loihi), float master weights re-quantized each step
+    quantize_scale: str = "step"       # the per-layer weight scale and exponent of that re-quantization:
+                                       # recomputed every step ("step") or held through each epoch ("epoch")
 
     def __post_init__(self):
         if self.arch is None:
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"chunks must be >= 1 (got {self.chunks})")
         if self.quantize not in (None, "loihi"):
             raise ValueError(f"unknown quantize {self.quantize!r}; choose loihi (or none)")
+        if self.quantize_scale not in ("step", "epoch"):
+            raise ValueError(f"unknown quantize_scale {self.quantize_scale!r}; choose step or epoch")
         if self.quantize and self.reset != "zero":
             raise ValueError("quantize=loihi needs reset=zero: Loihi's LIF resets the membrane to zero")
 
@@ -379,7 +384,7 @@ class Trainer:
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
             for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset",
-                      "frozen_zeros", "quantize"):
+                      "frozen_zeros", "quantize", "quantize_scale"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")
@@ -445,12 +450,15 @@ class Trainer:
                     run_meter.start()
                     t0 = time.perf_counter()
                     run_correct, run_loss, fb_norm = 0, 0.0, 0.0
+                    # scales held through the epoch: those of its first step's weights
+                    hold = quantize_network(unpack(p, dt=net.dt, like=net)) \
+                        if c.quantize and c.quantize_scale == "epoch" else None
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
                         if parallel is not None:
                             fb = parallel(p, idx)
                         elif c.quantize:             # LFP on the Loihi run of the re-quantized weights
-                            pq, fx = quantized_training_pair(p, net)
+                            pq, fx = quantized_training_pair(p, net, hold)
                             fb = self.rule.reduce(pq, self.rule.parts(pq, train.batch(idx), train.labels[idx],
                                                                       self.rule.bounds(idx.size), fixed=fx))
                         else:

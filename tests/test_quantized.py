@@ -104,6 +104,61 @@ def test_requantization_stays_in_loihi_ranges_and_keeps_zeros():
     assert np.array_equal(pq.WT == 0, fx.WT == 0)                 # the float view has the same zeros
 
 
+def test_held_scales_are_kept_and_saturate_grown_weights():
+    net, _, _ = _case(5, True, True)
+    q0 = quantize(net)
+    same = quantize(net, hold=q0)                                # holding its own scales changes nothing
+    for a, b in zip(q0.layers, same.layers):
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.recurrent if a.recurrent is not None else 0,
+                                                                     b.recurrent if b.recurrent is not None else 0)
+        assert (a.weight_exp, a.vth, a.scale, a.bias_exp) == (b.weight_exp, b.vth, b.scale, b.bias_exp)
+        assert np.array_equal(a.bias_mant, b.bias_mant)
+    grown = net.copy()
+    grown.layers[1].weight[0, 0] = 3.0 * float(np.abs(net.layers[1].weight).max())   # past the held range
+    grown.layers[1].weight[1, 0] = -3.0 * float(np.abs(net.layers[1].weight).max())
+    h = quantize(grown, hold=q0)
+    for a, b in zip(q0.layers, h.layers):
+        assert (a.weight_exp, a.vth, a.scale) == (b.weight_exp, b.vth, b.scale)
+        assert np.all(np.abs(b.weight) <= 256) and np.all(b.weight % 2 == 0)
+    la, s = h.layers[1], q0.layers[1].scale / (2.0 ** q0.layers[1].weight_exp * 64)
+    assert la.weight[0, 0] == W_MAX_INT and la.weight[1, 0] == -256             # saturated, not rescaled
+    expect = np.clip(2 * np.round(grown.layers[1].weight * s / 2), -256, W_MAX_INT)
+    np.testing.assert_array_equal(la.weight, expect)
+    assert not np.array_equal(quantize(grown).layers[1].weight, la.weight)    # recomputing would rescale
+    with pytest.raises(ValueError, match="number of layers"):
+        quantize(net, hold=quantize(random_net(np.random.default_rng(0), [4, 3, 2, 2])))
+
+
+def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
+    """--quantize-scale epoch: every step of an epoch runs the scales quantize() gave the weights
+    that epoch started from; the default recomputes them every step."""
+    import spikelfp.train as train_mod
+
+    train, test = small_digits
+    seen = []
+    real = train_mod.quantized_training_pair
+
+    def spy(p, like, hold=None):
+        seen.append(None if hold is None else tuple(la.scale for la in hold.layers))
+        out = real(p, like, hold)
+        seen[-1] = (seen[-1], tuple(out[1].scale))
+        return out
+
+    monkeypatch.setattr(train_mod, "quantized_training_pair", spy)
+    cfg = TrainConfig(hidden=[24], epochs=2, seed=0, quantize="loihi", quantize_scale="epoch", batch_size=64)
+    Trainer(cfg, progress=False).fit(train, test)
+    steps = -(-len(train) // 64)
+    held = seen[-2 * steps:]                                  # (the warm-up's call comes first)
+    for e in range(2):
+        epoch = held[e * steps:(e + 1) * steps]
+        assert all(h == epoch[0][0] == used for h, used in epoch)          # one scale per epoch, the held one
+    assert held[0][0] != held[steps][0]                                  # the next epoch takes new ones
+    seen.clear()
+    Trainer(TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", batch_size=64), progress=False).fit(train, test)
+    per_step = [used for h, used in seen[-steps:]]
+    assert all(h is None for h, _ in seen) and len(set(per_step)) > 1     # recomputed as the weights move
+
+
 def test_quantized_training_accuracy_is_the_fixed_point_accuracy(small_digits, tmp_path):
     from spikelfp.io import load_checkpoint
 
@@ -164,6 +219,8 @@ def test_quantize_settings_are_checked():
         TrainConfig(quantize="loihi", reset="subtract")
     with pytest.raises(ValueError, match="unknown quantize"):
         TrainConfig(quantize="truenorth")
+    with pytest.raises(ValueError, match="unknown quantize_scale"):
+        TrainConfig(quantize="loihi", quantize_scale="batch")
     TrainConfig(quantize="loihi", rule="spike-count")              # both rules
 
 
@@ -173,9 +230,13 @@ def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, c
     from spikelfp.cli import main
 
     out = tmp_path / "q"
-    assert main(["train", "--quantize", "loihi", "--hidden", "24", "--epochs", "2", "--out", str(out),
-                 "--no-progress", "--data-root", data_root]) == 0
+    assert main(["train", "--quantize", "loihi", "--quantize-scale", "epoch", "--hidden", "24", "--epochs", "2",
+                 "--out", str(out), "--no-progress", "--data-root", data_root]) == 0
     m = json.loads((out / "metrics.json").read_text())
+    import tomllib
+
+    toml = tomllib.loads((out / "config.toml").read_text())
+    assert toml["quantize"] == "loihi" and toml["quantize-scale"] == "epoch"     # --config reruns it held
     assert main(["eval", str(out / "model.h5"), "--json", str(tmp_path / "e.json"), "--predictions",
                  str(tmp_path / "p.csv"), "--data-root", data_root]) == 0
     ev = json.loads((tmp_path / "e.json").read_text())
@@ -220,6 +281,9 @@ def test_resume_refuses_a_changed_quantize(tmp_path, data_root, digits, capsys):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize", "loihi", "--no-progress",
                  "--data-root", data_root]) == 2
     assert "--quantize (run: None, asked: 'loihi')" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize-scale", "epoch",
+                 "--no-progress", "--data-root", data_root]) == 2
+    assert "--quantize-scale (run: 'step', asked: 'epoch')" in capsys.readouterr().err
 
 
 @pytest.mark.lava
