@@ -177,7 +177,8 @@ def markdown(r) -> str:
             if lv:
                 lines.append(f"Lava fixed_pt, seed {x['seed']}, scale per {scale}, pruned + fine-tuned: "
                              f"{lv['samples']} samples, spike agreement with spikelfp's fixed point "
-                             f"{lv['fixed_vs_spikelfp_fixed_agreement']['overall']:.4f}, accuracy {lv['lava_fixed_accuracy']:.4f} "
+                             f"{lv['fixed_vs_spikelfp_fixed_agreement']['overall']:.4f}, "
+                             f"accuracy {lv['lava_fixed_accuracy']:.4f} "
                              f"(spikelfp {lv['spikelfp_fixed_accuracy']:.4f}); full test set "
                              f"{lv['full_test_set_fixed_accuracy']:.4f} against "
                              f"{x[f'fixed_{scale}']['fixed_pruned_finetuned']:.4f} at the end of training; "

@@ -3,7 +3,7 @@
 ``make venv`` runs it once after installing, so the first ``spikelfp train`` starts at full speed
 instead of spending its first epoch in the JIT compiler. It compiles each kernel for the types a
 run passes (float64 and float32 networks of every layer type, both rules, both resets, every optimizer, the Loihi mode,
-the binning and the cochlea). Prints the seconds it took.
+the dense-input conversion, the binning and the cochlea). Prints the seconds it took.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def warm_up() -> float:
                     kw = {"segments": {"WT": neuron_segments(p)}} if name == "neuron-adam" else {}
                     OPTIMIZERS[name](lr=1e-3, **kw).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
                                                   {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
+    from spikelfp.events import EventBatch
+
+    for dense in (x.astype(np.float32), x.astype(np.bool_)):     # torch tensors' and masks' dtypes (uint8: above)
+        EventBatch.from_dense(dense)
     simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
     simulate_fixed(quantize(Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0)), x, raster=True)
     ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([2, 3], np.int32))] * 2, [0, 1], 6, 8, 2)

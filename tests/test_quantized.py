@@ -154,7 +154,8 @@ def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypa
         assert all(h == epoch[0][0] == used for h, used in epoch)          # one scale per epoch, the held one
     assert held[0][0] != held[steps][0]                                  # the next epoch takes new ones
     seen.clear()
-    Trainer(TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", batch_size=64), progress=False).fit(train, test)
+    cfg = TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", batch_size=64)
+    Trainer(cfg, progress=False).fit(train, test)
     per_step = [used for h, used in seen[-steps:]]
     assert all(h is None for h, _ in seen) and len(set(per_step)) > 1     # recomputed as the weights move
 

@@ -259,6 +259,36 @@ def test_event_batch_validation():
         EventBatch(np.array([0, 1, 1]), np.array([1]), 1, 1, 5)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int64, np.float32, np.float64])
+def test_dense_to_events_matches_numpy(dtype):
+    """The compiled dense -> CSR conversion against np.nonzero: empty and full rows, every dtype,
+    a non-contiguous view (snntorch's (T, B, n) swapped)."""
+    rng = np.random.default_rng(3)
+    for shape, dens in (((3, 7, 70), 0.3), ((1, 1, 1), 1.0), ((2, 5, 65), 0.02), ((4, 3, 130), 0.9)):
+        x = (rng.random(shape) < dens).astype(dtype)
+        x[0, 0] = 0
+        if shape[1] > 1:
+            x[-1, -1] = 1
+        for a in (x, np.swapaxes(np.swapaxes(x, 0, 1).copy(), 0, 1)):
+            eb = EventBatch.from_dense(a)
+            flat = np.asarray(a).reshape(-1, shape[2]) != 0
+            np.testing.assert_array_equal(eb.indices, np.nonzero(flat)[1])
+            np.testing.assert_array_equal(np.diff(eb.indptr), flat.sum(axis=1))
+            assert eb.indptr[0] == 0 and eb.indices.dtype == np.int32 and eb.indptr.dtype == np.int64
+            assert (eb.batch_size, eb.n_steps, eb.n_in) == shape
+            np.testing.assert_array_equal(eb.to_dense(), np.asarray(a, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (np.array([[[0.0, 1.0, -1.0]]]), "binary"), (np.array([[[0, 3]]], dtype=np.int8), "binary"),
+    (np.array([[[0.0, np.inf]]]), "NaN or inf"), (np.array([[[0.5]]], dtype=np.float32), "binary"),
+    (np.zeros((0, 3, 2)), ">= 1"), (np.array([[["a"]]]), "dtype"),
+])
+def test_dense_to_events_refuses_non_spikes(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        EventBatch.from_dense(bad)
+
+
 def test_time_first_layout_is_explicit():
     rng = np.random.default_rng(11)
     net = spikelfp.Network.random([7, 5, 3], seed=1, gain=3.0)
