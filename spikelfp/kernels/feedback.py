@@ -108,6 +108,66 @@ def temporal_reward(N, optr, oidx, T, y, kind, tau, g):
 
 
 @njit(cache=True, inline="always")
+def dot(a, b, n):
+    """sum_j a[j] * b[j] (float64), in a fixed order that does not depend on the machine: eight
+    running sums over j mod 8, added pairwise at the end. A single running sum cannot be vectorised
+    (IEEE order) and runs at one add per FP-add latency; eight independent ones fill two AVX2
+    vectors and are 4-8x faster on the 16-256-wide dots of the backward (a conv hidden layer's
+    W[:, i] . rho over each kernel tap: 3x the whole temporal step on a LifCNN-sized net)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    s5 = 0.0
+    s6 = 0.0
+    s7 = 0.0
+    j = 0
+    while j + 8 <= n:
+        s0 += np.float64(a[j]) * b[j]
+        s1 += np.float64(a[j + 1]) * b[j + 1]
+        s2 += np.float64(a[j + 2]) * b[j + 2]
+        s3 += np.float64(a[j + 3]) * b[j + 3]
+        s4 += np.float64(a[j + 4]) * b[j + 4]
+        s5 += np.float64(a[j + 5]) * b[j + 5]
+        s6 += np.float64(a[j + 6]) * b[j + 6]
+        s7 += np.float64(a[j + 7]) * b[j + 7]
+        j += 8
+    while j < n:
+        s0 += np.float64(a[j]) * b[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(cache=True, inline="always")
+def lane_sum(a, n):
+    """sum_j a[j] (float64) in :func:`dot`'s fixed order."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    s5 = 0.0
+    s6 = 0.0
+    s7 = 0.0
+    j = 0
+    while j + 8 <= n:
+        s0 += a[j]
+        s1 += a[j + 1]
+        s2 += a[j + 2]
+        s3 += a[j + 3]
+        s4 += a[j + 4]
+        s5 += a[j + 5]
+        s6 += a[j + 6]
+        s7 += a[j + 7]
+        j += 8
+    while j < n:
+        s0 += a[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(cache=True, inline="always")
 def _add_listed_rows(acc, rows, tl, q0, q1, n):
     """``acc[:n] += rows[tl[q], :n]`` for q = q0 .. q1-1 in that order, eight (then four, then one)
     rows per pass over acc: the bits of one row at a time (see :func:`spikelfp.kernels.lif.add_rows`)."""
@@ -348,6 +408,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         Cn = np.empty(nmax, dtype=np.float64)
         Rn = np.empty(nmax, dtype=np.float64)    # recurrent reward for step t (from t+1)
         accv = np.empty(nmax, dtype=np.float64)
+        va = np.empty(nmax, dtype=np.float64)    # a conv layer's per-channel sums of W[:, i] . rho
         cnt = np.zeros(nin_max, dtype=np.int64)
         start = np.zeros(nin_max + 1, dtype=np.int64)
         fill = np.zeros(nin_max, dtype=np.int64)
@@ -474,11 +535,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             base = v0 + own_x[e] * n_out
                             vrow = WT[base: base + n_out]
                             grow = gt[base: base + n_out]
-                            acc = 0.0
                             for j in range(n_out):
-                                acc += vrow[j] * rr[j]
                                 grow[j] += rr[j]
-                            Rn[own_x[e]] = acc
+                            Rn[own_x[e]] = dot(vrow, rr, n_out)
                     if is_conv and l == 0:
                         # the input layer hands no reward below: only the kernel feedback (vectorised)
                         for e in range(ip[pb + t], ip[pb + t + 1]):
@@ -495,7 +554,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             pin = ix[e] // cin
                             ch = ix[e] - pin * cin
-                            acc = 0.0
+                            # W[:, i] . rho over the taps: per output channel j summed over the taps (in
+                            # table order; elementwise, so it vectorises), then over j (:func:`lane_sum`)
+                            for j in range(cout):
+                                va[j] = 0.0
                             for q in range(cptr[pin], cptr[pin + 1]):
                                 base = w0 + (ctk[q] * cin + ch) * cout
                                 wrow = WT[base: base + cout]
@@ -503,17 +565,13 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 o = cto[q] * cout
                                 rseg = rr[o: o + cout]
                                 for j in range(cout):
-                                    acc += wrow[j] * rseg[j]
                                     grow[j] += rseg[j]
-                            gbelow[t, ix[e]] = acc
+                                    va[j] += wrow[j] * rseg[j]
+                            gbelow[t, ix[e]] = lane_sum(va, cout)
                     elif l > 0 and not grd:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             base = w0 + ix[e] * n_out
-                            wrow = WT[base: base + n_out]     # slices vectorise; WT[base + j] does not
-                            acc = 0.0
-                            for j in range(n_out):
-                                acc += wrow[j] * rr[j]
-                            gbelow[t, ix[e]] = acc
+                            gbelow[t, ix[e]] = dot(WT[base: base + n_out], rr, n_out)   # slices vectorise
                 if l == 0:
                     continue
                 if grd:
@@ -642,6 +700,7 @@ def _conv_back(a, rho, WT, w0, GT, cv):
     _, cin, cout, cptr, cto, ctk = cv
     B, n_in = a.shape
     R = np.zeros((B, n_in), dtype=a.dtype)
+    va = np.empty(cout, dtype=np.float64)
     for b in range(B):
         for i in range(n_in):
             ai = a[b, i]
@@ -649,12 +708,17 @@ def _conv_back(a, rho, WT, w0, GT, cv):
                 continue
             pin = i // cin
             ch = i - pin * cin
-            acc = 0.0
+            rb = rho[b]
+            for j in range(cout):
+                va[j] = 0.0
             for q in range(cptr[pin], cptr[pin + 1]):
                 base = w0 + (ctk[q] * cin + ch) * cout
                 o = cto[q] * cout
+                rseg = rb[o: o + cout]
+                grow = GT[base: base + cout]
+                wrow = WT[base: base + cout]
                 for j in range(cout):
-                    acc += WT[base + j] * rho[b, o + j]
-                    GT[base + j] += ai * rho[b, o + j]
-            R[b, i] = ai * acc
+                    grow[j] += ai * rseg[j]
+                    va[j] += wrow[j] * rseg[j]
+            R[b, i] = ai * lane_sum(va, cout)
     return R
