@@ -75,6 +75,9 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--amount", type=float, default=0.9)
+    ap.add_argument("--scope", choices=["global", "layer"], default="global",
+                    help="magnitude pruning over the whole net or per layer (a conv net: global pruning "
+                         "removes its small conv kernel whole)")
     ap.add_argument("--finetune", type=int, default=3)
     ap.add_argument("--check", type=int, default=10, help="Lava fixed_pt check samples (0: none)")
     ap.add_argument("--check-seeds", type=int, default=1, help="check the first K seeds' models in Lava")
@@ -99,7 +102,7 @@ def main():
         row = {"seed": seed}
         # LFP float: quantized after training, pruned, fine-tuned in float
         net, _ = _fit(lfp, train, test, bdict)
-        pn = prune(net, a.amount)[0]
+        pn = prune(net, a.amount, scope=a.scope)[0]
         ft = TrainConfig.from_dict({**lfp.to_dict(), "epochs": a.finetune, "frozen_zeros": True})
         fnet, _ = _fit(ft, train, test, bdict, start=pn)
         row["float"] = {"test_accuracy": evaluate(net, test)["accuracy"],
@@ -110,7 +113,7 @@ def main():
             qc = TrainConfig.from_dict({**lfp.to_dict(), "quantize": "loihi", "quantize_scale": scale})
             t0 = time.time()
             qnet, hist = _fit(qc, train, test, bdict)
-            qpn = prune(qnet, a.amount)[0]
+            qpn = prune(qnet, a.amount, scope=a.scope)[0]
             qft = TrainConfig.from_dict({**qc.to_dict(), "epochs": a.finetune, "frozen_zeros": True})
             qfnet, qhist = _fit(qft, train, test, bdict, start=qpn)
             r = {"fixed": hist[-1]["test_accuracy"],
@@ -136,7 +139,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     result = {"command": "python benchmarks/loihi_pruned.py " + shlex.join(sys.argv[1:]),
               "bench_settings": "spikelfp " + shlex.join(bench_argv), "dataset": a.dataset, "arch": base.arch,
-              "binning": bdict, "amount": a.amount, "finetune_epochs": a.finetune, "rows": rows, "sg": sg,
+              "binning": bdict, "amount": a.amount, "scope": a.scope, "finetune_epochs": a.finetune, "rows": rows,
+              "sg": sg,
               "seconds": time.time() - t_all, "other_cpu_load": meter.stop(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "date": time.strftime("%Y-%m-%d")}
@@ -156,7 +160,8 @@ def _fmt(xs):
 def markdown(r) -> str:
     rows = r["rows"]
     pct = f"{r['amount']:.0%}"
-    lines = [f"Loihi fixed-point accuracy, unpruned and {pct} pruned (global magnitude) on {r['dataset']} "
+    lines = [f"Loihi fixed-point accuracy, unpruned and {pct} pruned ({r.get('scope', 'global')} magnitude) on "
+             f"{r['dataset']} "
              f"({r['arch']}), mean ± std over {len(rows)} seeds; fine-tuning {r['finetune_epochs']} epochs "
              "on the pruned mask (LFP only)", "",
              f"| model | fixed point | {pct} pruned | {pct} pruned + fine-tuned |", "|---|---|---|---|",
@@ -169,7 +174,8 @@ def markdown(r) -> str:
                      f"{_fmt([x[k]['fixed_pruned'] for x in rows])} | "
                      f"{_fmt([x[k]['fixed_pruned_finetuned'] for x in rows])} |")
     for name, s in r["sg"].items():
-        lines.append(f"| {name} float → fixed (bench.json) | {_fmt(s['fixed'])} | {_fmt(s['fixed_pruned'])} | |")
+        lines.append(f"| {name} float → fixed (bench.json; pruned: global magnitude) | {_fmt(s['fixed'])} | "
+                     f"{_fmt(s['fixed_pruned'])} | |")
     lines.append("")
     for scale in ("step", "epoch"):
         for x in rows:

@@ -586,8 +586,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
             sl += 1
             nxt_events = in_ptr[min(b + 2, B) * T] - in_ptr[(b + 1 - sl) * T]   # if one more sample joined
             if sl == S or b == hi - 1 or nxt_events > tl0.size:
+                # each channel's rho rows summed in the weights' dtype (rho0's: a float32 net's sums in
+                # float32, 8 lanes a vector, as its forward), then added to the float64 GT
                 _add_grouped(in_ptr, (b + 1 - sl) * T, in_idx, sl, T, nin0, n0, rho0, tl0, cnt, start, fill,
-                             accv, gt)
+                             accw, gt)
                 sl = 0
 
 
