@@ -169,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
                             "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
                             "weights, re-quantized each step (both rules, reset zero)")
-        t.add_argument("--quantize-scale", choices=["step", "epoch"], default="step",
-                       help="with --quantize: each layer's weight scale and exponent recomputed from max|W| every "
-                            "step (default) or held through each epoch (docs/loihi.md has both measured)")
+        t.add_argument("--quantize-scale", choices=["epoch", "step"], default="epoch",
+                       help="with --quantize: each layer's weight scale and exponent held through each epoch "
+                            "(default) or recomputed from max|W| every step (docs/loihi.md has both measured)")
         t.add_argument("--chunks", type=_positive(int), default=None,
                        help="split each batch into N chunks whose feedback is summed in order (default: numba's "
                             "thread count for the temporal rule, 1 for spike-count; --workers needs it pinned, "
@@ -360,7 +360,7 @@ def _train_config(args, binning=None):
                        beta=beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
                        seed=args.seed, quantize=getattr(args, "quantize", None),
-                       quantize_scale=getattr(args, "quantize_scale", "step"),
+                       quantize_scale=getattr(args, "quantize_scale", "epoch"),
                        chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
 
 

@@ -82,8 +82,9 @@ class TrainConfig:
                                        # one chunk); data-parallel runs give the same bits for the same value
     quantize: str | None = None        # "loihi": every training forward and evaluation in Loihi fixed point
                                        # (spikelfp.loihi), float master weights re-quantized each step
-    quantize_scale: str = "step"       # the per-layer weight scale and exponent of that re-quantization:
-                                       # recomputed every step ("step") or held through each epoch ("epoch")
+    quantize_scale: str = "epoch"      # the per-layer weight scale and exponent of that re-quantization: held
+                                       # through each epoch ("epoch", measured better: docs/loihi.md) or
+                                       # recomputed every step ("step")
 
     def __post_init__(self):
         if self.arch is None:
@@ -151,6 +152,8 @@ class TrainConfig:
             d["secant"] = "signed"
         if "contrib" not in d and "reward" in d:   # written before graded contributions: spikes ran
             d["contrib"] = "spikes"
+        if d.get("quantize") and "quantize_scale" not in d:   # written before the choice existed: per step ran
+            d["quantize_scale"] = "step"
         if "dtype" not in d and "reward" in d:     # written before float32 became the default: float64 ran
             d["dtype"] = "float64"
         return cls(**{k: v for k, v in d.items() if k in names})

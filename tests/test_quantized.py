@@ -130,8 +130,8 @@ def test_held_scales_are_kept_and_saturate_grown_weights():
 
 
 def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
-    """--quantize-scale epoch: every step of an epoch runs the scales quantize() gave the weights
-    that epoch started from; the default recomputes them every step."""
+    """--quantize-scale epoch (the default): every step of an epoch runs the scales quantize() gave
+    the weights that epoch started from; "step" recomputes them every step."""
     import spikelfp.train as train_mod
 
     train, test = small_digits
@@ -154,7 +154,7 @@ def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypa
         assert all(h == epoch[0][0] == used for h, used in epoch)          # one scale per epoch, the held one
     assert held[0][0] != held[steps][0]                                  # the next epoch takes new ones
     seen.clear()
-    cfg = TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", batch_size=64)
+    cfg = TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", quantize_scale="step", batch_size=64)
     Trainer(cfg, progress=False).fit(train, test)
     per_step = [used for h, used in seen[-steps:]]
     assert all(h is None for h, _ in seen) and len(set(per_step)) > 1     # recomputed as the weights move
@@ -215,6 +215,14 @@ def test_quantized_spike_count_feedback_matches_the_reference(seed, bias, rec, c
     _assert_reference(fb, FW, Fb, recv, passed, FV)
 
 
+def test_a_checkpoint_from_before_the_scale_choice_resumes_per_step():
+    """Quantized runs written before --quantize-scale existed recomputed the scale every step."""
+    old = TrainConfig(quantize="loihi").to_dict()
+    del old["quantize_scale"]
+    assert TrainConfig.from_dict(old).quantize_scale == "step"
+    assert TrainConfig.from_dict(TrainConfig(quantize="loihi").to_dict()).quantize_scale == "epoch"
+
+
 def test_quantize_settings_are_checked():
     with pytest.raises(ValueError, match="reset=zero"):
         TrainConfig(quantize="loihi", reset="subtract")
@@ -231,13 +239,13 @@ def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, c
     from spikelfp.cli import main
 
     out = tmp_path / "q"
-    assert main(["train", "--quantize", "loihi", "--quantize-scale", "epoch", "--hidden", "24", "--epochs", "2",
+    assert main(["train", "--quantize", "loihi", "--quantize-scale", "step", "--hidden", "24", "--epochs", "2",
                  "--out", str(out), "--no-progress", "--data-root", data_root]) == 0
     m = json.loads((out / "metrics.json").read_text())
     import tomllib
 
     toml = tomllib.loads((out / "config.toml").read_text())
-    assert toml["quantize"] == "loihi" and toml["quantize-scale"] == "epoch"     # --config reruns it held
+    assert toml["quantize"] == "loihi" and toml["quantize-scale"] == "step"     # --config reruns it so
     assert main(["eval", str(out / "model.h5"), "--json", str(tmp_path / "e.json"), "--predictions",
                  str(tmp_path / "p.csv"), "--data-root", data_root]) == 0
     ev = json.loads((tmp_path / "e.json").read_text())
@@ -282,9 +290,9 @@ def test_resume_refuses_a_changed_quantize(tmp_path, data_root, digits, capsys):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize", "loihi", "--no-progress",
                  "--data-root", data_root]) == 2
     assert "--quantize (run: None, asked: 'loihi')" in capsys.readouterr().err
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize-scale", "epoch",
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize-scale", "step",
                  "--no-progress", "--data-root", data_root]) == 2
-    assert "--quantize-scale (run: 'step', asked: 'epoch')" in capsys.readouterr().err
+    assert "--quantize-scale (run: 'epoch', asked: 'step')" in capsys.readouterr().err
 
 
 @pytest.mark.lava
