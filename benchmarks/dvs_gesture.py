@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A DVS-Gesture-sized workload: LFP temporal against snntorch BPTT on one conv net, time and memory.
 
-    python benchmarks/dvs_gesture.py [--bptt-samples 128] [--keep FILE]
+    python benchmarks/dvs_gesture.py [--bptt-samples 320] [--keep FILE]
 
 1. Writes a recordings file (``spikelfp/datasets/custom.py``'s layout) with DVS128 Gesture's
    geometry and event statistics: 128x128 pixels x 2 polarities, 1.45 s per recording, 63-181 k
@@ -103,7 +103,7 @@ def status(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) / 1024.0
 
 
-load_peak = status("VmHWM")             # the loader's peak (it reads the raw file even on a cache hit)
+load_peak = status("VmHWM")             # the loader's peak (a cache hit: the file's events are not read)
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")                       # reset the high-water mark: from here on, training's own peak
 t0 = time.perf_counter()
@@ -136,7 +136,7 @@ def run_child(method, path, n_timed, root):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bptt-samples", type=int, default=128, help="training recordings in BPTT's timed epoch")
+    ap.add_argument("--bptt-samples", type=int, default=320, help="training recordings in BPTT's timed epoch")
     ap.add_argument("--keep", default=None, help="write (or reuse) the recordings file here")
     ap.add_argument("--json", default=os.path.join(RESULTS, "dvs-gesture.json"))
     a = ap.parse_args(argv)
@@ -203,10 +203,9 @@ def markdown(r) -> str:
     lines += ["", f"LFP temporal is **{r['speedup']:.1f}x** faster per epoch than snntorch BPTT. LFP: one full epoch; "
               f"BPTT: one epoch on {r['runs']['snntorch-bptt']['samples']} recordings scaled to 1,077 (training "
               f"only, batch 32 both); peak memory is each "
-              f"process's maximum resident set while it trains, the binned dataset included (loading the "
-              f"2 GB recordings file peaked at {r['runs']['lfp-temporal']['load_peak_rss_mb'] / 1024:.2f} GB "
-              f"before: the loader reads the raw events even when the binned cache is valid). Other "
-              f"processes' CPU load "
+              f"process's maximum resident set while it trains, the binned dataset included (loading it from "
+              f"the binned cache peaked at {r['runs']['lfp-temporal']['load_peak_rss_mb'] / 1024:.2f} GB "
+              f"before). Other processes' CPU load "
               f"{load:.2f}" + (" (high: times unreliable)" if load > 0.25 else "") + ".", "",
               f"Command: `python benchmarks/dvs_gesture.py --bptt-samples {r['runs']['snntorch-bptt']['samples']}` "
               f"({r['date']})", ""]

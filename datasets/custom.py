@@ -151,7 +151,9 @@ def _check_array(path, where, ds, budget) -> None:
                            f"{budget / 2**30:.1f} GiB of memory available")
 
 
-def _read(path: str) -> dict:
+def _read(path: str, fields=FIELDS) -> dict:
+    """The file's attributes and, per split, the arrays named in ``fields`` (checked as read; an
+    SHD/SSC-layout file is always read whole)."""
     from spikelfp.memory import available_bytes
 
     require_regular_file(path)
@@ -166,7 +168,7 @@ def _read(path: str) -> dict:
             with np.load(path, allow_pickle=False) as z:
                 for split in ("train", "test"):
                     out[split] = {}
-                    for f in FIELDS:
+                    for f in fields:
                         if f"{split}_{f}" in z.files:
                             a = z[f"{split}_{f}"]
                             if a.dtype.kind not in "iuf" or a.ndim != 1:
@@ -203,7 +205,7 @@ def _read(path: str) -> dict:
                 if not isinstance(f[split], h5py.Group):
                     raise DatasetError(f"{path}: /{split} must be a group")
                 out[split] = {}
-                for k in FIELDS:
+                for k in fields:
                     if k in f[split]:
                         ds = f[split][k]
                         if not isinstance(ds, h5py.Dataset):
@@ -220,6 +222,12 @@ def _read(path: str) -> dict:
         except (OSError, KeyError) as e:
             raise DatasetError(f"{path}: corrupt recordings file ({e})") from None
     return out
+
+
+def _splits(path, sensor) -> dict:
+    """Both splits of a recordings file, read whole and checked (on a cache miss only)."""
+    raw = _read(path)
+    return {s: _Split(path, s, raw[s], sensor) for s in ("train", "test")}
 
 
 class _Split:
@@ -278,7 +286,9 @@ class _Split:
 def custom_spec(path: str) -> DatasetSpec:
     """A :class:`DatasetSpec` for a recordings file (validated on the way)."""
     path = os.path.abspath(path)
-    raw = _read(path)
+    # what the spec needs is read now (attributes, labels, the content hash); the events only when the
+    # binned cache has to be built (a DVS-Gesture-sized file: 2 GB of events, read once, not per load)
+    raw = _read(path, fields=("labels",))
     a = raw["attrs"]
     if "sensor_size" not in a:
         raise DatasetError(f"{path}: the sensor_size attribute ([W, H, P] or [n_channels]) is missing")
@@ -290,7 +300,6 @@ def custom_spec(path: str) -> DatasetSpec:
     n_classes = int(a.get("n_classes", int(labels.max()) + 1))
     if labels.min() < 0 or labels.max() >= n_classes:
         raise DatasetError(f"{path}: labels must lie in [0, {n_classes}); found {labels.min()}..{labels.max()}")
-    splits = {s: _Split(path, s, raw[s], sensor) for s in ("train", "test")}
     if "bin_us" in a and "n_bins" in a:
         try:
             binning = Binning(bin_us=float(a["bin_us"]), n_bins=int(a["n_bins"]),
@@ -298,7 +307,12 @@ def custom_spec(path: str) -> DatasetSpec:
         except (TypeError, ValueError) as e:
             raise DatasetError(f"{path}: the stored default binning is not valid ({e})") from None
     else:
-        t = np.asarray(raw["train"]["t"], dtype=np.float64)
+        t = _read(path, fields=("t",))["train"].get("t")
+        if t is None:
+            raise DatasetError(f"{path}: /train/t is missing (see spikelfp.datasets.custom)")
+        t = np.asarray(t, dtype=np.float64)
+        if t.size and not np.all(np.isfinite(t)):
+            raise DatasetError(f"{path}: /train/t holds NaN or infinite times")
         span = float(t.max()) + 1.0 if t.size else 1.0
         binning = Binning(bin_us=max(1.0, np.ceil(span / 30.0)), n_bins=30)
     h = hashlib.sha1()
@@ -313,7 +327,7 @@ def custom_spec(path: str) -> DatasetSpec:
         classes = tuple(str(k) for k in range(n_classes)) if n_classes <= 100_000 else ()
     name = os.path.basename(path)
     return DatasetSpec(name=name, description=f"recordings file {path}", n_classes=n_classes, sensor_size=sensor,
-                       default_binning=binning, splits=lambda root, progress=None, download=True: splits,
+                       default_binning=binning, splits=lambda root, progress=None, download=True: _splits(path, sensor),
                        classes=classes, version=f"custom:{h.hexdigest()[:16]}", offline=False,
                        present=lambda root: True)
 

@@ -234,6 +234,23 @@ def test_own_recordings_file(tmp_path, ext):
     train, test = datasets.load(str(path), root=str(tmp_path / "cache"))
     assert (len(train), len(test), train.n_in, train.n_classes, train.n_steps) == (12, 6, 128, 3, 30)
     _train_tiny(train, test)
+    # loaded again, the valid cache serves it: the file's events are not read (labels and, with no
+    # stored binning, the training times for the default grid only)
+    from spikelfp.datasets import custom
+
+    asked = []
+    real = custom._read
+
+    def spy(p, fields=custom.FIELDS):
+        asked.append(tuple(fields))
+        return real(p, fields)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(custom, "_read", spy):
+        again, _ = datasets.load(str(path), root=str(tmp_path / "cache"))
+    assert custom.FIELDS not in asked and set(asked) <= {("labels",), ("t",)}
+    np.testing.assert_array_equal(again.channels, train.channels)
 
 
 def test_own_recordings_bad_layouts(tmp_path):
