@@ -39,11 +39,21 @@ def make_net(arch, in_shape, n_out, T, seed=0, rate=0.05):
     fires ~``rate`` spikes per neuron and step at 2 % input density (as benchmarks/simulator.py)."""
     import spikelfp
 
-    net = spikelfp.Network.from_arch(arch, in_shape, n_out, seed=seed, dtype=np.float32)
-    probe = S.make_input(np.random.default_rng(seed + 99), 8, T, net.n_in, DENSITY)
+    return calibrated(spikelfp.Network.from_arch(arch, in_shape, n_out, seed=seed, dtype=np.float32), T, DENSITY,
+                      seed=seed, rate=rate)
+
+
+def calibrated(net, T, density, seed=0, rate=0.05):
+    """``net`` with each trained layer's weights scaled (bisection on a probe batch of ``density``
+    input) to fire ~``rate`` spikes per neuron and step; pooling layers keep their fixed synapses."""
+    import spikelfp
+
+    probe = S.make_input(np.random.default_rng(seed + 99), 8, T, net.n_in, density)
     layers = list(net.layers)
     for k in range(len(layers)):
         base = layers[k]
+        if not getattr(base, "trainable", True):
+            continue
         lo, hi = 1e-2, 1e3
         for _ in range(25):
             g = np.sqrt(lo * hi)

@@ -50,6 +50,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import simulator as S  # noqa: E402  (timed, make_input, set_threads)
+from layers import calibrated  # noqa: E402
 
 CASES = {
     "smalllifmlp-T25": dict(arch="d1000", in_shape=784, n_out=10, T=25, density=0.13),
@@ -63,33 +64,14 @@ RATE = 0.05
 
 
 def make_net(arch, in_shape, n_out, T, density, seed=0):
-    """float32 net, subtract reset; each trained layer's weights scaled (bisection on a probe batch)
-    to fire ~5 % of steps; pooling layers keep their fixed synapses."""
+    """float32 net, subtract reset, calibrated as benchmarks/layers.py's (each trained layer ~5 % of
+    steps; pooling layers keep their fixed synapses)."""
     import spikelfp
 
     net = spikelfp.Network.from_arch(arch, in_shape, n_out, seed=seed, dtype=np.float32, reset="subtract")
     for la in net.layers:        # snntorch keeps beta as a float32 tensor: the float64 check runs that value
         la.beta = float(np.float32(la.beta))
-    probe = S.make_input(np.random.default_rng(seed + 99), 8, T, net.n_in, density)
-    layers = list(net.layers)
-    for k, base in enumerate(layers):
-        if not getattr(base, "trainable", True):
-            continue
-        lo, hi = 1e-2, 1e3
-        for _ in range(25):
-            g = np.sqrt(lo * hi)
-            trial = spikelfp.Network(layers[:k] + [_scaled(base, g)])
-            r = spikelfp.simulate(trial, probe).counts[-1].mean() / T
-            lo, hi = (g, hi) if r < RATE else (lo, g)
-        layers[k] = _scaled(base, np.sqrt(lo * hi))
-    return spikelfp.Network(layers)
-
-
-def _scaled(layer, g):
-    out = layer.copy()
-    for a in out.weight_arrays():
-        a *= np.float32(g)
-    return out
+    return calibrated(net, T, density, seed=seed, rate=RATE)
 
 
 def case_arrays(net, x, labels) -> dict:

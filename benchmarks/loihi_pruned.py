@@ -33,9 +33,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from spikelfp import datasets
+from spikelfp.bench import _mean_std
 from spikelfp.cli import _binning, _train_config, build_parser
 from spikelfp.exporting import export_model
 from spikelfp.io import Checkpoint, save_checkpoint
@@ -48,13 +47,6 @@ def _fit(cfg, train, test, binning, start=None):
     tr = Trainer(cfg, progress=False)
     m = tr.fit(train, test, binning=binning, start=start)
     return tr.network, m["history"]
-
-
-def _mean_std(xs):
-    a = np.asarray([x for x in xs if x is not None], dtype=float)
-    if a.size == 0:
-        return None, None
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
 def _sg_figures(path):
@@ -153,8 +145,11 @@ def main():
 
 
 def _fmt(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return ""
     m, s = _mean_std(xs)
-    return "" if m is None else f"{m:.4f} ± {s:.4f}"
+    return f"{m:.4f} ± {s:.4f}"
 
 
 def markdown(r) -> str:
