@@ -17,7 +17,8 @@ through a cochlea model into 700 spike channels -- with synthetic speakers inste
   ``shd_train.h5`` / ``shd_test.h5`` in tonic's ``SHD`` folder, and read back through tonic's own
   ``SHD`` class, the code path the real ``shd`` dataset uses.
 
-Deterministic: eSpeak's noise source (libc ``rand``) is seeded before every utterance, and every
+Deterministic: eSpeak's two noise sources (libc ``rand`` and eSpeak NG's own generator, which it
+seeds from the clock) are seeded before every utterance, and every
 utterance has its own ``numpy`` generator keyed by (seed, version, speaker, word, repetition), so
 the same version and seed give the same bytes. The full set (3,120 recordings) builds in about
 two minutes on two cores; ``size="tiny"`` (60 recordings) is what the tests build.
@@ -34,7 +35,10 @@ import numpy as np
 
 from .base import build_folder
 
-GENERATOR_VERSION = 1
+# v2: eSpeak NG's own noise generator seeded per utterance (v1's breathy voices followed the clock)
+GENERATOR_VERSION = 2
+# key of the per-utterance draws: unchanged since v1, so v2 equals v1 wherever v1 was reproducible
+_DRAWS = 1
 FS = 16_000.0            # cochlea sampling rate [Hz]
 WINDOW_S = 1.0           # length of every recording [s]
 N_CHANNELS = 700
@@ -114,7 +118,11 @@ class Espeak:
     def synth(self, text: str, voice: str, *, pitch: int, range_: int, rate: int, seed: int) -> np.ndarray:
         """Speak ``text`` with ``voice`` (e.g. ``"en+m3"``); int16 samples at ``sample_rate``."""
         self._chunks.clear()
-        self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))   # eSpeak's noise source: reproducible
+        # eSpeak NG draws noise from two generators: libc's rand() (Klatt voices) and its own
+        # espeak_rand() (the "breath" of voice variants such as f2, f3, f5), which espeak_Initialize
+        # seeds from the clock. Both are seeded before every utterance: the same bytes every build.
+        self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed & 0x7FFFFFFF))
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}")
         for par, val in ((self.RATE, rate), (self.PITCH, pitch), (self.RANGE, range_), (self.VOLUME, 100)):
@@ -130,7 +138,7 @@ def _seed_of(*parts) -> int:
 
 
 def _speech_params(speaker: Speaker, word_idx: int, rep: int, gen_seed: int):
-    key = (gen_seed, GENERATOR_VERSION, speaker.variant, word_idx, rep)
+    key = (gen_seed, _DRAWS, speaker.variant, word_idx, rep)
     rng = np.random.default_rng(_seed_of("speech", *key))
     lang, words = ("en", WORDS_EN) if word_idx < 10 else ("de", WORDS_DE)
     return dict(text=words[word_idx % 10], voice=f"{lang}+{speaker.variant}",
@@ -159,7 +167,7 @@ def utterance(wav: np.ndarray, speaker: Speaker, word_idx: int, rep: int, gen_se
 
     from .cochlea import cochlea
 
-    rng = np.random.default_rng(_seed_of(gen_seed, GENERATOR_VERSION, speaker.variant, word_idx, rep))
+    rng = np.random.default_rng(_seed_of(gen_seed, _DRAWS, speaker.variant, word_idx, rep))
     x = resample_poly(wav.astype(np.float64) / 32768.0, 320, 441)     # 22,050 Hz -> 16 kHz
     nz = np.flatnonzero(np.abs(x) > 1e-3)                               # trim eSpeak's silences
     x = x[nz[0]: nz[-1] + 1] if nz.size else x[:1]

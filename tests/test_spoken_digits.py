@@ -1,9 +1,11 @@
 """spoken-digits: the cochlea kernel against a slow reference, the builder (determinism, SHD layout,
 speaker split) and loading through tonic's SHD class -- all on the tiny build."""
 
+import ctypes
 import hashlib
 import math
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -92,13 +94,38 @@ def _sha(path):
 def test_build_is_deterministic(tiny_root, tmp_path):
     spoken.build_recordings(str(tmp_path), 0, size="tiny")
     for split in ("train", "test"):
-        rel = os.path.join("spoken-digits", "recordings-v1-seed0-tiny", "SHD", f"shd_{split}.h5")
-        assert _sha(tiny_root / rel) == _sha(tmp_path / rel)
+        rel = os.path.join("SHD", f"shd_{split}.h5")
+        assert _sha(os.path.join(spoken.recordings_dir(str(tiny_root), 0, "tiny"), rel)) == \
+            _sha(os.path.join(spoken.recordings_dir(str(tmp_path), 0, "tiny"), rel))
     assert not [p for p in os.listdir(tmp_path / "spoken-digits") if p.startswith(".building")]
 
 
+def _synth_after_clock_seed(clock_seed):
+    """A fresh process's eSpeak whose own generator was seeded as espeak_Initialize seeds it
+    (from the clock: here a given value), then one utterance of a voice variant with breath noise."""
+    e = spoken.Espeak()
+    e.lib.espeak_ng_SetRandSeed(ctypes.c_long(clock_seed))
+    return e.synth("drei", "de+f2", pitch=55, range_=55, rate=165, seed=7)
+
+
+def test_breathy_voices_do_not_depend_on_the_clock():
+    # f2, f3 and f5 carry "breath" noise from eSpeak NG's own generator, which espeak_Initialize
+    # seeds from the clock: two builds differed in those speakers' recordings until the
+    # generator was seeded per utterance. Each synthesis runs in its own fresh process (eSpeak
+    # keeps other state from one utterance to the next).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    waves = []
+    for clock_seed in (1, 123456789):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            waves.append(pool.submit(_synth_after_clock_seed, clock_seed).result())
+    assert waves[0].size > 1000 and np.abs(waves[0]).max() > 1000, "vacuous: no speech"
+    np.testing.assert_array_equal(waves[0], waves[1])
+
+
 def test_shd_layout_labels_and_speaker_split(tiny_root):
-    base = tiny_root / "spoken-digits" / "recordings-v1-seed0-tiny" / "SHD"
+    base = Path(spoken.recordings_dir(str(tiny_root), 0, "tiny")) / "SHD"
     speakers = {}
     for split in ("train", "test"):
         with h5py.File(base / f"shd_{split}.h5", "r") as f:
