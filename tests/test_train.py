@@ -164,6 +164,40 @@ def test_activation_leaves_active_layers_alone(small_digits):
         np.testing.assert_array_equal(a.weight, b.weight)
 
 
+def test_activation_raises_a_layer_too_quiet_to_drive_the_next(small_digits):
+    # hidden layer 0 active but below the target, hidden layer 1 silent on its spikes: layer 0 is
+    # brought to the target first (not left as drawn with layer 1 scaled up to make up for it)
+    import spikelfp
+    from spikelfp.train import activate_hidden, probe_batch
+
+    train, _ = small_digits
+    probe = probe_batch(train)
+    T = probe.n_steps
+
+    def rates(n):
+        return [float(c.mean()) / T for c in spikelfp.simulate(n, probe).counts]
+
+    net = spikelfp.Network.random([train.n_in, 48, 48, train.n_classes], seed=3)
+    r0 = rates(net)[0]
+    assert r0 > 0.002, "vacuous: layer 0 silent as drawn"
+    lo, hi = r0 / 2, r0 * 3                             # layer 0: active (>= lo), below the target hi
+    quiet = net.copy()
+    quiet.layers[1].weight *= 1e-3                      # layer 1: silent
+    assert rates(quiet)[1] < lo
+    out = activate_hidden(quiet, probe, min_rate=lo, target=hi)
+    r = rates(out)
+    assert hi <= r[0] <= 1.5 * hi, r                    # raised to the target
+    assert r[1] >= hi, r                                # then layer 1 as a silent layer
+    assert not np.array_equal(out.layers[0].weight, quiet.layers[0].weight)
+    np.testing.assert_array_equal(out.layers[2].weight, quiet.layers[2].weight)
+    # the same layer 0 under an active layer 1 is left as drawn
+    loud = net.copy()
+    loud.layers[1].weight *= 20.0
+    assert rates(loud)[1] >= lo
+    same = activate_hidden(loud, probe, min_rate=lo, target=hi)
+    np.testing.assert_array_equal(same.layers[0].weight, loud.layers[0].weight)
+
+
 def test_probe_batch_is_drawn_not_the_first_samples(small_digits):
     from spikelfp.train import probe_batch
 
