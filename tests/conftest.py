@@ -22,6 +22,16 @@ def _private_config(tmp_path_factory):
         os.environ["XDG_CONFIG_HOME"] = old
 
 
+def foreground_sigint():
+    """``preexec_fn`` for a command a test interrupts with SIGINT: the child gets SIGINT's default
+    disposition, as a foreground command has. A test run started in the background by a
+    non-interactive shell ignores SIGINT, its children inherit that, and Python (spikelfp with it)
+    then keeps ignoring SIGINT, as a backgrounded command should."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def random_net(rng, sizes, reset="zero", bias=False, gain=2.5, beta=None, threshold=1.0, dtype=np.float64,
                rec=None):
     """A random dense net; ``rec`` (one flag per layer) adds recurrent weights V ~ U(-1.2, 1.0),

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import foreground_sigint
 
 from spikelfp.distributed import RayFeedback, parse_grid, trial_configs
 from spikelfp.train import TrainConfig
@@ -289,7 +290,8 @@ def test_a_signal_ends_a_sweep_and_its_ray_processes(tmp_path, data_root, digits
     with open(err, "wb") as fh:
         p = subprocess.Popen([sys.executable, "-m", "spikelfp", "sweep", "--grid", "seed=0,1,2", "--epochs", "30",
                               "--data-root", str(data_root), "--out", str(tmp_path / "s"), "--no-progress"],
-                             stdout=subprocess.DEVNULL, stderr=fh, env=os.environ.copy())
+                             stdout=subprocess.DEVNULL, stderr=fh, env=os.environ.copy(),
+                             preexec_fn=foreground_sigint)
     try:
         t0 = time.time()     # once Ray is up (a SIGTERM inside ray.init itself: see docs/distributed.md)
         while b"Started a local Ray instance" not in err.read_bytes() and time.time() - t0 < 90:

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import foreground_sigint
 
 from spikelfp.arch import layer_shapes
 from spikelfp.cli import main
@@ -201,7 +202,8 @@ def test_disk_full_keeps_the_existing_model(run, data_root, monkeypatch, capsys)
 # ---------------------------------------------------------------- signals and pipes (subprocesses)
 def _spawn(argv, **kw):
     return subprocess.Popen([sys.executable, "-m", "spikelfp", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=foreground_sigint, **kw)
 
 
 def _kill(p):
