@@ -227,7 +227,7 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
     silent one is: otherwise a layer just above ``min_rate`` stays as drawn and the layer above is
     scaled up to make up for it, and which of the two happens would depend on the draw (a conv net's
     seed 0 ended with dense weights 8.5x their init, seeds 1 and 2 with 3x; docs/results.md).
-    Active layers and the output layer are left exactly as drawn; no randomness is used.
+    Every other layer, the output layer among them, is left exactly as drawn; no randomness is used.
     """
     from .simulate import simulate
 
