@@ -18,9 +18,9 @@ through a cochlea model into 700 spike channels -- with synthetic speakers inste
   ``SHD`` class, the code path the real ``shd`` dataset uses.
 
 Deterministic: eSpeak's two noise sources (libc ``rand`` and eSpeak NG's own generator, which it
-seeds from the clock) are seeded before every utterance, and every
-utterance has its own ``numpy`` generator keyed by (seed, draw key, speaker, word, repetition), so
-the same version and seed give the same bytes. The full set (3,120 recordings) builds in about
+seeds from the clock) are seeded before every utterance, and every utterance has its own ``numpy``
+generator keyed by (seed, draw key, speaker, word, repetition), so the same version and seed give
+the same bytes. The full set (3,120 recordings) builds in about
 two minutes on two cores; ``size="tiny"`` (60 recordings) is what the tests build.
 """
 

@@ -241,9 +241,11 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
             sub = Network(trial.layers[: top + 1], dt=trial.dt)
             return float(simulate(sub, probe).counts[-1].mean()) / T
         r = rate(1.0)
-        if r >= target or (r >= min_rate and (i + 1 == len(hidden) or rate(1.0, top=hidden[i + 1]) >= min_rate)):
+        if r >= target:
             continue
-        lo, hi = 1.0, 1.0
+        if r >= min_rate and (i + 1 == len(hidden) or rate(1.0, top=hidden[i + 1]) >= min_rate):
+            continue                      # active, and its spikes drive the next hidden layer
+        lo, hi = 1.0, 4.0                 # r = rate(1.0) < target: the search starts one step up
         while rate(hi) < target and hi < 1e4:
             lo, hi = hi, hi * 4.0
         for _ in range(20):
