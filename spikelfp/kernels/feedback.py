@@ -345,6 +345,23 @@ def _layer_extents(sizes):
     return n_tot, nmax, nw, nin_max
 
 
+@njit(cache=True, inline="always")
+def _carry_step(crow, irow, grow, Rn, Cn, rr, rcl, psl, eps, n):
+    """One step t of the temporal rule's recursion over a layer's n neurons in the default form
+    (carry, reward not scaled): the general loop of :func:`temporal_feedback` with its loop-invariant
+    branches taken out, so that it vectorises; the same operations in the same order (same bits)."""
+    for j in range(n):
+        cc = np.float64(crow[j])
+        ii = np.float64(irow[j])
+        den = abs(cc) + abs(ii) + eps
+        gj = grow[j] + Rn[j]
+        r = (gj + Cn[j]) / den
+        rr[j] = r
+        Cn[j] = cc * r
+        rcl[j] += abs(gj)
+        psl[j] += abs(ii * r)
+
+
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
@@ -447,6 +464,15 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         ri = np.zeros(nq, dtype=np.int64)
         gt = GT[c]
         gb = Gb[c]
+        # g / gbelow hold the reward of the layer being processed / handed below. A pass that hands
+        # reward through spikes only writes gbelow at its input spikes, into a buffer known to be zero
+        # there and elsewhere: the layer below reads it whole and zeroes those entries again once read
+        # (g_sparse). Dense writes (the output reward, a graded pass) leave their columns marked
+        # (g_dirty / gb_dirty: how many columns may be nonzero), zeroed when the buffer is next
+        # written through spikes. The workspace comes from the last call: both count as dirty.
+        g_dirty = nmax
+        gb_dirty = nmax
+        g_sparse = False
         rc = recv[c]
         ps = passed[c]
         for b in range(lo, hi):
@@ -473,6 +499,8 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 Nout[k] = counts[b, n_off[L - 1] + k]
             temporal_reward(Nout, optr[L - 1], oidx[T * n_off[L - 1]: T * n_off[L]], T,
                             labels[b], reward_kind, tau, g)
+            g_dirty = max(g_dirty, sizes[L])
+            g_sparse = False
             # ---- feedback, top layer first
             for l in range(L - 1, -1, -1):
                 n_out = sizes[l + 1]
@@ -495,8 +523,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 bl = beta[l]
                 is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 grd = contrib == CONTRIB_GRADED and l > 0 and not is_conv and conv[l - 1, 0] == 0
-                if l > 0 and not grd:
-                    gbelow[:, :n_in] = 0.0        # filled at the input spikes below (a graded pass writes all)
+                if l > 0 and not grd and gb_dirty > 0:
+                    gbelow[:, :gb_dirty] = 0.0    # filled at the input spikes below (a graded pass writes all)
+                    gb_dirty = 0
                 if grd:
                     _graded_inputs(cbuf, Ibuf, n_off[l - 1], n_in, T, theta[l - 1], reset[l - 1] == RESET_SUBTRACT,
                                    ip, ix, xg)
@@ -505,21 +534,27 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     gt_row = g[t]
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
-                    for j in range(n_out):
-                        cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
-                        ii = np.float64(irow_t[j])
-                        if form == FORM_PAPER:
-                            u = cc / bl if bl != 0.0 else 0.0      # v[t-1] after its reset
-                            den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
-                        else:
-                            den = abs(cc) + abs(ii) + eps
-                        gj = (gt_row[j] * den if scale else gt_row[j]) + Rn[j]
-                        a = gj + Cn[j]
-                        r = a / den
-                        rr[j] = r
-                        Cn[j] = cc * r
-                        rcl[j] += abs(gj)
-                        psl[j] += abs(ii * r)
+                    if form != FORM_PAPER and not scale:
+                        _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, rcl, psl, eps, n_out)
+                    else:
+                        for j in range(n_out):
+                            cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
+                            ii = np.float64(irow_t[j])
+                            if form == FORM_PAPER:
+                                u = cc / bl if bl != 0.0 else 0.0      # v[t-1] after its reset
+                                den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
+                            else:
+                                den = abs(cc) + abs(ii) + eps
+                            gj = (gt_row[j] * den if scale else gt_row[j]) + Rn[j]
+                            a = gj + Cn[j]
+                            r = a / den
+                            rr[j] = r
+                            Cn[j] = cc * r
+                            rcl[j] += abs(gj)
+                            psl[j] += abs(ii * r)
+                    if g_sparse:
+                        for e in range(own_p[t], own_p[t + 1]):     # read: zero again (g_sparse above)
+                            gt_row[own_x[e]] = 0.0
                     if l == 0 and not is_conv:
                         r0 = rho0[sl * T + t]        # kept (in the weights' dtype) for the sub-batch
                         for j in range(n_out):
@@ -576,11 +611,14 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     continue
                 if grd:
                     _pass_graded(xg, T, n_in, WT, w0, n_out, rhob, wt, accw, rrw, gbelow)
+                    gb_dirty = max(gb_dirty, n_in)
                 if not is_conv:
                     # hidden layers: this sample's spikes, grouped by channel (layer 0: per sub-batch below)
                     _add_grouped(ip, pb, ix, 1, T, n_in, n_out, rhob, tl, cnt, start, fill, accv,
                                  gt[w0: w0 + n_in * n_out])
                 g, gbelow = gbelow, g              # the reward below becomes the next layer's g
+                g_dirty, gb_dirty = gb_dirty, g_dirty
+                g_sparse = not grd
             if conv[0, 0] == 1:
                 continue                           # a conv layer 0 accumulated its feedback directly
             sl += 1
