@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .kernels.lif import _cttz
+
 
 @dataclass(frozen=True)
 class EventBatch:
@@ -139,15 +141,31 @@ def _dense_row_counts(x, counts):
 
 @njit(cache=True, parallel=True)
 def _dense_row_indices(x, ptr, out):
-    """The channels of row r's nonzero entries, ascending, into ``out[ptr[r] : ptr[r+1]]``."""
+    """The channels of row r's nonzero entries, ascending, into ``out[ptr[r] : ptr[r+1]]``.
+
+    Per 64 channels the comparisons go into one 64-bit mask (vectorised) whose set bits are walked
+    with ``tzcnt``, as the forward compresses spikes (:func:`spikelfp.kernels.lif.compress_spikes`),
+    the last partial block too: no store past the row's end (another thread's row), and no branch
+    per channel (at 2-13 % density one mispredicted in ten: this pass was 2-4x slower)."""
     R, n = x.shape
+    nw = n // 64
     for r in prange(R):
         row = x[r]
         k = ptr[r]
-        for j in range(n):
-            if row[j] != 0:           # (a branch-free store would write one past the row's end)
-                out[k] = j
+        for w in range(nw + 1):
+            base = w * 64
+            m = np.uint64(0)
+            if w < nw:
+                blk = row[base: base + 64]
+                for q in range(64):
+                    m |= np.uint64(1 if blk[q] != 0 else 0) << np.uint64(q)
+            else:
+                for q in range(n - base):
+                    m |= np.uint64(1 if row[base + q] != 0 else 0) << np.uint64(q)
+            while m != 0:
+                out[k] = base + np.int64(_cttz(m))
                 k += 1
+                m &= m - np.uint64(1)
 
 
 @njit(cache=True, parallel=True)

@@ -262,9 +262,11 @@ def test_event_batch_validation():
 @pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int64, np.float32, np.float64])
 def test_dense_to_events_matches_numpy(dtype):
     """The compiled dense -> CSR conversion against np.nonzero: empty and full rows, every dtype,
-    a non-contiguous view (snntorch's (T, B, n) swapped)."""
+    a non-contiguous view (snntorch's (T, B, n) swapped); widths below, at and past the 64-channel
+    blocks the conversion compresses by."""
     rng = np.random.default_rng(3)
-    for shape, dens in (((3, 7, 70), 0.3), ((1, 1, 1), 1.0), ((2, 5, 65), 0.02), ((4, 3, 130), 0.9)):
+    for shape, dens in (((3, 7, 70), 0.3), ((1, 1, 1), 1.0), ((2, 5, 65), 0.02), ((4, 3, 130), 0.9),
+                        ((2, 4, 64), 0.5), ((3, 2, 128), 1.0), ((2, 3, 63), 0.97)):
         x = (rng.random(shape) < dens).astype(dtype)
         x[0, 0] = 0
         if shape[1] > 1:
