@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
@@ -47,6 +48,7 @@ from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
 W_MAX_INT = 254
+W_MAX_INT_F = float(W_MAX_INT)
 VTH_MAX = 2**17 - 1
 BIAS_MANT_MAX = 4095
 DECAY_UNITY = 4096
@@ -254,11 +256,67 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
 
 
+@njit(cache=True)
+def _q8_into(a, s, out):
+    """``out = clip(2 round(a s / 2), -256, 254)`` in one pass (the 8-bit weights of :func:`quantize`:
+    float64 arithmetic, round half to even as ``np.round``; clipped before the integer conversion,
+    which changes nothing for any value an int32 holds)."""
+    for i in range(a.size):
+        q = 2.0 * np.rint(np.float64(a[i]) * s / 2.0)
+        out[i] = np.int32(-256.0 if q < -256.0 else (W_MAX_INT_F if q > W_MAX_INT_F else q))
+
+
+
 def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> FixedPacked:
-    """The Loihi network that float master weights ``p`` quantize to (:func:`quantize`, the one
-    conversion; ``hold`` its held scales), in ``p``'s packed structure; ``like`` gives the layers'
-    types and constants."""
-    return pack_fixed(quantize(unpack(p, dt=like.dt, like=like), hold=hold), structure=p)
+    """The Loihi network that float master weights ``p`` quantize to, in ``p``'s packed structure;
+    ``like`` gives the layers' constants (beta, threshold, reset), ``hold`` the held scales.
+
+    The same numbers as ``pack_fixed(quantize(unpack(p, like=like), hold), structure=p)``
+    (:func:`quantize` is the one definition; ``tests/test_quantized.py`` compares the two), computed
+    on the packed arrays directly: every weight and bias is quantized elementwise, so the packed
+    (transposed) order gives the same integers without unpacking and packing again. A training
+    step calls this once per batch."""
+    check_loihi_compatible(like)
+    L = len(p.sizes) - 1
+    if hold is not None and len(hold.layers) != L:
+        raise ValueError("quantize: the held quantization has another number of layers")
+    WT = np.empty(p.WT.size, dtype=np.int32)
+    bias = np.zeros(p.bias.size, dtype=np.int64)
+    wexp, vths, dvs = np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros(L, np.int64)
+    scales = np.zeros(L, np.float64)
+    for l, layer in enumerate(like.layers):
+        is_conv = bool(p.conv[l, 0])
+        lo, hi = int(p.w_off[l]), int(p.w_off[l + 1])
+        seg = p.WT[lo:hi]                               # W (and a recurrent layer's V) of layer l
+        if hold is not None:
+            e = hold.layers[l].weight_exp
+            s = hold.layers[l].scale / (2.0**e * 64)
+            ts = layer.threshold * s
+        else:
+            wmax = float(np.abs(seg).max())      # (exact in the weights' dtype: |w| rounds nothing)
+            s = W_MAX_INT / wmax if wmax > 0 else 1.0
+            ts = layer.threshold * s
+            e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
+        vth = int(round(ts * 2.0**e))
+        if vth > VTH_MAX:
+            raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
+        _q8_into(seg, s, WT[lo:hi])
+        scale = s * 2.0**e * 64
+        n0, n1 = int(p.n_off[l]), int(p.n_off[l + 1])
+        if p.has_bias[l]:
+            per = int(p.conv[l, 2]) if is_conv else n1 - n0      # a conv layer: one bias per channel
+            bs = p.bias[n0: n0 + per].astype(np.float64) * scale
+            big = float(np.abs(bs).max())
+            bexp = 0 if big <= BIAS_MANT_MAX else int(math.ceil(math.log2(big / BIAS_MANT_MAX)))
+            if bexp > 7:
+                raise UnsupportedNetworkError(
+                    f"bias up to {float(np.abs(p.bias[n0: n0 + per]).max()):.3g} does not fit Loihi's 13-bit "
+                    "mantissa with a 3-bit exponent at this layer's scale")
+            bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
+            bias[n0:n1] = np.tile(bm.astype(np.int64) << bexp, (n1 - n0) // per)
+        wexp[l], vths[l], scales[l] = e, max(vth, 1), scale
+        dvs[l] = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
+    return FixedPacked(p, WT, wexp, np.full(L, DECAY_UNITY - 1, np.int64), dvs, vths, bias, scales)
 
 
 def quantized_training_pair(p: Packed, like: Network,

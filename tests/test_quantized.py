@@ -129,6 +129,42 @@ def test_held_scales_are_kept_and_saturate_grown_weights():
         quantize(net, hold=quantize(random_net(np.random.default_rng(0), [4, 3, 2, 2])))
 
 
+def _assert_same_fixed(a, b):
+    for name in ("WT", "wexp", "du", "dv", "vth", "bias", "scale"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fixed_of_is_quantize_then_pack(dtype):
+    """A training step's conversion works on the packed arrays (``fixed_of``); it must give the
+    integers of the one definition, ``pack_fixed(quantize(unpack(p)))``: dense with biases,
+    recurrent, a conv layer with a bias and a pooling layer; recomputed and held scales, a held
+    scale the weights have outgrown (saturation), pruned zeros, a bias that needs an exponent."""
+    import spikelfp
+    from spikelfp.loihi import fixed_of
+    from spikelfp.packed import unpack
+
+    rng = np.random.default_rng(11)
+    dense = random_net(rng, [7, 6, 5, 3], bias=True, rec=[False, True, False], dtype=dtype)
+    conv = spikelfp.Network.from_arch("c4k3s1-p2-d8", (6, 6, 2), 3, seed=2, gain=3.0, dtype=dtype)
+    conv.layers[0].bias = rng.uniform(-0.3, 0.3, size=4).astype(dtype)
+    dense.layers[0].bias[0] = 0.9                                      # the largest bias exponent
+    dense.layers[1].weight[:, ::2] = 0.0                               # pruned
+    for net in (dense, conv):
+        p = pack(net)
+        hold = quantize(unpack(p, dt=net.dt, like=net))
+        for h in (None, hold):
+            _assert_same_fixed(fixed_of(p, net, h), pack_fixed(quantize(unpack(p, dt=net.dt, like=net), hold=h),
+                                                               structure=p))
+        grown = p.WT.copy()                                            # a step later, past the held range
+        grown *= dtype(1.7)
+        g = p._replace(WT=grown, bias=p.bias * dtype(1.3))
+        _assert_same_fixed(fixed_of(g, net, hold), pack_fixed(quantize(unpack(g, dt=net.dt, like=net), hold=hold),
+                                                              structure=g))
+        assert int(np.abs(fixed_of(g, net, hold).WT).max()) in (W_MAX_INT, 256)   # saturated
+
+
 def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
     """--quantize-scale epoch (the default): every step of an epoch runs the scales quantize() gave
     the weights that epoch started from; "step" recomputes them every step."""
