@@ -43,7 +43,7 @@ from numba import njit
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import Packed, pack, unpack
+from .packed import Packed, pack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
