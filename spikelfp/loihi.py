@@ -111,6 +111,54 @@ def check_loihi_compatible(net: Network) -> None:
                 "(retrain with --reset zero, or run it in spikelfp's simulator)")
 
 
+def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | None, held: LoihiLayer | None):
+    """One layer's fixed-point format (module docstring): ``(s, e, vth, scale, bias_mant, bias_exp,
+    dv)`` from the float layer's threshold and beta, ``wmax`` = max |W|, |V| (ignored when ``held``
+    gives s and e) and ``bias`` (one per channel, or None: ``bias_mant`` None, exponent 0). The one
+    definition :func:`quantize` and :func:`fixed_of` share."""
+    if held is not None:
+        e = held.weight_exp
+        s = held.scale / (2.0**e * 64)
+        ts = layer.threshold * s
+    else:
+        s = W_MAX_INT / wmax if wmax > 0 else 1.0
+        ts = layer.threshold * s
+        e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
+    vth = int(round(ts * 2.0**e))
+    if vth > VTH_MAX:
+        raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
+    scale = s * 2.0**e * 64
+    bm, bexp = None, 0
+    if bias is not None:
+        bs = bias.astype(np.float64) * scale
+        big = float(np.abs(bs).max())
+        bexp = 0 if big <= BIAS_MANT_MAX else int(math.ceil(math.log2(big / BIAS_MANT_MAX)))
+        if bexp > 7:
+            raise UnsupportedNetworkError(
+                f"bias up to {float(np.abs(bias).max()):.3g} does not fit Loihi's 13-bit mantissa "
+                "with a 3-bit exponent at this layer's scale")
+        bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
+    dv = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
+    return s, e, max(vth, 1), scale, bm, bexp, dv
+
+
+@njit(cache=True)
+def _q8_into(a, s, out):
+    """``out = clip(2 round(a s / 2), -256, 254)`` in one pass: the 8-bit weights at scale s
+    (float64 arithmetic, round half to even as ``np.round``; clipped before the integer conversion,
+    which changes nothing for any value an int32 holds)."""
+    for i in range(a.size):
+        q = 2.0 * np.rint(np.float64(a[i]) * s / 2.0)
+        out[i] = np.int32(-256.0 if q < -256.0 else (W_MAX_INT_F if q > W_MAX_INT_F else q))
+
+
+def _q8(a: np.ndarray, s: float) -> np.ndarray:
+    """:func:`_q8_into` of an array of any shape, as a new int32 array."""
+    out = np.empty(a.shape, dtype=np.int32)
+    _q8_into(np.ascontiguousarray(a).ravel(), s, out.ravel())
+    return out
+
+
 def quantize(net: Network, hold: LoihiNetwork | None = None) -> LoihiNetwork:
     """Convert a float network to Loihi fixed point (see the module docstring for the scales).
 
@@ -123,40 +171,15 @@ def quantize(net: Network, hold: LoihiNetwork | None = None) -> LoihiNetwork:
     layers = []
     for l, layer in enumerate(net.layers):
         is_conv = isinstance(layer, ConvLayer)
-        W = layer.weight.astype(np.float64)
-        V = None if layer.recurrent is None else layer.recurrent.astype(np.float64)
-        if hold is not None:
-            e = hold.layers[l].weight_exp
-            s = hold.layers[l].scale / (2.0**e * 64)
-            ts = layer.threshold * s
-        else:
-            wmax = max(float(np.abs(a).max()) for a in (W, V) if a is not None)
-            s = W_MAX_INT / wmax if wmax > 0 else 1.0
-            ts = layer.threshold * s
-            e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
-        vth = int(round(ts * 2.0**e))
-        if vth > VTH_MAX:
-            raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
-        vth = max(vth, 1)
-        def q8(a, s=s):
-            return np.clip((2 * np.round(a * s / 2)).astype(np.int32), -256, W_MAX_INT)
-        wq = q8(W)
-        scale = s * 2.0**e * 64
-        if layer.bias is not None:
-            bs = layer.bias.astype(np.float64) * scale
-            big = float(np.abs(bs).max())
-            bexp = 0 if big <= BIAS_MANT_MAX else int(math.ceil(math.log2(big / BIAS_MANT_MAX)))
-            if bexp > 7:
-                raise UnsupportedNetworkError(
-                    f"bias up to {float(np.abs(layer.bias).max()):.3g} does not fit Loihi's 13-bit mantissa "
-                    "with a 3-bit exponent at this layer's scale")
-            bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
-        else:
-            bexp = 0
+        held = None if hold is None else hold.layers[l]
+        wmax = None if held is not None else max(float(np.abs(a).max()) for a in (layer.weight, layer.recurrent)
+                                                  if a is not None)
+        s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax, layer.bias, held)
+        wq = _q8(layer.weight, s)
+        if bm is None:
             bm = np.zeros(layer.weight.shape[0] if is_conv else layer.n_out, dtype=np.int32)
-        dv = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
         layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
-                                 recurrent=None if V is None else q8(V),
+                                 recurrent=None if layer.recurrent is None else _q8(layer.recurrent, s),
                                  conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None))
     return LoihiNetwork(layers, dt=net.dt)
 
@@ -256,17 +279,6 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
 
 
-@njit(cache=True)
-def _q8_into(a, s, out):
-    """``out = clip(2 round(a s / 2), -256, 254)`` in one pass (the 8-bit weights of :func:`quantize`:
-    float64 arithmetic, round half to even as ``np.round``; clipped before the integer conversion,
-    which changes nothing for any value an int32 holds)."""
-    for i in range(a.size):
-        q = 2.0 * np.rint(np.float64(a[i]) * s / 2.0)
-        out[i] = np.int32(-256.0 if q < -256.0 else (W_MAX_INT_F if q > W_MAX_INT_F else q))
-
-
-
 def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> FixedPacked:
     """The Loihi network that float master weights ``p`` quantize to, in ``p``'s packed structure;
     ``like`` gives the layers' constants (beta, threshold, reset), ``hold`` the held scales.
@@ -287,35 +299,17 @@ def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> Fixe
     for l, layer in enumerate(like.layers):
         is_conv = bool(p.conv[l, 0])
         lo, hi = int(p.w_off[l]), int(p.w_off[l + 1])
-        seg = p.WT[lo:hi]                               # W (and a recurrent layer's V) of layer l
-        if hold is not None:
-            e = hold.layers[l].weight_exp
-            s = hold.layers[l].scale / (2.0**e * 64)
-            ts = layer.threshold * s
-        else:
-            wmax = float(np.abs(seg).max())      # (exact in the weights' dtype: |w| rounds nothing)
-            s = W_MAX_INT / wmax if wmax > 0 else 1.0
-            ts = layer.threshold * s
-            e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
-        vth = int(round(ts * 2.0**e))
-        if vth > VTH_MAX:
-            raise UnsupportedNetworkError(f"threshold {layer.threshold} does not fit Loihi's 17-bit vth")
-        _q8_into(seg, s, WT[lo:hi])
-        scale = s * 2.0**e * 64
         n0, n1 = int(p.n_off[l]), int(p.n_off[l + 1])
-        if p.has_bias[l]:
-            per = int(p.conv[l, 2]) if is_conv else n1 - n0      # a conv layer: one bias per channel
-            bs = p.bias[n0: n0 + per].astype(np.float64) * scale
-            big = float(np.abs(bs).max())
-            bexp = 0 if big <= BIAS_MANT_MAX else int(math.ceil(math.log2(big / BIAS_MANT_MAX)))
-            if bexp > 7:
-                raise UnsupportedNetworkError(
-                    f"bias up to {float(np.abs(p.bias[n0: n0 + per]).max()):.3g} does not fit Loihi's 13-bit "
-                    "mantissa with a 3-bit exponent at this layer's scale")
-            bm = np.clip(np.round(bs / 2.0**bexp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
+        seg = p.WT[lo:hi]                               # W (and a recurrent layer's V) of layer l
+        per = int(p.conv[l, 2]) if is_conv else n1 - n0   # a conv layer: one bias per channel
+        held = None if hold is None else hold.layers[l]
+        wmax = None if held is not None else float(np.abs(seg).max())   # (exact: |w| rounds nothing)
+        s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax,
+                                                       p.bias[n0: n0 + per] if p.has_bias[l] else None, held)
+        _q8_into(seg, s, WT[lo:hi])
+        if bm is not None:
             bias[n0:n1] = np.tile(bm.astype(np.int64) << bexp, (n1 - n0) // per)
-        wexp[l], vths[l], scales[l] = e, max(vth, 1), scale
-        dvs[l] = int(np.clip(round((1.0 - layer.beta) * DECAY_UNITY), 0, DECAY_UNITY - 1))
+        wexp[l], vths[l], scales[l], dvs[l] = e, vth, scale, dv
     return FixedPacked(p, WT, wexp, np.full(L, DECAY_UNITY - 1, np.int64), dvs, vths, bias, scales)
 
 
