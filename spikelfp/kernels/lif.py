@@ -56,6 +56,17 @@ def _cttz_compiled(x):
 
 
 @njit(cache=True, inline="always")
+def emit_bits(m, base, out, k):
+    """Append ``base +`` the positions of the set bits of the uint64 ``m``, ascending, to
+    ``out[k:]`` (one ``tzcnt`` each); returns the new k."""
+    while m != 0:
+        out[k] = base + np.int64(_cttz(m))
+        k += 1
+        m &= m - np.uint64(1)
+    return k
+
+
+@njit(cache=True, inline="always")
 def compress_spikes(v, theta, n_out, oidx, k):
     """Append the indices j (ascending) with ``v[j] > theta`` to ``oidx[k:]``; returns the new k.
 
@@ -69,10 +80,7 @@ def compress_spikes(v, theta, n_out, oidx, k):
         m = np.uint64(0)
         for q in range(64):
             m |= np.uint64(1 if vw[q] > theta else 0) << np.uint64(q)
-        while m != 0:
-            oidx[k] = base + np.int64(_cttz(m))
-            k += 1
-            m &= m - np.uint64(1)
+        k = emit_bits(m, base, oidx, k)
     for j in range(nw * 64, n_out):
         oidx[k] = j
         k += 1 if v[j] > theta else 0
