@@ -164,7 +164,7 @@ def dense_batch(eb, torch, dtype):
 
 
 def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20, batch_size=32, lr=2e-3,
-             optimizer="adam", momentum=0.9,
+             optimizer="adam", momentum=0.9, schedule="constant",
              surrogate="fast-sigmoid", beta=0.9, threshold=1.0, reset="zero", bias=False, init_gain=1.0,
              init_min_rate=0.01, seed=0, threads=2, dt=1e-3, log=None, progress=False,
              epoch_callback=None) -> dict:
@@ -204,6 +204,9 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
     loss_fn = SF.ce_rate_loss()
     n = len(train)
     steps = math.ceil(n / batch_size)
+    from spikelfp.optim import make_schedule
+
+    lr_at = make_schedule(schedule, lr, epochs * steps)    # the LFP trainer's schedule, step by step
     history = []
     run_meter = OtherLoad(start=False)     # other processes' CPU share over all timed epochs
     bar = None
@@ -226,6 +229,8 @@ def train_sg(train, test, *, hidden=(256,), recurrent=None, arch=None, epochs=20
                 loss = loss_fn(out, y)
                 opt.zero_grad()
                 loss.backward()
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(epoch * steps + s)
                 opt.step()
                 if bar is not None:
                     bar.update(1)

@@ -97,6 +97,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
         surrogate = method[len("sg-"):]
         r = train_sg(train, test, arch=cfg.arch, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
                      optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
+                     schedule=cfg.schedule,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
                      init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=_threads(),
                      progress=progress)
@@ -236,7 +237,8 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
         "lfp": {"optimizer": cfg.optimizer, "lr": cfg.lr, "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
                 "contrib": cfg.contrib,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
-        "sg": {"optimizer": "adam" if cfg.optimizer == "adam" else "sgd", "lr": sg_lr, "loss": "ce_rate_loss"},
+        "sg": {"optimizer": cfg.optimizer if cfg.optimizer == "sgd" else "adam", "lr": sg_lr, "schedule": cfg.schedule,
+               "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed, "quantize": cfg.quantize,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     from spikelfp.datasets import DATASETS
     from spikelfp.feedback import REWARDS, RULES
     from spikelfp.network import RESETS
-    from spikelfp.optim import OPTIMIZERS
+    from spikelfp.optim import OPTIMIZERS, SCHEDULES
     from spikelfp.presets import PRESETS
 
     ap = argparse.ArgumentParser(prog="spikelfp",
@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
         t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
         t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-        t.add_argument("--schedule", choices=["constant", "onecycle"], default="constant",
-                       help="learning-rate schedule: constant (default) or onecycle (warm-up, then cosine decay)")
+        t.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
+                       help="learning-rate schedule: constant (default), onecycle (warm-up, then cosine decay) or "
+                            "cosine (cosine decay from --lr, no warm-up); bench gives the SG baseline the same")
         t.add_argument("--clip", type=_positive(float), help="clip the global update norm to this value")
         t.add_argument("--beta", type=_number(float, lambda v: 0.0 <= v <= 1.0, "a decay in [0, 1]"), default=0.9,
                        help="membrane decay per step, in [0, 1] (default 0.9)")

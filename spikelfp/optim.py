@@ -198,5 +198,36 @@ class OneCycle:
         return end + (hi - end) * (1 + math.cos(math.pi * frac)) / 2
 
 
+@dataclass(frozen=True)
+class Cosine:
+    """Cosine decay from lr at step 0 to lr/final_div at step ``total_steps``, no warm-up."""
+
+    lr: float
+    total_steps: int
+    final_div: float = 1e4
+
+    def __call__(self, step: int) -> float:
+        end = self.lr / self.final_div
+        frac = min(1.0, step / max(1, self.total_steps))
+        return end + (self.lr - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
 def constant(lr: float):
     return lambda step: lr
+
+
+SCHEDULES = ("constant", "onecycle", "cosine")
+
+
+def make_schedule(name: str, lr: float, total_steps: int):
+    """The learning rate of each step (0-based) of a run of ``total_steps`` steps: ``constant``;
+    ``onecycle`` (:class:`OneCycle`); ``cosine`` (:class:`Cosine`), from ``lr`` at the first step
+    towards lr/1e4 at the end of the run, without warm-up (the one-cycle curve's second half). One definition for the
+    LFP trainer and the snntorch baseline, so a bench gives both methods the same schedule."""
+    if name == "constant":
+        return constant(lr)
+    if name == "onecycle":
+        return OneCycle(lr, total_steps)
+    if name == "cosine":
+        return Cosine(lr, total_steps)
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")

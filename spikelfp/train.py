@@ -31,7 +31,7 @@ from .loadmeter import OtherLoad
 from .loihi import evaluate_fixed, fixed_of, quantized_training_pair
 from .loihi import quantize as quantize_network  # (train's own `quantize` is a setting's name)
 from .network import RESETS, Network
-from .optim import OPTIMIZERS, OneCycle, clip_grad_norm, constant
+from .optim import OPTIMIZERS, SCHEDULES, clip_grad_norm, make_schedule
 from .packed import Packed, neuron_segments, pack, unpack
 from .simulate import predict, score, simulate
 
@@ -64,7 +64,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9              # SGD only
-    schedule: str = "constant"         # or "onecycle"
+    schedule: str = "constant"         # or "onecycle", "cosine" (spikelfp.optim.make_schedule)
     clip: float | None = None          # max global grad norm per step
     beta: float = 0.9
     threshold: float = 1.0
@@ -106,8 +106,8 @@ class TrainConfig:
         get_reward(self.reward)  # validates the name
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in ("constant", "onecycle"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose constant or onecycle")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.reset not in RESETS:
             raise ValueError(f"unknown reset {self.reset!r}; choose one of {', '.join(RESETS)}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
@@ -430,8 +430,7 @@ class Trainer:
         frozen = np.flatnonzero(p.WT == 0) if c.frozen_zeros else None   # the pruned synapses
         n = len(train)
         steps_per_epoch = math.ceil(n / c.batch_size)
-        sched = (OneCycle(c.lr, steps_per_epoch * c.epochs) if c.schedule == "onecycle"
-                 else constant(c.lr))
+        sched = make_schedule(c.schedule, c.lr, steps_per_epoch * c.epochs)
         bar = None
         if self.progress:
             from .progress import progress_bar

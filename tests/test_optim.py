@@ -3,7 +3,7 @@ import numpy_reference as ref
 import pytest
 import torch
 
-from spikelfp.optim import SGD, Adam, OneCycle, clip_grad_norm
+from spikelfp.optim import SGD, Adam, OneCycle, clip_grad_norm, make_schedule
 
 
 def test_adam_matches_numpy_reference_and_torch():
@@ -75,6 +75,19 @@ def test_onecycle_and_clipping():
             Adam(eps=eps)
     with pytest.raises(ValueError, match="betas"):
         Adam(betas=(0.9, 1.0))
+
+
+def test_cosine_schedule_decays_from_lr_without_warm_up():
+    s = make_schedule("cosine", 2e-3, 200)
+    lrs = [s(k) for k in range(201)]
+    assert lrs[0] == pytest.approx(2e-3)
+    assert lrs[100] == pytest.approx((2e-3 + 2e-7) / 2)
+    assert lrs[200] == pytest.approx(2e-7)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert make_schedule("constant", 2e-3, 200)(150) == 2e-3
+    assert make_schedule("onecycle", 2e-3, 200)(0) == OneCycle(2e-3, 200)(0)
+    with pytest.raises(ValueError, match="unknown schedule 'step'; choose one of constant, onecycle, cosine"):
+        make_schedule("step", 1e-3, 10)
 
 
 def test_mismatched_gradient_is_refused():

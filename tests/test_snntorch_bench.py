@@ -57,6 +57,26 @@ def test_sg_training_is_deterministic_and_learns(small_digits):
     assert r1["history"][-1]["test_accuracy"] > 0.3          # well above chance (0.1) after 2 epochs
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_sg_takes_the_lfp_trainers_schedule_step_by_step(small_digits, monkeypatch, schedule):
+    """A bench with --schedule gives the SG baseline the same per-step learning rate as LFP."""
+    from spikelfp.optim import make_schedule
+    train, test = small_digits
+    seen = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    bsn.train_sg(train, test, hidden=[8], epochs=2, batch_size=64, lr=3e-3, seed=1, schedule=schedule)
+    n_steps = 2 * -(-len(train) // 64)
+    want = make_schedule(schedule, 3e-3, n_steps)
+    assert seen == [want(k) for k in range(n_steps)]
+    if schedule != "constant":
+        assert seen[-1] < 3e-3 / 10
+
+
 def test_sg_starts_from_the_lfp_init(small_digits):
     """One seed draws the same initial weights for LFP and SG (a fair comparison)."""
     train, _ = small_digits
