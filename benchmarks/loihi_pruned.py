@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--dataset", default="digits-saccade")
     ap.add_argument("--arch", default=None, help="an --arch of spikelfp train (default: its default)")
     ap.add_argument("--spatial-factor", type=int, default=None)
+    ap.add_argument("--optimizer", default=None, help="LFP's --optimizer (default: spikelfp train's default)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--amount", type=float, default=0.9)
@@ -80,6 +81,7 @@ def main():
     bench_argv = ["bench", "lfp-vs-sg", "--dataset", a.dataset, "--epochs", str(a.epochs)]
     bench_argv += ["--arch", a.arch] if a.arch else []
     bench_argv += ["--spatial-factor", str(a.spatial_factor)] if a.spatial_factor else []
+    bench_argv += ["--optimizer", a.optimizer] if a.optimizer else []
     args = build_parser().parse_args(bench_argv)
     spec = datasets.get_spec(a.dataset)
     binning = _binning(args, spec)

@@ -32,7 +32,7 @@ def main():
     for k in [int(v) for v in a.adam_epochs.split(",")]:
         t0 = time.time()
         base = dict(seed=a.seed, arch=a.arch, dataset=a.dataset)
-        tr = Trainer(TrainConfig(epochs=k, **base), progress=False)
+        tr = Trainer(TrainConfig(epochs=k, optimizer="adam", **base), progress=False)
         tr.fit(train, test)
         net = tr.network
         if k < a.epochs:

@@ -143,9 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--no-weight-scaling", action="store_true", help="drop the |W| factor of the update")
         t.add_argument("--epochs", type=_positive(int), default=20, help="epochs (default 20)")
         t.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
-        t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default adam)")
+        t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="two-phase",
+                       help="optimizer (default two-phase: neuron-adam for the first --switch of the run, then adam "
+                            "with a cosine-decaying rate; adam: the previous default; docs/rules.md)")
         t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
         t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+        t.add_argument("--switch", type=_number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]"),
+                       default=0.5, help="two-phase: fraction of the run's steps with neuron-adam before adam "
+                                         "(default 0.5)")
         t.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
                        help="learning-rate schedule: constant (default), onecycle (warm-up, then cosine decay) or "
                             "cosine (cosine decay from --lr, no warm-up); bench gives the SG baseline the same")
@@ -357,7 +362,7 @@ def _train_config(args, binning=None):
                        secant=args.secant, eps=args.eps,
                        weight_scaling=not args.no_weight_scaling,
                        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                       lr=args.lr, momentum=args.momentum, schedule=args.schedule, clip=args.clip,
+                       lr=args.lr, momentum=args.momentum, switch=args.switch, schedule=args.schedule, clip=args.clip,
                        beta=beta, threshold=args.threshold, reset=args.reset, bias=args.bias,
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
                        seed=args.seed, quantize=getattr(args, "quantize", None),
@@ -371,7 +376,8 @@ RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--ru
                 "form": "--form", "contrib": "--contrib", "secant": "--secant", "eps": "--eps",
                 "weight_scaling": "--no-weight-scaling",
                 "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
-                "schedule": "--schedule", "clip": "--clip", "beta": "--beta", "threshold": "--threshold",
+                "switch": "--switch", "schedule": "--schedule", "clip": "--clip", "beta": "--beta",
+                "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
                 "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks", "quantize": "--quantize",
                 "quantize_scale": "--quantize-scale"}

@@ -131,6 +131,62 @@ class NeuronAdam(Adam):
         return params[name].shape
 
 
+class TwoPhase(NeuronAdam):
+    """:class:`NeuronAdam` for the first ``switch`` steps, then :class:`Adam` with fresh moments
+    and a learning rate that decays by a cosine (:class:`Cosine`) to lr/1e4 over the last
+    ``total - switch`` steps (on top of the Trainer's schedule; constant by default).
+
+    The per-neuron phase trains under LFP's |W| factor: weak connections stay weak, and the
+    network's sparse structure forms (docs/rules.md, "The |W| factor and the optimizer"). The
+    elementwise phase then moves every weight at Adam's speed, small ones included, which the
+    temporal tasks need for their accuracy; its decaying steps keep most of that structure (a
+    constant rate there was measured to prune worse). Phase 1 keeps NeuronAdam's buffers
+    (``<param>.m``, ``<param>.v``); at the switch they are dropped and phase 2 keeps Adam's
+    (``<param>.am``, ``<param>.av``), its bias correction counted from the switch. The Trainer
+    passes ``switch = round(TrainConfig.switch * total)`` (half the run by default) and ``total``,
+    the run's steps.
+    """
+
+    name = "two-phase"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, segments: dict | None = None, switch: int = 0,
+                 total: int = 0):
+        super().__init__(lr, betas, eps, segments)
+        if int(switch) < 0:
+            raise ValueError(f"switch must be >= 0 steps (got {switch})")
+        self.switch = int(switch)
+        self.total = int(total)               # <= switch: no decay in phase 2
+
+    def step(self, params: dict, grads: dict, lr: float | None = None, scale: float = 1.0) -> None:
+        """Update ``params`` in place with gradients ``scale * grads``."""
+        if self.steps < self.switch:
+            super().step(params, grads, lr, scale)
+            return
+        if self.steps == self.switch:             # phase 2 starts from fresh moments
+            self.buffers = {k: b for k, b in self.buffers.items() if k.rsplit(".", 1)[1] in ("am", "av")}
+        lr = self.lr if lr is None else lr
+        if self.total > self.switch:
+            lr *= Cosine(1.0, self.total - self.switch)(self.steps - self.switch)
+        self.steps += 1
+        t = self.steps - self.switch
+        for k, w in params.items():
+            g = _grad(grads, k, w)
+            adam_step(w, g, self._buf(k + ".am", w), self._buf(k + ".av", w), lr, self.betas[0],
+                      self.betas[1], self.eps, t, scale)
+
+    def state_dict(self) -> dict:
+        d = super().state_dict()
+        d["state"].update(switch=self.switch, total=self.total)
+        return d
+
+    def load_state_dict(self, d: dict, params: dict | None = None) -> None:
+        """As the base class; the saved switch step is kept (a resumed run that adds epochs
+        switches where the run it continues did or was going to), while phase 2's decay runs to this
+        run's ``total`` (as the Trainer's own schedule is recomputed for the new epochs)."""
+        super().load_state_dict(d, params)
+        self.switch = int(d.get("state", {}).get("switch", self.switch))
+
+
 class SGD(Optimizer):
     """SGD with optional (Nesterov) momentum, torch's form."""
 
@@ -164,7 +220,7 @@ def _grad(grads: dict, k: str, w: np.ndarray) -> np.ndarray:
     return g
 
 
-OPTIMIZERS = {"adam": Adam, "neuron-adam": NeuronAdam, "sgd": SGD}
+OPTIMIZERS = {"adam": Adam, "neuron-adam": NeuronAdam, "two-phase": TwoPhase, "sgd": SGD}
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

@@ -61,9 +61,11 @@ class TrainConfig:
     weight_scaling: bool = True        # the paper's |W| factor
     epochs: int = 20
     batch_size: int = 32
-    optimizer: str = "adam"
+    optimizer: str = "two-phase"       # neuron-adam, then adam with a decaying rate (docs/rules.md); "adam":
+                                       # the default before 2026-12-07
     lr: float = 1e-3
     momentum: float = 0.9              # SGD only
+    switch: float = 0.5                # two-phase only: the fraction of the run's steps in the per-neuron phase
     schedule: str = "constant"         # or "onecycle", "cosine" (spikelfp.optim.make_schedule)
     clip: float | None = None          # max global grad norm per step
     beta: float = 0.9
@@ -106,6 +108,8 @@ class TrainConfig:
         get_reward(self.reward)  # validates the name
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if not (0.0 <= float(self.switch) <= 1.0):
+            raise ValueError(f"switch must lie in [0, 1] (a fraction of the run's steps; got {self.switch})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.reset not in RESETS:
@@ -154,6 +158,8 @@ class TrainConfig:
             d["contrib"] = "spikes"
         if d.get("quantize") and "quantize_scale" not in d:   # written before the choice existed: per step ran
             d["quantize_scale"] = "step"
+        if "optimizer" not in d and "reward" in d:  # written before the optimizer was recorded: Adam ran
+            d["optimizer"] = "adam"
         if "dtype" not in d and "reward" in d:     # written before float32 became the default: float64 ran
             d["dtype"] = "float64"
         return cls(**{k: v for k, v in d.items() if k in names})
@@ -323,12 +329,17 @@ class Trainer:
             net = activate_hidden(net, probe, c.init_min_rate)
         return net if c.dtype == "float64" else net.astype(c.dtype)
 
-    def _optimizer(self, p: Packed):
+    def _optimizer(self, p: Packed, total_steps: int = 0):
+        """The configured optimizer for ``p``; ``total_steps``: the whole run's steps (two-phase
+        switches after ``round(switch * total_steps)`` of them)."""
         c = self.config
         if c.optimizer == "adam":
             return OPTIMIZERS["adam"](lr=c.lr)
         if c.optimizer == "neuron-adam":
             return OPTIMIZERS["neuron-adam"](lr=c.lr, segments={"WT": neuron_segments(p)})
+        if c.optimizer == "two-phase":
+            return OPTIMIZERS["two-phase"](lr=c.lr, segments={"WT": neuron_segments(p)},
+                                           switch=round(c.switch * total_steps), total=total_steps)
         return OPTIMIZERS["sgd"](lr=c.lr, momentum=c.momentum)
 
     def evaluated(self, p: Packed, like: Network):
@@ -354,8 +365,9 @@ class Trainer:
                 evaluate_fixed(fx, data.subset(idx))
             fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
             params = {"WT": p.WT.copy(), "bias": p.bias.copy()}
-            self._optimizer(p).step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0,
-                                   scale=-1.0 / idx.size)
+            opt = self._optimizer(p, total_steps=2)         # two-phase: one step of each phase
+            for _ in range(2 if self.config.optimizer == "two-phase" else 1):
+                opt.step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0, scale=-1.0 / idx.size)
             simulate(p, data.batch(idx))
         return time.perf_counter() - t0
 
@@ -404,7 +416,7 @@ class Trainer:
                 raise ValueError(f"--resume: {ckpt_path} lacks the optimizer or random-generator state, so the "
                                  "run cannot continue exactly; start a new run")
             p = pack(net)
-            opt = self._optimizer(p)
+            opt = self._optimizer(p, math.ceil(len(train) / c.batch_size) * c.epochs)
             if ck.optimizer:
                 try:
                     opt.load_state_dict(ck.optimizer, {"WT": p.WT, "bias": p.bias})
@@ -425,7 +437,7 @@ class Trainer:
             else:
                 net = self.init_network(input_shape(train), train.n_classes, rng, dt, probe=probe_batch(train))
             p = pack(net)
-            opt = self._optimizer(p)
+            opt = self._optimizer(p, math.ceil(len(train) / c.batch_size) * c.epochs)
         params = {"WT": p.WT, "bias": p.bias}
         frozen = np.flatnonzero(p.WT == 0) if c.frozen_zeros else None   # the pruned synapses
         n = len(train)

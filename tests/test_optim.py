@@ -190,3 +190,49 @@ def test_neuron_adam_state_round_trip_and_packed_segments():
     assert np.array_equal(a["WT"], b["WT"])
     with pytest.raises(ValueError, match="shape"):
         NeuronAdam(segments={"WT": seg[:2]}).load_state_dict(o1.state_dict(), {"WT": b["WT"]})
+
+
+def test_two_phase_is_neuron_adam_then_a_fresh_adam_and_resumes_in_either_phase():
+    """TwoPhase: NeuronAdam (numpy reference) for `switch` steps, then Adam from zero moments with
+    its bias correction counted from the switch and its rate decaying by a cosine to the run's
+    end; a state round trip in either phase continues with the same bits."""
+    from spikelfp.optim import Cosine, TwoPhase
+
+    rng = np.random.default_rng(7)
+    blocks = [(0, 6, 4), (24, 3, 5)]
+    seg = np.array([(a, r, c, v) for (a, r, c), v in zip(blocks, [0, 4])], dtype=np.int64)
+    w0 = rng.normal(size=40)
+    grads = [rng.normal(size=40) * rng.uniform(0.1, 3.0) for _ in range(7)]
+    w = w0.copy()
+    opt = TwoPhase(lr=3e-3, segments={"w": seg}, switch=3, total=7)
+    for g in grads:
+        opt.step({"w": w}, {"w": g}, scale=-0.5)
+    want = _neuron_adam_reference(w0, grads[:3], blocks, 3e-3, scale=-0.5)
+    assert want[39] == w0[39]                            # in no block: still in phase 1
+    ref = {"w": want}
+    a2 = Adam(lr=3e-3)                                   # fresh moments, step count from the switch
+    for k, g in enumerate(grads[3:]):
+        a2.step(ref, {"w": g}, lr=3e-3 * Cosine(1.0, 4)(k), scale=-0.5)
+    np.testing.assert_array_equal(w, ref["w"])
+    assert sorted(opt.buffers) == ["w.am", "w.av"]
+    for cut in (2, 5):                                   # interrupted in phase 1, in phase 2
+        wa, wb = w0.copy(), w0.copy()
+        oa = TwoPhase(lr=3e-3, segments={"w": seg}, switch=3, total=7)
+        for g in grads[:cut]:
+            oa.step({"w": wa}, {"w": g})
+        ob = TwoPhase(lr=3e-3, segments={"w": seg}, switch=99, total=7)   # the saved switch wins
+        ob.load_state_dict(oa.state_dict(), {"w": wb})
+        assert ob.switch == 3
+        wb[:] = wa
+        for g in grads[cut:]:
+            oa.step({"w": wa}, {"w": g})
+            ob.step({"w": wb}, {"w": g})
+        assert np.array_equal(wa, wb)
+    w1, w2 = w0.copy(), w0.copy()                        # without a total: no decay in phase 2
+    o1, o2 = TwoPhase(lr=3e-3, segments={"w": seg}, switch=0), Adam(lr=3e-3)
+    for g in grads:
+        o1.step({"w": w1}, {"w": g})
+        o2.step({"w": w2}, {"w": g})
+    np.testing.assert_array_equal(w1, w2)
+    with pytest.raises(ValueError, match="switch must be >= 0"):
+        TwoPhase(switch=-1)
