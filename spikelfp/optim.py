@@ -41,6 +41,10 @@ class Optimizer:
         """The shape buffer ``key`` (``<param>.<kind>``) must have for ``params``."""
         return params[key.rsplit(".", 1)[0]].shape
 
+    def rate(self, lr: float, step: int) -> float:
+        """The learning rate step ``step`` (0-based) applies when passed ``lr`` (what a run records)."""
+        return lr
+
     def state_dict(self) -> dict:
         return {"state": {"name": self.name, "steps": self.steps, "lr": self.lr},
                 "arrays": {k: v.copy() for k, v in self.buffers.items()}}
@@ -164,15 +168,18 @@ class TwoPhase(NeuronAdam):
             return
         if self.steps == self.switch:             # phase 2 starts from fresh moments
             self.buffers = {k: b for k, b in self.buffers.items() if k.rsplit(".", 1)[1] in ("am", "av")}
-        lr = self.lr if lr is None else lr
-        if self.total > self.switch:
-            lr *= Cosine(1.0, self.total - self.switch)(self.steps - self.switch)
+        lr = self.rate(self.lr if lr is None else lr, self.steps)
         self.steps += 1
         t = self.steps - self.switch
         for k, w in params.items():
             g = _grad(grads, k, w)
             adam_step(w, g, self._buf(k + ".am", w), self._buf(k + ".av", w), lr, self.betas[0],
                       self.betas[1], self.eps, t, scale)
+
+    def rate(self, lr: float, step: int) -> float:
+        if step < self.switch or self.total <= self.switch:
+            return lr
+        return lr * Cosine(1.0, self.total - self.switch)(step - self.switch)
 
     def state_dict(self) -> dict:
         d = super().state_dict()

@@ -519,7 +519,7 @@ class Trainer:
                            "synops_per_sample": ev_test["synops_per_sample"],
                            "feedback_norm": fb_norm / steps_per_epoch, "train_seconds": train_s,
                            "samples_per_s": n / train_s, "other_cpu_load": other_load,
-                           "lr": sched(max(0, opt.steps - 1))}
+                           "lr": opt.rate(sched(last := max(0, opt.steps - 1)), last)}
                     history.append(rec)
                     log(f"epoch {epoch + 1}/{c.epochs}: train {rec['train_accuracy']:.4f}  "
                         f"test {rec['test_accuracy']:.4f}  ({train_s:.1f} s, {n / train_s:.0f} samples/s)")

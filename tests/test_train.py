@@ -257,6 +257,9 @@ def test_two_phase_run_ends_its_phases_where_the_config_says(small_digits):
                       (weights(optimizer="two-phase", switch=0.0), adam)):
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
+    # the recorded rate is the one applied: phase 1 at lr, the last step of the decay far below it
+    hist = Trainer(TrainConfig(hidden=[32], epochs=2, seed=2), progress=False).fit(train, test)["history"]
+    assert hist[0]["lr"] == 1e-3 and 1e-7 <= hist[1]["lr"] < 1e-4
     half = weights(optimizer="two-phase", switch=0.5)
     assert not any(np.array_equal(a, b) for a, b in zip(half, na))
     assert not any(np.array_equal(a, b) for a, b in zip(half, adam))
