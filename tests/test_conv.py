@@ -16,6 +16,8 @@ GEOMS = [  # (H, W, C_in), C_out, K, stride, padding
     ((8, 8, 1), 4, 3, 2, 1),
     ((6, 7, 3), 2, 2, 2, 0),
     ((5, 5, 2), 3, 5, 1, 2),
+    ((6, 6, 2), 16, 3, 1, 1),     # C_out of one and two full float32 vectors
+    ((5, 4, 1), 32, 2, 2, 0),
 ]
 
 
