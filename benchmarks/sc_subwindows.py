@@ -82,12 +82,13 @@ class SubWindowCount(SpikeCount):
         return ChunkParts(GT, Gb, counts, zero, zero.copy())
 
 
-def run(dataset, K, seed, epochs):
+def run(dataset, K, seed, epochs, optimizer="two-phase"):
     from spikelfp import datasets
 
     spec = datasets.get_spec(dataset)
     train, test = datasets.load(dataset, spec.default_binning, progress=False, download=False)
-    tr = Trainer(TrainConfig(dataset=dataset, rule="spike-count", seed=seed, epochs=epochs), progress=False)
+    tr = Trainer(TrainConfig(dataset=dataset, rule="spike-count", seed=seed, epochs=epochs, optimizer=optimizer),
+                 progress=False)
     tr.rule = SubWindowCount(K=K, reward=tr.rule.reward, contrib=tr.rule.contrib)
     t0 = time.perf_counter()
     m = tr.fit(train, test, None, binning=spec.default_binning.to_dict())
@@ -101,12 +102,13 @@ def main(argv=None):
     ap.add_argument("--k", default="1,4,8,40", help="sub-window counts, comma-separated")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--optimizer", default="two-phase", help="LFP's optimizer (default two-phase, spikelfp train's)")
     ap.add_argument("--out", default=None, help="folder for results.json / results.md")
     a = ap.parse_args(argv)
     rows = []
     for K in [int(k) for k in a.k.split(",")]:
         for s in [int(s) for s in a.seeds.split(",")]:
-            r = run(a.dataset, K, s, a.epochs)
+            r = run(a.dataset, K, s, a.epochs, a.optimizer)
             print(json.dumps(r), flush=True)
             rows.append(r)
     lines = [f"Spike-count rule over K sub-windows on {a.dataset} ({a.epochs} epochs; test accuracy per seed)", "",
