@@ -179,7 +179,7 @@ def test_finetune_keeps_pruned_weights_zero_and_resume_keeps_the_mask(tmp_path, 
     base.fit(train, test)
     pruned, _ = prune(base.network, 0.8)
     mask = keep_mask(pruned)
-    for opt in ("adam", "sgd", "neuron-adam"):
+    for opt in ("adam", "sgd", "neuron-adam", "two-phase"):     # two-phase: both phases within the epoch
         for ws in (True, False):       # without the |W| factor the feedback to a pruned weight is not zero
             c = TrainConfig(hidden=[24], epochs=1, seed=1, frozen_zeros=True, optimizer=opt, weight_scaling=ws,
                             lr=1e-3 if opt != "sgd" else 0.02)
