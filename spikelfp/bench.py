@@ -80,6 +80,11 @@ def _mean_std(xs):
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
+def _sg_optimizer(cfg: TrainConfig) -> str:
+    """The optimizer the SG baseline runs beside an LFP config: SGD with SGD, Adam otherwise."""
+    return cfg.optimizer if cfg.optimizer == "sgd" else "adam"
+
+
 def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, log):
     t0 = time.perf_counter()
     c = cfg
@@ -96,7 +101,7 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
 
         surrogate = method[len("sg-"):]
         r = train_sg(train, test, arch=cfg.arch, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=sg_lr,
-                     optimizer=cfg.optimizer if cfg.optimizer == "sgd" else "adam", momentum=cfg.momentum,
+                     optimizer=_sg_optimizer(cfg), momentum=cfg.momentum,
                      schedule=cfg.schedule,
                      surrogate=surrogate, beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset, bias=cfg.bias,
                      init_gain=cfg.init_gain, init_min_rate=cfg.init_min_rate, seed=cfg.seed, threads=_threads(),
@@ -238,7 +243,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                 "reward": cfg.reward, "tau": cfg.tau, "form": cfg.form,
                 "contrib": cfg.contrib,
                 "secant": cfg.secant, "bias": cfg.bias, "dtype": cfg.dtype},
-        "sg": {"optimizer": cfg.optimizer if cfg.optimizer == "sgd" else "adam", "lr": sg_lr, "schedule": cfg.schedule,
+        "sg": {"optimizer": _sg_optimizer(cfg), "lr": sg_lr, "schedule": cfg.schedule,
                "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed, "quantize": cfg.quantize,

@@ -166,8 +166,8 @@ class TwoPhase(NeuronAdam):
         if self.steps < self.switch:
             super().step(params, grads, lr, scale)
             return
-        if self.steps == self.switch:             # phase 2 starts from fresh moments
-            self.buffers = {k: b for k, b in self.buffers.items() if k.rsplit(".", 1)[1] in ("am", "av")}
+        if self.steps == self.switch:             # phase 2 starts from fresh moments (phase 1's dropped)
+            self.buffers = {}
         lr = self.rate(self.lr if lr is None else lr, self.steps)
         self.steps += 1
         t = self.steps - self.switch

@@ -365,8 +365,8 @@ class Trainer:
                 evaluate_fixed(fx, data.subset(idx))
             fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
             params = {"WT": p.WT.copy(), "bias": p.bias.copy()}
-            opt = self._optimizer(p, total_steps=2)         # two-phase: one step of each phase
-            for _ in range(2 if self.config.optimizer == "two-phase" else 1):
+            opt = self._optimizer(p, total_steps=2)         # two steps: two-phase runs one of each phase
+            for _ in range(2):
                 opt.step(params, {"WT": fb.weight_flat, "bias": fb.bias_flat}, lr=0.0, scale=-1.0 / idx.size)
             simulate(p, data.batch(idx))
         return time.perf_counter() - t0
@@ -398,6 +398,8 @@ class Trainer:
         rng = np.random.default_rng(c.seed)
         dt = (binning or {}).get("bin_us", 1000.0) * 1e-6
         history: list = []
+        n = len(train)
+        steps_per_epoch = math.ceil(n / c.batch_size)
         if resume and start is not None:
             raise ValueError("fit: resume continues the checkpoint's own network; start= cannot be given too")
         if resume:
@@ -416,7 +418,7 @@ class Trainer:
                 raise ValueError(f"--resume: {ckpt_path} lacks the optimizer or random-generator state, so the "
                                  "run cannot continue exactly; start a new run")
             p = pack(net)
-            opt = self._optimizer(p, math.ceil(len(train) / c.batch_size) * c.epochs)
+            opt = self._optimizer(p, steps_per_epoch * c.epochs)
             if ck.optimizer:
                 try:
                     opt.load_state_dict(ck.optimizer, {"WT": p.WT, "bias": p.bias})
@@ -437,11 +439,9 @@ class Trainer:
             else:
                 net = self.init_network(input_shape(train), train.n_classes, rng, dt, probe=probe_batch(train))
             p = pack(net)
-            opt = self._optimizer(p, math.ceil(len(train) / c.batch_size) * c.epochs)
+            opt = self._optimizer(p, steps_per_epoch * c.epochs)
         params = {"WT": p.WT, "bias": p.bias}
         frozen = np.flatnonzero(p.WT == 0) if c.frozen_zeros else None   # the pruned synapses
-        n = len(train)
-        steps_per_epoch = math.ceil(n / c.batch_size)
         sched = make_schedule(c.schedule, c.lr, steps_per_epoch * c.epochs)
         bar = None
         if self.progress:

@@ -19,7 +19,7 @@ def warm_up() -> float:
     from spikelfp.datasets.base import EventDataset
     from spikelfp.datasets.binning import Binning, bin_events
     from spikelfp.loihi import quantize, simulate_fixed
-    from spikelfp.optim import OPTIMIZERS
+    from spikelfp.optim import OPTIMIZERS, NeuronAdam
     from spikelfp.packed import neuron_segments, pack
 
     t0 = time.perf_counter()
@@ -37,7 +37,7 @@ def warm_up() -> float:
             p = pack(net)
             for fb in (fbs[0], fbs[2]):     # the temporal rule's feedback is float64, the spike-count rule's
                 for name in OPTIMIZERS:     # the weights' dtype: the optimizers see both
-                    kw = {"segments": {"WT": neuron_segments(p)}} if name in ("neuron-adam", "two-phase") else {}
+                    kw = {"segments": {"WT": neuron_segments(p)}} if issubclass(OPTIMIZERS[name], NeuronAdam) else {}
                     OPTIMIZERS[name](lr=1e-3, **kw).step({"WT": p.WT.copy(), "bias": p.bias.copy()},
                                                   {"WT": fb.weight_flat, "bias": fb.bias_flat}, scale=-0.5)
     from spikelfp.events import EventBatch
