@@ -68,6 +68,19 @@ def test_conv_forward_matches_the_definition_bit_for_bit(seed, geom, reset, bias
     assert np.all(got.synops >= ops0)
 
 
+def test_split_index_is_divmod_for_every_channel_count():
+    """The conv kernels split an input index into (pixel, channel) with a shift where C_in is a
+    power of two and a division otherwise: both must be divmod, up to large indices."""
+    from spikelfp.kernels.lif import channel_shift, split_index
+
+    i = np.concatenate([np.arange(5000), np.array([2**31 - 1, 2**31, 2**40 + 12345, 2**50 + 7])])
+    for cin in [1, 2, 3, 4, 7, 12, 16, 32, 48, 64, 100, 128, 1000]:
+        sh = channel_shift(cin)
+        assert (sh >= 0) == (cin & (cin - 1) == 0)
+        got = np.array([split_index(np.int64(v), np.int64(cin), sh) for v in i])
+        np.testing.assert_array_equal(got, np.stack(np.divmod(i, cin), axis=1))
+
+
 def test_conv_by_hand():
     # 1 x 3 x 1 input, one 1x... kernel K=2 on a 2x3 image: out 1x2; kernel [[1, .5], [.25, 2]] (beta 1)
     k = np.array([[[[1.0, 0.5], [0.25, 2.0]]]])

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .lif import MEM_NONE, RESET_SUBTRACT, conv_args, run_layer
+from .lif import MEM_NONE, RESET_SUBTRACT, channel_shift, conv_args, run_layer, split_index
 from .loihi import fixed_layer
 
 REWARD_RATE = 0      # the paper's rate-coded SNN reward
@@ -522,6 +522,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 scale = out_scale and l == L - 1
                 bl = beta[l]
                 is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
+                sh_cin = channel_shift(cin)
                 grd = contrib == CONTRIB_GRADED and l > 0 and not is_conv and conv[l - 1, 0] == 0
                 if l > 0 and not grd and gb_dirty > 0:
                     gbelow[:, :gb_dirty] = 0.0    # filled at the input spikes below (a graded pass writes all)
@@ -576,8 +577,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     if is_conv and l == 0:
                         # the input layer hands no reward below: only the kernel feedback (vectorised)
                         for e in range(ip[pb + t], ip[pb + t + 1]):
-                            pin = ix[e] // cin
-                            ch = ix[e] - pin * cin
+                            pin, ch = split_index(ix[e], cin, sh_cin)
                             for q in range(cptr[pin], cptr[pin + 1]):
                                 base = w0 + (ctk[q] * cin + ch) * cout
                                 grow = gt[base: base + cout]
@@ -587,8 +587,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                     grow[j] += rseg[j]
                     elif is_conv:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
-                            pin = ix[e] // cin
-                            ch = ix[e] - pin * cin
+                            pin, ch = split_index(ix[e], cin, sh_cin)
                             # W[:, i] . rho over the taps: per output channel j summed over the taps (in
                             # table order; elementwise, so it vectorises), then over j (:func:`lane_sum`)
                             for j in range(cout):
@@ -738,6 +737,7 @@ def _conv_back(a, rho, WT, w0, GT, cv):
     """Kernel feedback GT[row] += sum a * rho (weight-gradient form) and the reward below
     R = a * (transposed conv of rho), for a conv layer of the spike-count rule."""
     _, cin, cout, cptr, cto, ctk = cv
+    sh_cin = channel_shift(cin)
     B, n_in = a.shape
     R = np.zeros((B, n_in), dtype=a.dtype)
     va = np.empty(cout, dtype=np.float64)
@@ -746,8 +746,7 @@ def _conv_back(a, rho, WT, w0, GT, cv):
             ai = a[b, i]
             if ai == 0:
                 continue
-            pin = i // cin
-            ch = i - pin * cin
+            pin, ch = split_index(i, cin, sh_cin)
             rb = rho[b]
             for j in range(cout):
                 va[j] = 0.0

@@ -18,6 +18,8 @@ then added to a (Lava adds the two Dense outputs at the LIF's a_in).
 import numpy as np
 from numba import njit, prange
 
+from .lif import channel_shift, split_index
+
 UV_MAX = 2**23
 
 
@@ -42,6 +44,7 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
     feed-forward input ``(a_ff << 6) + bias`` (without the recurrent rows), ``[0]`` the graded
     count ``clip(v / (vth << 6), 0, 1)``."""
     synops = 0
+    sh_cin = channel_shift(max(cin, 1))
     fu = 4096 - (du + 1)
     fv = 4096 - dv
     th = vth << 6
@@ -57,8 +60,7 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
             racc[j] = 0
         if is_conv:
             for q in range(ip[pb + t], ip[pb + t + 1]):
-                pin = ix[q] // cin
-                ch = ix[q] - pin * cin
+                pin, ch = split_index(ix[q], cin, sh_cin)
                 synops += (ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]) * cout
                 for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
                     base = w0 + (ct_k[m] * cin + ch) * cout
