@@ -101,7 +101,7 @@ def test_conv_by_hand():
 def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form, contrib=contrib).feedback(net, x, y)
+    fb = Temporal(reward=rw, form=form, contrib=contrib, conservation=True).feedback(net, x, y)
     FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind=reward, tau=2.0,
                                                     out_scale=reward == "ce", form=form, contrib=contrib)
     FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
@@ -122,7 +122,8 @@ def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, rew
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_conv_spike_count_rule_matches_numpy_reference(seed, geom, reset, bias, secant, contrib):
     net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
-    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib).feedback(net, x, y)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib,
+                    conservation=True).feedback(net, x, y)
     FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(ref.dense_equivalent(net), x, y, kind="ce", tau=1.5,
                                                              secant=secant, contrib=contrib)
     FW, Fb = ref.fold_conv_feedback(net, FW, Fb)
@@ -287,7 +288,7 @@ def test_pooling_layer_forward_feedback_and_spec():
         np.testing.assert_array_equal(got.rasters[l], ra)
         np.testing.assert_array_equal(got.membranes[l], m)
     assert got.rasters[1].sum() > 0
-    fb = Temporal().feedback(net, x, y)
+    fb = Temporal(conservation=True).feedback(net, x, y)
     FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind="ce", tau=1.0,
                                                     out_scale=True)
     FW, _ = ref.fold_conv_feedback(net, FW, Fb)
@@ -349,7 +350,7 @@ def test_conv_pool_net_forward_bit_exact_and_both_rules(reset, bias, dtype):
     assert all(r.sum() > 0 for r in got.rasters[:-1])
     y = rng.integers(0, 3, size=3)
     n64 = net.astype(np.float64)
-    fb = Temporal(reward=RateReward()).feedback(n64, x, y)
+    fb = Temporal(reward=RateReward(), conservation=True).feedback(n64, x, y)
     FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(n64), x, y, kind="rate")
     FW, Fb = ref.fold_conv_feedback(n64, FW, Fb)
     for l in (0, 2, 3):

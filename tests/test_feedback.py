@@ -34,7 +34,7 @@ def _case(seed, reset, bias, n_layers):
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, form, contrib):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = Temporal(reward=REWARDS[reward], form=form, contrib=contrib).feedback(net, x, y)
+    fb = Temporal(reward=REWARDS[reward], form=form, contrib=contrib, conservation=True).feedback(net, x, y)
     kind, tau, out_scale = REF_KIND[reward]
     FW, Fb, recv, passed, _ = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form,
                                                     contrib=contrib)
@@ -62,7 +62,8 @@ def test_graded_credit_by_hand(reset):
     g_h = {"spikes": [0.8 * rho_out, 0.0], "graded": [0.8 * rho_out, 0.5 * 0.3 * rho_out]}
     fbs = {}
     for contrib in ("spikes", "graded"):
-        fb = fbs[contrib] = Temporal(reward=RateReward(), contrib=contrib, eps=eps).feedback(net, x, [0])
+        rule = Temporal(reward=RateReward(), contrib=contrib, eps=eps, conservation=True)
+        fb = fbs[contrib] = rule.feedback(net, x, [0])
         rho_h = np.array(g_h[contrib]) / (np.array([2.0, 0.5]) + eps)
         np.testing.assert_allclose(fb.weight[0][:, 0], np.array([2.0, 0.5]) * rho_h, rtol=1e-12)
         np.testing.assert_allclose(fb.received[:2], np.abs(g_h[contrib]), rtol=1e-12)
@@ -77,8 +78,8 @@ def test_graded_credit_reaches_silent_neurons_only():
     rng = np.random.default_rng(5)
     net = random_net(rng, [20, 30, 12, 4], gain=1.0)
     x, y = random_input(rng, 6, 17, 20, density=0.3), rng.integers(0, 4, size=6)
-    sp = Temporal(contrib="spikes").feedback(net, x, y)
-    gr = Temporal(contrib="graded").feedback(net, x, y)
+    sp = Temporal(contrib="spikes", conservation=True).feedback(net, x, y)
+    gr = Temporal(contrib="graded", conservation=True).feedback(net, x, y)
     np.testing.assert_array_equal(sp.weight[-1], gr.weight[-1])
     n0 = net.layers[0].n_out
     silent = sp.counts[:, :n0].sum(0) == 0         # over the whole batch
@@ -87,8 +88,8 @@ def test_graded_credit_reaches_silent_neurons_only():
     with pytest.raises(ValueError, match="unknown temporal-rule contribution 'soft'"):
         Temporal(contrib="soft")
     # the spike-count rule: the same with counts (graded count = sum over t of the credit factor)
-    sp = SpikeCount(contrib="spikes").feedback(net, x, y)
-    gr = SpikeCount(contrib="graded").feedback(net, x, y)
+    sp = SpikeCount(contrib="spikes", conservation=True).feedback(net, x, y)
+    gr = SpikeCount(contrib="graded", conservation=True).feedback(net, x, y)
     np.testing.assert_array_equal(sp.weight[-1], gr.weight[-1])
     assert (gr.received[:n0][silent] > 0).any() and np.all(sp.received[:n0][silent] == 0)
     assert not np.allclose(sp.weight[0], gr.weight[0])
@@ -105,7 +106,7 @@ def test_graded_credit_reaches_silent_neurons_only():
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_spike_count_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, secant, contrib):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = SpikeCount(reward=REWARDS[reward], secant=secant, contrib=contrib).feedback(net, x, y)
+    fb = SpikeCount(reward=REWARDS[reward], secant=secant, contrib=contrib, conservation=True).feedback(net, x, y)
     kind, tau, _ = REF_KIND[reward]
     FW, Fb, recv, passed, sums, _ = ref.spike_count_feedback(net, x, y, kind=kind, tau=tau, secant=secant,
                                                              contrib=contrib)
@@ -145,9 +146,27 @@ def test_feedback_is_bit_reproducible():
     np.testing.assert_array_equal(a.bias_flat, b.bias_flat)
 
 
+@pytest.mark.parametrize("rule", [Temporal(), SpikeCount(), Temporal(form="paper", contrib="spikes"),
+                                  Temporal(reward=RateReward())])
+def test_conservation_sums_only_when_asked_and_the_feedback_bits_the_same(rule):
+    """The conservation sums are opt-in (they cost the temporal backward 5-10 %): without them the
+    feedback is the same to the bit, and check_conservation says how to get them."""
+    net, x, y = _case(7, "subtract", True, 3)
+    off = rule.feedback(net, x, y)
+    on = dataclasses.replace(rule, conservation=True).feedback(net, x, y)
+    np.testing.assert_array_equal(off.weight_flat, on.weight_flat)
+    np.testing.assert_array_equal(off.bias_flat, on.bias_flat)
+    np.testing.assert_array_equal(off.counts, on.counts)
+    assert off.received is None and off.passed is None
+    assert on.received.shape == on.passed.shape == (sum(la.n_out for la in net.layers),) and on.received.sum() > 0
+    check_conservation(on)
+    with pytest.raises(ValueError, match="conservation=True"):
+        check_conservation(off)
+
+
 def test_conservation_check_catches_a_violation():
     net, x, y = _case(6, "zero", False, 2)
-    fb = Temporal().feedback(net, x, y)
+    fb = Temporal(conservation=True).feedback(net, x, y)
     check_conservation(fb)
     bad = dataclasses.replace(fb, passed=fb.received * 1.01 + 1.0)
     with pytest.raises(ConservationError, match="more reward than they receive"):
@@ -240,7 +259,7 @@ def test_a_too_small_workspace_is_refused_not_overrun():
         temporal_feedback(eb.indptr, eb.indices, np.array([0, 1]), 2, 4, p.sizes, p.w_off, p.WT, p.n_off, p.bias,
                           p.has_bias, p.beta, p.theta, p.reset, p.rec, p.conv, p.ct_ptr, p.ct_out, p.ct_k, 1e-6,
                           2, 1.0, False, 0, 1, np.array([0, 2]), z((2, 8), np.int32), z((1, p.WT.size)),
-                          z((1, 8)), z((1, 8)), z((1, 8)), z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32),
+                          z((1, 8)), z((1, 8)), z((1, 8)), True, z((1, 4)), z((1, 4), p.WT.dtype), z((1, 4), np.int32),
                           *spikelfp.feedback._fixed_args(None))
 
 

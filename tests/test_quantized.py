@@ -42,7 +42,7 @@ def _case(seed, bias, rec, n_layers=2):
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_quantized_feedback_matches_the_reference_on_the_integer_run(seed, bias, rec, reward, contrib):
     net, x, y = _case(seed, bias, rec, n_layers=3 if seed == 2 else 2)
-    rule = Temporal(reward=REWARDS[reward][0], contrib=contrib)
+    rule = Temporal(reward=REWARDS[reward][0], contrib=contrib, conservation=True)
     p = pack(net)
     pq, fx = quantized_training_pair(p, net)
     fb = rule.reduce(pq, rule.parts(pq, spikelfp_batch(x), y, rule.bounds(len(y)), fixed=fx))
@@ -240,7 +240,7 @@ def test_quantized_spike_count_feedback_matches_the_reference(seed, bias, rec, c
     from spikelfp.feedback import SoftmaxReward
 
     net, x, y = _case(seed, bias, rec, n_layers=3 if seed == 2 else 2)
-    rule = SpikeCount(reward=SoftmaxReward(tau=2.0), contrib=contrib, secant=secant)
+    rule = SpikeCount(reward=SoftmaxReward(tau=2.0), contrib=contrib, secant=secant, conservation=True)
     p = pack(net)
     pq, fx = quantized_training_pair(p, net)
     fb = rule.reduce(pq, rule.parts(pq, spikelfp_batch(x), y, rule.bounds(len(y)), fixed=fx))

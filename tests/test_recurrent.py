@@ -79,7 +79,7 @@ def test_recurrent_spike_train_by_hand():
 def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, rec, reset, bias)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form, contrib=contrib).feedback(net, x, y)
+    fb = Temporal(reward=rw, form=form, contrib=contrib, conservation=True).feedback(net, x, y)
     FW, Fb, recv, passed, FV = ref.temporal_feedback(net, x, y, kind=reward, tau=2.0, out_scale=reward == "ce",
                                                      form=form, contrib=contrib)
     for l, layer in enumerate(net.layers):
@@ -103,7 +103,8 @@ def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias,
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_recurrent_spike_count_rule_matches_numpy_reference(seed, rec, reset, bias, secant, contrib):
     net, x, y = _case(seed, rec, reset, bias)
-    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib).feedback(net, x, y)
+    fb = SpikeCount(reward=CEReward(tau=1.5, membrane=False), secant=secant, contrib=contrib,
+                    conservation=True).feedback(net, x, y)
     FW, Fb, recv, passed, sums, FV = ref.spike_count_feedback(net, x, y, kind="ce", tau=1.5, secant=secant,
                                                               contrib=contrib)
     for l, layer in enumerate(net.layers):

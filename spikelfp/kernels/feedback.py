@@ -362,10 +362,21 @@ def _carry_step(crow, irow, grow, Rn, Cn, rr, rcl, psl, eps, n):
         psl[j] += abs(ii * r)
 
 
+@njit(cache=True, inline="always")
+def _carry_step_fast(crow, irow, grow, Rn, Cn, rr, eps, n):
+    """:func:`_carry_step` without the conservation sums (the same rho and carry, same bits)."""
+    for j in range(n):
+        cc = np.float64(crow[j])
+        ii = np.float64(irow[j])
+        r = (grow[j] + Rn[j] + Cn[j]) / (abs(cc) + abs(ii) + eps)
+        rr[j] = r
+        Cn[j] = cc * r
+
+
 @njit(cache=True, parallel=True)
 def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bias, has_bias,
                       beta, theta, reset, rec, conv, ct_ptr, ct_out, ct_k, eps, reward_kind, tau, out_scale,
-                      form, contrib, bounds, counts, GT, Gb, recv, passed, wsf, wsw, wsi,
+                      form, contrib, bounds, counts, GT, Gb, recv, passed, track, wsf, wsw, wsi,
                       fx, WTq, qwexp, qdu, qdv, qvth, qbias, qscale):
     """Rule B (temporal membrane rule), fused with the forward pass, for a batch.
 
@@ -393,7 +404,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
     that spiked at t-1: that reward joins g[t-1] of the same layer (it arrives before step t-1 is
     processed, the loop running backwards), and ``GV[k, :] += rho[t]``.
 
-    Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]``
+    Chunk c of the batch accumulates into ``GT[c]``, ``Gb[c]``, ``recv[c]``, ``passed[c]`` (the
+    last two, the conservation sums, only with ``track``: two more loads and stores a neuron and
+    step in the backward, 5-10 % of a conv net's step)
     (summed by the caller in chunk order: bit-reproducible for fixed chunk ``bounds``: chunk c holds
     samples ``bounds[c] : bounds[c+1]``, each chunk's result depends on its own samples only, so a
     chunk computed on another machine has the same bits).
@@ -536,7 +549,10 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
                     if form != FORM_PAPER and not scale:
-                        _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, rcl, psl, eps, n_out)
+                        if track:
+                            _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, rcl, psl, eps, n_out)
+                        else:
+                            _carry_step_fast(crow_t, irow_t, gt_row, Rn, Cn, rr, eps, n_out)
                     else:
                         for j in range(n_out):
                             cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
@@ -551,8 +567,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             r = a / den
                             rr[j] = r
                             Cn[j] = cc * r
-                            rcl[j] += abs(gj)
-                            psl[j] += abs(ii * r)
+                            if track:
+                                rcl[j] += abs(gj)
+                                psl[j] += abs(ii * r)
                     if g_sparse:
                         for e in range(own_p[t], own_p[t + 1]):     # read: zero again (g_sparse above)
                             gt_row[own_x[e]] = 0.0
