@@ -43,7 +43,7 @@ from numba import njit
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import Packed, pack
+from .packed import Packed, pack, unpack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -164,7 +164,8 @@ def quantize(net: Network, hold: LoihiNetwork | None = None) -> LoihiNetwork:
 
     ``hold``: an earlier quantization of the same network structure whose per-layer weight scale
     ``s`` and exponent ``e`` are kept instead of recomputed from ``max|W|`` (weights past the held
-    range saturate at the 8-bit limits): ``TrainConfig.quantize_scale="epoch"``."""
+    range saturate at the 8-bit limits; the trainer's ``quantize_scale="epoch"`` re-derives such a
+    layer first, :func:`refresh_hold`)."""
     check_loihi_compatible(net)
     if hold is not None and len(hold.layers) != len(net.layers):
         raise ValueError("quantize: the held quantization has another number of layers")
@@ -277,6 +278,23 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
     return p._replace(WT=WT, bias=(fx.bias / per_neuron).astype(p.bias.dtype),
                       theta=(fx.vth * 64.0 / fx.scale).astype(p.theta.dtype),
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
+
+
+def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
+    """``hold`` with every layer whose largest |weight| in ``p`` has outgrown the range its held
+    scale was derived for (``max |w| * s > 254``) re-derived from ``p`` (:func:`quantize`); the
+    other layers keep theirs. ``hold`` itself where none has: a held scale then never saturates a
+    weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md)."""
+    out = []
+    for l, held in enumerate(hold.layers):
+        seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
+        s = held.scale / (2.0**held.weight_exp * 64)
+        if seg.size and max(float(seg.max()), -float(seg.min())) * s > W_MAX_INT_F * (1 + 1e-12):
+            out.append(l)
+    if not out:
+        return hold
+    fresh = quantize(unpack(p, dt=like.dt, like=like))
+    return LoihiNetwork([fresh.layers[l] if l in out else h for l, h in enumerate(hold.layers)], dt=hold.dt)
 
 
 def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> FixedPacked:

@@ -28,7 +28,7 @@ from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
-from .loihi import evaluate_fixed, fixed_of, quantized_training_pair
+from .loihi import evaluate_fixed, fixed_of, quantized_training_pair, refresh_hold
 from .loihi import quantize as quantize_network  # (train's own `quantize` is a setting's name)
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, SCHEDULES, clip_grad_norm, make_schedule
@@ -85,8 +85,9 @@ class TrainConfig:
     quantize: str | None = None        # "loihi": every training forward and evaluation in Loihi fixed point
                                        # (spikelfp.loihi), float master weights re-quantized each step
     quantize_scale: str = "epoch"      # the per-layer weight scale and exponent of that re-quantization: held
-                                       # through each epoch ("epoch", measured better: docs/loihi.md) or
-                                       # recomputed every step ("step")
+                                       # through each epoch, a layer's re-derived the step its weights outgrow
+                                       # it ("epoch", measured better: docs/loihi.md) or recomputed every
+                                       # step ("step")
 
     def __post_init__(self):
         if self.arch is None:
@@ -471,7 +472,8 @@ class Trainer:
                     run_meter.start()
                     t0 = time.perf_counter()
                     run_correct, run_loss, fb_norm = 0, 0.0, 0.0
-                    # scales held through the epoch: those of its first step's weights
+                    # scales held through the epoch: those of its first step's weights, a layer's re-derived
+                    # at the step its largest weight outgrows them (so that no weight saturates)
                     hold = quantize_network(unpack(p, dt=net.dt, like=net)) \
                         if c.quantize and c.quantize_scale == "epoch" else None
                     for s in range(steps_per_epoch):
@@ -479,6 +481,8 @@ class Trainer:
                         if parallel is not None:
                             fb = parallel(p, idx)
                         elif c.quantize:             # LFP on the Loihi run of the re-quantized weights
+                            if hold is not None:     # a layer that outgrew its held scale: re-derived
+                                hold = refresh_hold(p, net, hold)
                             pq, fx = quantized_training_pair(p, net, hold)
                             fb = self.rule.reduce(pq, self.rule.parts(pq, train.batch(idx), train.labels[idx],
                                                                       self.rule.bounds(idx.size), fixed=fx))

@@ -165,9 +165,38 @@ def test_fixed_of_is_quantize_then_pack(dtype):
         assert int(np.abs(fixed_of(g, net, hold).WT).max()) in (W_MAX_INT, 256)   # saturated
 
 
+def test_refresh_hold_rederives_only_the_layers_that_outgrew_their_scale():
+    """A held layer whose largest weight has grown past the range its scale covers is re-derived
+    (as quantize() derives it from the current weights); the others keep their held format, and a
+    hold nothing has outgrown comes back as it is."""
+    from spikelfp.loihi import refresh_hold
+    from spikelfp.packed import unpack
+
+    net, _, _ = _case(2, True, True, n_layers=3)                   # layer 0 recurrent: W and V, one scale
+    p = pack(net)
+    hold = quantize(net)
+    assert refresh_hold(p, net, hold) is hold                      # its own weights: nothing outgrown
+    shrunk = p._replace(WT=p.WT * 0.5)
+    assert refresh_hold(shrunk, net, hold) is hold                 # smaller weights fit the held range
+    grown = p.WT.copy()
+    lo, hi = int(p.w_off[0]), int(p.w_off[1])
+    grown[hi - 1] = -1.5 * float(np.abs(p.WT[lo:hi]).max())       # a recurrent weight past the range
+    g = p._replace(WT=grown)
+    h = refresh_hold(g, net, hold)
+    fresh = quantize(unpack(g, dt=net.dt, like=net))
+    assert h.layers[1] is hold.layers[1] and h.layers[2] is hold.layers[2]
+    assert h.layers[0].scale == fresh.layers[0].scale != hold.layers[0].scale
+    assert h.layers[0].weight_exp == fresh.layers[0].weight_exp
+    q = quantize(unpack(g, dt=net.dt, like=net), hold=h)           # no weight saturates under it
+    np.testing.assert_array_equal(q.layers[0].recurrent, fresh.layers[0].recurrent)
+    np.testing.assert_array_equal(q.layers[0].weight, fresh.layers[0].weight)
+    assert int(np.abs(q.layers[0].recurrent).max()) == W_MAX_INT
+
+
 def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
-    """--quantize-scale epoch (the default): every step of an epoch runs the scales quantize() gave
-    the weights that epoch started from; "step" recomputes them every step."""
+    """--quantize-scale epoch (the default): the steps of an epoch run the scales quantize() gave
+    the weights that epoch started from, except that a layer whose weights outgrow its held range is
+    re-derived at that step (so no weight ever saturates); "step" recomputes them every step."""
     import spikelfp.train as train_mod
 
     train, test = small_digits
@@ -175,25 +204,39 @@ def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypa
     real = train_mod.quantized_training_pair
 
     def spy(p, like, hold=None):
-        seen.append(None if hold is None else tuple(la.scale for la in hold.layers))
         out = real(p, like, hold)
-        seen[-1] = (seen[-1], tuple(out[1].scale))
+        wmax = [float(np.abs(p.WT[p.w_off[l]: p.w_off[l + 1]]).max()) for l in range(len(p.w_off) - 1)]
+        seen.append((None if hold is None else tuple(la.scale for la in hold.layers), tuple(out[1].scale),
+                     tuple(out[1].wexp), wmax))
         return out
 
     monkeypatch.setattr(train_mod, "quantized_training_pair", spy)
-    cfg = TrainConfig(hidden=[24], epochs=2, seed=0, quantize="loihi", quantize_scale="epoch", batch_size=64)
+    cfg = TrainConfig(hidden=[24], epochs=3, seed=0, quantize="loihi", quantize_scale="epoch", batch_size=64,
+                      lr=0.01)
     Trainer(cfg, progress=False).fit(train, test)
     steps = -(-len(train) // 64)
-    held = seen[-2 * steps:]                                  # (the warm-up's call comes first)
-    for e in range(2):
+    held = seen[-3 * steps:]                                  # (the warm-up's call comes first)
+    changed, kept = 0, 0
+    for e in range(3):
         epoch = held[e * steps:(e + 1) * steps]
-        assert all(h == epoch[0][0] == used for h, used in epoch)          # one scale per epoch, the held one
+        for k, (h, used, wexp, wmax) in enumerate(epoch):
+            assert h == used                                  # every step runs the held scales
+            for l, (sc, ex, m) in enumerate(zip(used, wexp, wmax)):
+                s = sc / (2.0 ** ex * 64)
+                assert m * s <= W_MAX_INT * (1 + 1e-9)       # no weight past the held range
+                if k and sc != epoch[k - 1][1][l]:           # re-derived only where the weights outgrew it
+                    prev = epoch[k - 1][1][l] / (2.0 ** epoch[k - 1][2][l] * 64)
+                    assert m * prev > W_MAX_INT
+                    changed += 1
+                elif k:
+                    kept += 1
+    assert changed > 0 and kept > 0           # (this run's weights do outgrow, and stay inside: both tested)
     assert held[0][0] != held[steps][0]                                  # the next epoch takes new ones
     seen.clear()
     cfg = TrainConfig(hidden=[24], epochs=1, seed=0, quantize="loihi", quantize_scale="step", batch_size=64)
     Trainer(cfg, progress=False).fit(train, test)
-    per_step = [used for h, used in seen[-steps:]]
-    assert all(h is None for h, _ in seen) and len(set(per_step)) > 1     # recomputed as the weights move
+    per_step = [used for h, used, *_ in seen[-steps:]]
+    assert all(h is None for h, *_ in seen) and len(set(per_step)) > 1     # recomputed as the weights move
 
 
 def test_quantized_training_accuracy_is_the_fixed_point_accuracy(small_digits, tmp_path):
