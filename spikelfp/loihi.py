@@ -91,6 +91,11 @@ class LoihiLayer:
     def effective_bias(self) -> np.ndarray:
         return self.bias_mant.astype(np.int64) << self.bias_exp
 
+    @property
+    def weight_scale(self) -> float:
+        """s, the factor from float weights to the 8-bit mantissas (``scale = s * 2^e * 64``)."""
+        return self.scale / (2.0**self.weight_exp * 64)
+
 
 @dataclass(frozen=True)
 class LoihiNetwork:
@@ -118,7 +123,7 @@ def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | N
     definition :func:`quantize` and :func:`fixed_of` share."""
     if held is not None:
         e = held.weight_exp
-        s = held.scale / (2.0**e * 64)
+        s = held.weight_scale
         ts = layer.threshold * s
     else:
         s = W_MAX_INT / wmax if wmax > 0 else 1.0
@@ -288,8 +293,7 @@ def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
     out = []
     for l, held in enumerate(hold.layers):
         seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
-        s = held.scale / (2.0**held.weight_exp * 64)
-        if seg.size and max(float(seg.max()), -float(seg.min())) * s > W_MAX_INT_F * (1 + 1e-12):
+        if seg.size and max(float(seg.max()), -float(seg.min())) * held.weight_scale > W_MAX_INT_F * (1 + 1e-12):
             out.append(l)
     if not out:
         return hold

@@ -346,31 +346,25 @@ def _layer_extents(sizes):
 
 
 @njit(cache=True, inline="always")
-def _carry_step(crow, irow, grow, Rn, Cn, rr, rcl, psl, eps, n):
+def _carry_step(crow, irow, grow, Rn, Cn, rr, eps, n):
     """One step t of the temporal rule's recursion over a layer's n neurons in the default form
     (carry, reward not scaled): the general loop of :func:`temporal_feedback` with its loop-invariant
     branches taken out, so that it vectorises; the same operations in the same order (same bits)."""
     for j in range(n):
         cc = np.float64(crow[j])
         ii = np.float64(irow[j])
-        den = abs(cc) + abs(ii) + eps
-        gj = grow[j] + Rn[j]
-        r = (gj + Cn[j]) / den
-        rr[j] = r
-        Cn[j] = cc * r
-        rcl[j] += abs(gj)
-        psl[j] += abs(ii * r)
-
-
-@njit(cache=True, inline="always")
-def _carry_step_fast(crow, irow, grow, Rn, Cn, rr, eps, n):
-    """:func:`_carry_step` without the conservation sums (the same rho and carry, same bits)."""
-    for j in range(n):
-        cc = np.float64(crow[j])
-        ii = np.float64(irow[j])
         r = (grow[j] + Rn[j] + Cn[j]) / (abs(cc) + abs(ii) + eps)
         rr[j] = r
         Cn[j] = cc * r
+
+
+@njit(cache=True, inline="always")
+def _carry_sums(irow, grow, Rn, rr, rcl, psl, n):
+    """The conservation sums of a :func:`_carry_step` (after it: rr holds its rho): |reward
+    received| ``grow + Rn`` and |reward passed on| ``I rho``, the values the step used (same bits)."""
+    for j in range(n):
+        rcl[j] += abs(grow[j] + Rn[j])
+        psl[j] += abs(np.float64(irow[j]) * rr[j])
 
 
 @njit(cache=True, parallel=True)
@@ -549,10 +543,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
                     if form != FORM_PAPER and not scale:
+                        _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, eps, n_out)
                         if track:
-                            _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, rcl, psl, eps, n_out)
-                        else:
-                            _carry_step_fast(crow_t, irow_t, gt_row, Rn, Cn, rr, eps, n_out)
+                            _carry_sums(irow_t, gt_row, Rn, rr, rcl, psl, n_out)
                     else:
                         for j in range(n_out):
                             cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
