@@ -77,6 +77,18 @@ def check_snntorch_mirror(net, x, rtol=1e-12):
     return want, model
 
 
+def check_same_without_sums(rule, net, x, y, fb):
+    """``rule`` without the conservation sums gives ``fb``'s feedback to the bit. The kernels take
+    another path then (the temporal rule folds a spike-only reward into the carry instead of reading
+    a dense g), so every reference test that turns the sums on also checks the path users run."""
+    import dataclasses
+
+    off = dataclasses.replace(rule, conservation=False).feedback(net, x, y)
+    np.testing.assert_array_equal(off.weight_flat, fb.weight_flat)
+    np.testing.assert_array_equal(off.bias_flat, fb.bias_flat)
+    np.testing.assert_array_equal(off.counts, fb.counts)
+
+
 def random_input(rng, B, T, n, density=0.2):
     return (rng.random((B, T, n)) < density).astype(np.uint8)
 

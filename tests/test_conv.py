@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import check_snntorch_mirror, random_input, run_nir_model
+from conftest import check_same_without_sums, check_snntorch_mirror, random_input, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -101,7 +101,9 @@ def test_conv_by_hand():
 def test_conv_temporal_rule_matches_numpy_reference(seed, geom, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, geom, reset, bias, second_conv=seed == 1)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form, contrib=contrib, conservation=True).feedback(net, x, y)
+    rule = Temporal(reward=rw, form=form, contrib=contrib, conservation=True)
+    fb = rule.feedback(net, x, y)
+    check_same_without_sums(rule, net, x, y, fb)
     FW, Fb, recv, passed, _ = ref.temporal_feedback(ref.dense_equivalent(net), x, y, kind=reward, tau=2.0,
                                                     out_scale=reward == "ce", form=form, contrib=contrib)
     FW, Fb = ref.fold_conv_feedback(net, FW, Fb)

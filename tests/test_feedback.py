@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import random_input, random_net
+from conftest import check_same_without_sums, random_input, random_net
 
 import spikelfp
 from spikelfp import RateReward, SoftmaxReward, SpikeCount, Temporal, check_conservation
@@ -34,7 +34,9 @@ def _case(seed, reset, bias, n_layers):
 @pytest.mark.parametrize("contrib", ["graded", "spikes"])
 def test_temporal_rule_matches_numpy_reference(seed, reset, bias, reward, n_layers, form, contrib):
     net, x, y = _case(seed, reset, bias, n_layers)
-    fb = Temporal(reward=REWARDS[reward], form=form, contrib=contrib, conservation=True).feedback(net, x, y)
+    rule = Temporal(reward=REWARDS[reward], form=form, contrib=contrib, conservation=True)
+    fb = rule.feedback(net, x, y)
+    check_same_without_sums(rule, net, x, y, fb)
     kind, tau, out_scale = REF_KIND[reward]
     FW, Fb, recv, passed, _ = ref.temporal_feedback(net, x, y, kind=kind, tau=tau, out_scale=out_scale, form=form,
                                                     contrib=contrib)

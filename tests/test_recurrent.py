@@ -3,7 +3,7 @@
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import check_snntorch_mirror, random_input, random_net, run_nir_model
+from conftest import check_same_without_sums, check_snntorch_mirror, random_input, random_net, run_nir_model
 
 import spikelfp
 import spikelfp.io
@@ -79,7 +79,9 @@ def test_recurrent_spike_train_by_hand():
 def test_recurrent_temporal_rule_matches_numpy_reference(seed, rec, reset, bias, reward, form, contrib):
     net, x, y = _case(seed, rec, reset, bias)
     rw = CEReward(tau=2.0) if reward == "ce" else RateReward()
-    fb = Temporal(reward=rw, form=form, contrib=contrib, conservation=True).feedback(net, x, y)
+    rule = Temporal(reward=rw, form=form, contrib=contrib, conservation=True)
+    fb = rule.feedback(net, x, y)
+    check_same_without_sums(rule, net, x, y, fb)
     FW, Fb, recv, passed, FV = ref.temporal_feedback(net, x, y, kind=reward, tau=2.0, out_scale=reward == "ce",
                                                      form=form, contrib=contrib)
     for l, layer in enumerate(net.layers):

@@ -359,6 +359,20 @@ def _carry_step(crow, irow, grow, Rn, Cn, rr, eps, n):
 
 
 @njit(cache=True, inline="always")
+def _carry_folded(crow, irow, Cn, rr, eps, n):
+    """:func:`_carry_step` for a step whose rewards from above (and through V) were already added to
+    the carry at the neurons that have them (its own spikes: ``Cn = (g + Rn) + Cn`` there, the
+    same operations in the same order): a pass that reads no g. Elsewhere g + Rn is zero, and
+    ``(0 + 0) + C`` is C (to the sign of a zero, which no sum downstream can see)."""
+    for j in range(n):
+        cc = np.float64(crow[j])
+        ii = np.float64(irow[j])
+        r = Cn[j] / (abs(cc) + abs(ii) + eps)
+        rr[j] = r
+        Cn[j] = cc * r
+
+
+@njit(cache=True, inline="always")
 def _carry_sums(irow, grow, Rn, rr, rcl, psl, n):
     """The conservation sums of a :func:`_carry_step` (after it: rr holds its rho): |reward
     received| ``grow + Rn`` and |reward passed on| ``I rho``, the values the step used (same bits)."""
@@ -538,11 +552,21 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     _graded_inputs(cbuf, Ibuf, n_off[l - 1], n_in, T, theta[l - 1], reset[l - 1] == RESET_SUBTRACT,
                                    ip, ix, xg)
                 for t in range(T - 1, -1, -1):
-                    rr = rhob[t]
+                    rr = rhob[0] if is_conv else rhob[t]    # a conv layer uses rho[t] within step t only
                     gt_row = g[t]
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
-                    if form != FORM_PAPER and not scale:
+                    folded = g_sparse and not track and form != FORM_PAPER and not scale
+                    if folded:
+                        # g[t] (and Rn) can be nonzero only at this step's own spikes: add them into
+                        # the carry there, zeroing g once read, then one pass that reads no g (a
+                        # T x n float64 stream less)
+                        for e in range(own_p[t], own_p[t + 1]):
+                            k = own_x[e]
+                            Cn[k] = (gt_row[k] + Rn[k]) + Cn[k]
+                            gt_row[k] = 0.0
+                        _carry_folded(crow_t, irow_t, Cn, rr, eps, n_out)
+                    elif form != FORM_PAPER and not scale:
                         _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, eps, n_out)
                         if track:
                             _carry_sums(irow_t, gt_row, Rn, rr, rcl, psl, n_out)
@@ -563,7 +587,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             if track:
                                 rcl[j] += abs(gj)
                                 psl[j] += abs(ii * r)
-                    if g_sparse:
+                    if g_sparse and not folded:
                         for e in range(own_p[t], own_p[t + 1]):     # read: zero again (g_sparse above)
                             gt_row[own_x[e]] = 0.0
                     if l == 0 and not is_conv:
