@@ -624,9 +624,19 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             pin, ch = split_index(ix[e], cin, sh_cin)
                             # W[:, i] . rho over the taps: per output channel j summed over the taps (in
                             # table order; elementwise, so it vectorises), then over j (:func:`lane_sum`)
+                            q0 = cptr[pin]
+                            if q0 == cptr[pin + 1]:
+                                continue                  # no tap reaches an output: nothing to hand down
+                            # the first tap sets va (0 + x is x, to the sign of a zero)
+                            base = w0 + (ctk[q0] * cin + ch) * cout
+                            wrow = WT[base: base + cout]
+                            grow = gt[base: base + cout]
+                            o = cto[q0] * cout
+                            rseg = rr[o: o + cout]
                             for j in range(cout):
-                                va[j] = 0.0
-                            for q in range(cptr[pin], cptr[pin + 1]):
+                                grow[j] += rseg[j]
+                                va[j] = wrow[j] * rseg[j]
+                            for q in range(q0 + 1, cptr[pin + 1]):
                                 base = w0 + (ctk[q] * cin + ch) * cout
                                 wrow = WT[base: base + cout]
                                 grow = gt[base: base + cout]
