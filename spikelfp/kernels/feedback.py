@@ -359,17 +359,27 @@ def _carry_step(crow, irow, grow, Rn, Cn, rr, eps, n):
 
 
 @njit(cache=True, inline="always")
-def _carry_folded(crow, irow, Cn, rr, eps, n):
+def _carry_folded(crow, irow, Cn, rr, eps, n, paper, bl):
     """:func:`_carry_step` for a step whose rewards from above (and through V) were already added to
     the carry at the neurons that have them (its own spikes: ``Cn = (g + Rn) + Cn`` there, the
     same operations in the same order): a pass that reads no g. Elsewhere g + Rn is zero, and
-    ``(0 + 0) + C`` is C (to the sign of a zero, which no sum downstream can see)."""
-    for j in range(n):
-        cc = np.float64(crow[j])
-        ii = np.float64(irow[j])
-        r = Cn[j] / (abs(cc) + abs(ii) + eps)
-        rr[j] = r
-        Cn[j] = cc * r
+    ``(0 + 0) + C`` is C (to the sign of a zero, which no sum downstream can see). ``paper``: the
+    denominator of ``form="paper"`` (``bl``: the layer's beta), as the general loop computes it."""
+    if paper:
+        for j in range(n):
+            cc = np.float64(crow[j])
+            ii = np.float64(irow[j])
+            u = cc / bl if bl != 0.0 else 0.0
+            r = Cn[j] / (abs(u) + abs(ii - (1.0 - bl) * u) + eps)
+            rr[j] = r
+            Cn[j] = cc * r
+    else:
+        for j in range(n):
+            cc = np.float64(crow[j])
+            ii = np.float64(irow[j])
+            r = Cn[j] / (abs(cc) + abs(ii) + eps)
+            rr[j] = r
+            Cn[j] = cc * r
 
 
 @njit(cache=True, inline="always")
@@ -556,7 +566,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     gt_row = g[t]
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
-                    folded = g_sparse and not track and form != FORM_PAPER and not scale
+                    folded = g_sparse and not track and not scale
                     if folded:
                         # g[t] (and Rn) can be nonzero only at this step's own spikes: add them into
                         # the carry there, zeroing g once read, then one pass that reads no g (a
@@ -565,7 +575,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             k = own_x[e]
                             Cn[k] = (gt_row[k] + Rn[k]) + Cn[k]
                             gt_row[k] = 0.0
-                        _carry_folded(crow_t, irow_t, Cn, rr, eps, n_out)
+                        _carry_folded(crow_t, irow_t, Cn, rr, eps, n_out, form == FORM_PAPER, bl)
                     elif form != FORM_PAPER and not scale:
                         _carry_step(crow_t, irow_t, gt_row, Rn, Cn, rr, eps, n_out)
                         if track:
