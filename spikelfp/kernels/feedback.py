@@ -359,6 +359,14 @@ def _carry_step(crow, irow, grow, Rn, Cn, rr, eps, n):
 
 
 @njit(cache=True, inline="always")
+def _paper_den(cc, ii, bl, eps):
+    """form="paper"'s denominator ``|u| + |I - (1 - beta) u| + eps`` with u = c / beta, the
+    post-reset membrane of the step before (lfprop 1.0.0)."""
+    u = cc / bl if bl != 0.0 else 0.0
+    return abs(u) + abs(ii - (1.0 - bl) * u) + eps
+
+
+@njit(cache=True, inline="always")
 def _carry_folded(crow, irow, Cn, rr, eps, n, paper, bl):
     """:func:`_carry_step` for a step whose rewards from above (and through V) were already added to
     the carry at the neurons that have them (its own spikes: ``Cn = (g + Rn) + Cn`` there, the
@@ -369,8 +377,7 @@ def _carry_folded(crow, irow, Cn, rr, eps, n, paper, bl):
         for j in range(n):
             cc = np.float64(crow[j])
             ii = np.float64(irow[j])
-            u = cc / bl if bl != 0.0 else 0.0
-            r = Cn[j] / (abs(u) + abs(ii - (1.0 - bl) * u) + eps)
+            r = Cn[j] / _paper_den(cc, ii, bl, eps)
             rr[j] = r
             Cn[j] = cc * r
     else:
@@ -585,8 +592,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             cc = np.float64(crow_t[j])    # stored in the weights' dtype, used in float64
                             ii = np.float64(irow_t[j])
                             if form == FORM_PAPER:
-                                u = cc / bl if bl != 0.0 else 0.0      # v[t-1] after its reset
-                                den = abs(u) + abs(ii - (1.0 - bl) * u) + eps
+                                den = _paper_den(cc, ii, bl, eps)
                             else:
                                 den = abs(cc) + abs(ii) + eps
                             gj = (gt_row[j] * den if scale else gt_row[j]) + Rn[j]
@@ -637,24 +643,20 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                             q0 = cptr[pin]
                             if q0 == cptr[pin + 1]:
                                 continue                  # no tap reaches an output: nothing to hand down
-                            # the first tap sets va (0 + x is x, to the sign of a zero)
-                            base = w0 + (ctk[q0] * cin + ch) * cout
-                            wrow = WT[base: base + cout]
-                            grow = gt[base: base + cout]
-                            o = cto[q0] * cout
-                            rseg = rr[o: o + cout]
-                            for j in range(cout):
-                                grow[j] += rseg[j]
-                                va[j] = wrow[j] * rseg[j]
-                            for q in range(q0 + 1, cptr[pin + 1]):
+                            for q in range(q0, cptr[pin + 1]):
                                 base = w0 + (ctk[q] * cin + ch) * cout
                                 wrow = WT[base: base + cout]
                                 grow = gt[base: base + cout]
                                 o = cto[q] * cout
                                 rseg = rr[o: o + cout]
-                                for j in range(cout):
-                                    grow[j] += rseg[j]
-                                    va[j] += wrow[j] * rseg[j]
+                                if q == q0:               # the first tap sets va (0 + x is x, to a zero's sign)
+                                    for j in range(cout):
+                                        grow[j] += rseg[j]
+                                        va[j] = wrow[j] * rseg[j]
+                                else:
+                                    for j in range(cout):
+                                        grow[j] += rseg[j]
+                                        va[j] += wrow[j] * rseg[j]
                             gbelow[t, ix[e]] = lane_sum(va, cout)
                     elif l > 0 and not grd:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
