@@ -568,12 +568,13 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 if grd:
                     _graded_inputs(cbuf, Ibuf, n_off[l - 1], n_in, T, theta[l - 1], reset[l - 1] == RESET_SUBTRACT,
                                    ip, ix, xg)
+                # g from a pass through spikes only is folded into the carry at this layer's spikes
+                folded = g_sparse and not track and not scale
                 for t in range(T - 1, -1, -1):
                     rr = rhob[0] if is_conv else rhob[t]    # a conv layer uses rho[t] within step t only
                     gt_row = g[t]
                     crow_t = cbuf[t, col: col + n_out]
                     irow_t = Ibuf[t, col: col + n_out]
-                    folded = g_sparse and not track and not scale
                     if folded:
                         # g[t] (and Rn) can be nonzero only at this step's own spikes: add them into
                         # the carry there, zeroing g once read, then one pass that reads no g (a
