@@ -43,7 +43,7 @@ from numba import njit
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import Packed, pack, unpack
+from .packed import Packed, diagonal_kernel, pack, unpack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -212,9 +212,12 @@ def pack_fixed(q: LoihiNetwork, structure: Packed | None = None) -> FixedPacked:
     offsets and conv tables it shares (a training step reuses them instead of packing again)."""
     if structure is not None:
         p = structure
-    else:   # the integer network in spikelfp's packed layout (conv rows and tables as for float nets)
+    else:   # the integer network in spikelfp's packed layout (conv rows and tables as for float nets);
+        # for a forward only: a conv kernel that links each channel only to itself (a pooling layer)
+        # is marked fixed, so that the kernels add its one weight per tap (packed.is_diagonal)
         shadow = Network([
-            ConvLayer(np.zeros(la.weight.shape), *la.conv) if la.conv is not None else
+            ConvLayer(np.zeros(la.weight.shape), *la.conv, trainable=not diagonal_kernel(la.weight))
+            if la.conv is not None else
             LIFLayer(np.zeros(la.weight.shape),
                      recurrent=None if la.recurrent is None else np.zeros(la.recurrent.shape))
             for la in q.layers])

@@ -13,8 +13,10 @@ Layout (per layer l, sizes n_0..n_L):
 * A conv layer (``conv[l, 0] == 1``, docs/layers.md) holds its kernel as (K, K, C_in, C_out)
   rows of C_out in ``WT`` (row ``(ky * K + kx) * C_in + c``) and its channel bias expanded to every
   output position (kept tied: every position gets the same feedback). ``conv[l]`` =
-  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable: 0 for a pooling layer);
-  the connection table of input pixel
+  (is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable: 0 for a pooling layer,
+  diagonal: 1 for a fixed layer whose kernel links each channel only to itself, a pooling layer,
+  whose input spikes the kernels then add to their own channel alone instead of adding C_out-wide
+  rows of zeros); the connection table of input pixel
   p = y * W + x is ``ct_out/ct_k[ct_ptr[ct_start + p] : ct_ptr[ct_start + p + 1]]``: the output
   pixels it reaches and the kernel offset ``ky * K + kx`` it reaches them through.
 """
@@ -48,7 +50,7 @@ class Packed(NamedTuple):
     ct_out: np.ndarray
     ct_k: np.ndarray
 
-CONV_COLS = 10  # is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable
+CONV_COLS = 11  # is_conv, C_in, C_out, ct_start, H, W, K, stride, padding, trainable, diagonal
 
 
 def connection_table(H, W, K, S, P, Ho, Wo):
@@ -70,6 +72,24 @@ def connection_table(H, W, K, S, P, Ho, Wo):
                     ks.append(ky * K + kx)
             ptr[y * W + x + 1] = len(outs)
     return ptr, np.asarray(outs, np.int32), np.asarray(ks, np.int32)
+
+
+def is_diagonal(layer: ConvLayer) -> bool:
+    """Whether a conv layer is fixed (not trained) and links each input channel to the same output
+    channel only (C_in == C_out, every other kernel entry exactly zero): a pooling layer. Its input
+    spikes reach one channel, so the kernels add one weight per tap, not a C_out-wide row (the same
+    sums: the rest are exact zeros) and skip its kernel feedback (not kept). A trained layer never
+    takes that path, whatever its zeros: training could make them nonzero."""
+    return not layer.trainable and diagonal_kernel(layer.weight)
+
+
+def diagonal_kernel(w: np.ndarray) -> bool:
+    """Whether a (C_out, C_in, K, K) kernel has C_in == C_out and no nonzero entry off its diagonal."""
+    if w.shape[0] != w.shape[1]:
+        return False
+    off = w.copy()
+    off[np.arange(w.shape[0]), np.arange(w.shape[0])] = 0
+    return not np.any(off)
 
 
 def layer_offsets(sizes, rec=None, n_weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +124,7 @@ def pack(net: Network) -> Packed:
             if layer.bias is not None:
                 bias[n_off[l]: n_off[l + 1]] = np.tile(layer.bias, Ho * Wo)
             ptr, out, k = connection_table(H, W, K, S, P, Ho, Wo)
-            conv[l] = (1, C, Co, n_ct - 1, H, W, K, S, P, int(layer.trainable))
+            conv[l] = (1, C, Co, n_ct - 1, H, W, K, S, P, int(layer.trainable), int(is_diagonal(layer)))
             ptrs.append(ptr[1:] + n_edges)
             outs.append(out)
             ks.append(k)
@@ -136,7 +156,7 @@ def unpack(p: Packed, dt: float = 1e-3, like: Network | None = None) -> Network:
     for l in range(len(p.sizes) - 1):
         src = like.layers[l] if like is not None else None
         if p.conv[l, 0]:
-            _, C, Co, _, H, W, K, S, P, trainable = (int(v) for v in p.conv[l])
+            _, C, Co, _, H, W, K, S, P, trainable = (int(v) for v in p.conv[l, :10])
             k = p.WT[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1).copy()
             b = p.bias[p.n_off[l]: p.n_off[l] + Co].copy() if p.has_bias[l] else None
             beta, thr, reset = ((src.beta, src.threshold, src.reset) if src is not None else
@@ -159,7 +179,7 @@ def layer_view(p: Packed, flat: np.ndarray, l: int) -> np.ndarray:
     for a conv layer, the (C_out, C_in, K, K) kernel (a transposed view)."""
     n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
     if p.conv[l, 0]:
-        _, C, Co, _, _, _, K, _, _, _ = (int(v) for v in p.conv[l])
+        _, C, Co, _, _, _, K = (int(v) for v in p.conv[l, :7])
         return flat[p.w_off[l]: p.w_off[l + 1]].reshape(K, K, C, Co).transpose(3, 2, 0, 1)
     return flat[p.w_off[l]: p.w_off[l] + n_in * n_out].reshape(n_in, n_out).T
 
@@ -211,7 +231,7 @@ def synapse_fanout(p: Packed) -> list[tuple[np.ndarray, np.ndarray | None]]:
         n_in, n_out = int(p.sizes[l]), int(p.sizes[l + 1])
         a = int(p.w_off[l])
         if p.conv[l, 0]:
-            _, C, Co, cts, H, W, K, _, _, _ = (int(v) for v in p.conv[l])
+            _, C, Co, cts, H, W, K = (int(v) for v in p.conv[l, :7])
             nz = (p.WT[a: int(p.w_off[l + 1])].reshape(K * K, C, Co) != 0).sum(axis=2)     # (K*K, C)
             ptr = p.ct_ptr[cts: cts + H * W + 1]
             ff = np.zeros((H * W, C), np.int64)

@@ -361,3 +361,59 @@ def test_conv_pool_net_forward_bit_exact_and_both_rules(reset, bias, dtype):
     assert np.all(fb.weight[1] == 0)
     np.testing.assert_allclose(fb.passed, passed, rtol=1e-9, atol=1e-12)
     check_conservation(fb)
+    check_same_without_sums(Temporal(reward=RateReward(), conservation=True), n64, x, y, fb)
+    sc = SpikeCount(conservation=True).feedback(n64, x, y)
+    FW, Fb, recv, passed, _, _ = ref.spike_count_feedback(ref.dense_equivalent(n64), x, y, kind="ce", tau=1.0,
+                                                          secant="bounded", contrib="graded")
+    FW, Fb = ref.fold_conv_feedback(n64, FW, Fb)
+    for l in (0, 2, 3):
+        assert np.abs(FW[l]).sum() > 0
+        np.testing.assert_allclose(sc.weight[l], FW[l], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sc.bias[l], Fb[l], rtol=1e-9, atol=1e-12)
+    assert np.all(sc.weight[1] == 0)
+    np.testing.assert_allclose(sc.passed, passed, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pooling_layers_one_weight_per_tap_path_gives_the_general_paths_bits(dtype):
+    """A pooling layer (packed.is_diagonal) adds one weight per channel and tap instead of the kernel's
+    C_out-wide rows of zeros, in the forward, both rules and the fixed-point forward: the same bits
+    as the general conv path (forced here by clearing the flag), SynOps counting that one synapse."""
+    from spikelfp.loihi import pack_fixed, quantize, simulate_fixed
+    from spikelfp.packed import CONV_COLS, is_diagonal
+
+    rng = np.random.default_rng(11)
+    net = Network.from_arch("c4k3-p2-c4k3-p2-d5", (14, 14, 2), 3, seed=rng, gain=3.0, bias=True, dtype=dtype)
+    p = pack(net)
+    assert CONV_COLS == 11 and p.conv[:, 10].tolist() == [0, 1, 0, 1, 0, 0]
+    assert [is_diagonal(la) for la in net.layers[:4]] == [False, True, False, True]
+    general = p._replace(conv=p.conv * np.array([1] * 10 + [0]))
+    x = random_input(rng, 4, 20, net.n_in, 0.3)
+    y = rng.integers(0, 3, size=4)
+    fast, slow = simulate(p, x, raster=True, membrane=True), simulate(general, x, raster=True, membrane=True)
+    assert all(r.sum() > 0 for r in fast.rasters[:-1])
+    for a, b in zip(fast.rasters + fast.membranes, slow.rasters + slow.membranes):
+        np.testing.assert_array_equal(a, b)
+    # SynOps: a pooling layer's input spike counts its taps, not taps x channels
+    taps = [np.diff(p.ct_ptr[p.conv[l, 3]: p.conv[l, 3] + p.conv[l, 4] * p.conv[l, 5] + 1]) for l in (1, 3)]
+    fewer = sum(fast.rasters[l - 1].reshape(4, 20, -1, int(p.conv[l, 1])).sum(axis=(1, 3)) @ t * (p.conv[l, 2] - 1)
+                for l, t in zip((1, 3), taps))
+    np.testing.assert_array_equal(slow.synops - fast.synops, fewer)
+    for rule in (Temporal(), Temporal(conservation=True), Temporal(form="paper", contrib="spikes"),
+                 SpikeCount(), SpikeCount(contrib="spikes")):
+        a, b = rule.feedback(p, x, y), rule.feedback(general, x, y)
+        assert np.abs(a.weight_flat).sum() > 0
+        np.testing.assert_array_equal(a.weight_flat, b.weight_flat)
+        np.testing.assert_array_equal(a.bias_flat, b.bias_flat)
+    q = quantize(net)
+    fx = pack_fixed(q)
+    assert fx.p.conv[:, 10].tolist() == [0, 1, 0, 1, 0, 0]
+    fa = simulate_fixed(fx, x, raster=True, membrane=True)
+    fb = simulate_fixed(fx._replace(p=fx.p._replace(conv=fx.p.conv * np.array([1] * 10 + [0]))), x, raster=True,
+                        membrane=True)
+    assert fa.rasters[1].sum() > 0
+    for a, b in zip(fa.rasters + fa.membranes, fb.rasters + fb.membranes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fb.synops - fa.synops,
+                                  sum(fa.rasters[l - 1].reshape(4, 20, -1, int(p.conv[l, 1])).sum(axis=(1, 3)) @ t
+                                      * (p.conv[l, 2] - 1) for l, t in zip((1, 3), taps)))

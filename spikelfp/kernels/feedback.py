@@ -523,8 +523,9 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                     ip, pb, ix = optr[l - 1], 0, oidx[T * n_off[l - 1]: T * n_off[l]]
                 if fx:
                     fixed_layer(ip, pb, ix, T, WTq, w_off[l], sizes[l], n_out, rec[l], conv[l, 0] == 1, conv[l, 1],
-                                conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k, qwexp[l], qdu[l], qdv[l], qvth[l],
-                                qbias, n_off[l], ui, vi, ai, ri, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]],
+                                conv[l, 2], conv[l, 3], conv[l, 10] == 1, ct_ptr, ct_out, ct_k, qwexp[l], qdu[l],
+                                qdv[l], qvth[l], qbias, n_off[l], ui, vi, ai, ri, optr[l],
+                                oidx[T * n_off[l]: T * n_off[l + 1]],
                                 counts, b, False, dummy3, False, dummyi, True, cbuf, Ibuf, qscale[l], False, dummyz)
                     continue
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
@@ -559,7 +560,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 psl = ps[col: col + n_out]
                 scale = out_scale and l == L - 1
                 bl = beta[l]
-                is_conv, cin, cout, cptr, cto, ctk = conv_args(conv, ct_ptr, ct_out, ct_k, l)
+                is_conv, cin, cout, cptr, cto, ctk, diag = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 sh_cin = channel_shift(cin)
                 grd = contrib == CONTRIB_GRADED and l > 0 and not is_conv and conv[l - 1, 0] == 0
                 if l > 0 and not grd and gb_dirty > 0:
@@ -636,6 +637,21 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 rseg = rr[o: o + cout]
                                 for j in range(cout):
                                     grow[j] += rseg[j]
+                    elif is_conv and diag:
+                        # a pooling layer (fixed synapses, not trained: no kernel feedback): a spike of
+                        # channel ch has one nonzero weight per tap, W[k, ch, ch]; the sum over the taps
+                        # in table order is the general branch's lane ch, and its other lanes are exact
+                        # zeros (same bits)
+                        for e in range(ip[pb + t], ip[pb + t + 1]):
+                            pin, ch = split_index(ix[e], cin, sh_cin)
+                            q0 = cptr[pin]
+                            if q0 == cptr[pin + 1]:
+                                continue
+                            wd = w0 + ch * cout + ch
+                            acc = WT[wd + ctk[q0] * cin * cout] * rr[cto[q0] * cout + ch]
+                            for q in range(q0 + 1, cptr[pin + 1]):
+                                acc += WT[wd + ctk[q] * cin * cout] * rr[cto[q] * cout + ch]
+                            gbelow[t, ix[e]] = acc
                     elif is_conv:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             pin, ch = split_index(ix[e], cin, sh_cin)
@@ -793,11 +809,26 @@ def spike_count_feedback(a_in, counts, credit, zin, labels, T, sizes, w_off, WT,
 def _conv_back(a, rho, WT, w0, GT, cv):
     """Kernel feedback GT[row] += sum a * rho (weight-gradient form) and the reward below
     R = a * (transposed conv of rho), for a conv layer of the spike-count rule."""
-    _, cin, cout, cptr, cto, ctk = cv
+    _, cin, cout, cptr, cto, ctk, diag = cv
     sh_cin = channel_shift(cin)
     B, n_in = a.shape
     R = np.zeros((B, n_in), dtype=a.dtype)
     va = np.empty(cout, dtype=np.float64)
+    if diag:
+        # a pooling layer (fixed synapses: its kernel feedback is not kept): one nonzero weight per
+        # tap, W[k, ch, ch]; the general loop's lane ch, its other lanes exact zeros (same bits)
+        for b in range(B):
+            rb = rho[b]
+            for i in range(n_in):
+                ai = a[b, i]
+                if ai == 0:
+                    continue
+                pin, ch = split_index(i, cin, sh_cin)
+                acc = 0.0           # the general loop's products, in its dtypes (float32 x float32 for a
+                for q in range(cptr[pin], cptr[pin + 1]):                # float32 net), summed in float64
+                    acc += WT[w0 + (ctk[q] * cin + ch) * cout + ch] * rb[cto[q] * cout + ch]
+                R[b, i] = ai * acc
+        return R
     for b in range(B):
         for i in range(n_in):
             ai = a[b, i]

@@ -109,12 +109,23 @@ def split_index(i, cin, sh):
 
 
 @njit(cache=True)
-def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, I):
+def _conv_accumulate(ptr, r, idx, WT, w0, cin, cout, cptr, cto, ctk, diag, I):
     """Add the kernel rows of a conv layer's input spikes of row ``r`` (step) to I; returns the
-    SynOps. Kept out of :func:`run_layer` so that the dense row-add loop compiles as before."""
+    SynOps. Kept out of :func:`run_layer` so that the dense row-add loop compiles as before.
+    ``diag`` (a pooling layer, :func:`spikelfp.packed.is_diagonal`): a spike of channel c adds only
+    the kernel's (c, c) entry, the row's one nonzero (the others add exact zeros: same bits)."""
     ops = 0
     kstride = cin * cout
     sh_cin = channel_shift(cin)
+    if diag:
+        for e in range(ptr[r], ptr[r + 1]):
+            pin, ch = split_index(idx[e], cin, sh_cin)
+            wc = w0 + ch * cout + ch
+            q0, q1 = cptr[pin], cptr[pin + 1]
+            ops += q1 - q0
+            for q in range(q0, q1):
+                I[cto[q] * cout + ch] += WT[wc + ctk[q] * kstride]
+        return ops
     for e in range(ptr[r], ptr[r + 1]):
         pin, ch = split_index(idx[e], cin, sh_cin)
         wc = w0 + ch * cout
@@ -209,7 +220,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
     Input spikes of step t: ``idx[ptr[pbase+t] : ptr[pbase+t+1]]``. Output spikes are written as
     CSR into ``optr`` (T+1) / ``oidx`` (with ``v0 >= 0``, they also feed back through V.T at
     ``WT[v0:]``; -1: no recurrence); spike counts into ``counts[b, col : col+n_out]``; the bias
-    is ``bias[col : col+n_out]``. ``cv`` = (is_conv, C_in, C_out, ct_ptr, ct_out, ct_k): for a conv
+    is ``bias[col : col+n_out]``. ``cv`` = (is_conv, C_in, C_out, ct_ptr, ct_out, ct_k, diagonal): for a conv
     layer an input spike i = p * C_in + c adds the kernel row ``(k * C_in + c)`` (C_out weights)
     at every output pixel of its connection table (see :mod:`spikelfp.packed`).
     With ``store_ci`` the carry c[t] and input I[t] go to ``cbuf/Ibuf[t, col : col+n_out]``
@@ -230,13 +241,13 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
         keep[j] = 1.0
     optr[0] = 0
     k = 0
-    is_conv, cin, cout, cptr, cto, ctk = cv
+    is_conv, cin, cout, cptr, cto, ctk, diag = cv
     ops = 0
     brow = bias[col: col + n_out]
     _fill_input(I, brow, n_out, has_bias)
     for t in range(T):
         if is_conv:
-            ops += _conv_accumulate(ptr, pbase + t, idx, WT, w0, cin, cout, cptr, cto, ctk, I)
+            ops += _conv_accumulate(ptr, pbase + t, idx, WT, w0, cin, cout, cptr, cto, ctk, diag, I)
         else:
             ops += (ptr[pbase + t + 1] - ptr[pbase + t]) * n_out
             add_rows(I, WT, w0, n_out, idx, ptr[pbase + t], ptr[pbase + t + 1])
@@ -307,12 +318,13 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
 
 @njit(cache=True, inline="always")
 def conv_args(conv, ct_ptr, ct_out, ct_k, l):
-    """The ``cv`` tuple of layer l for :func:`run_layer` (a dense layer gets is_conv False)."""
+    """The ``cv`` tuple of layer l for :func:`run_layer`: (is_conv, C_in, C_out, its connection
+    table's ptr, out, k, diagonal); a dense layer gets is_conv False."""
     if conv[l, 0] == 1:
         hw = conv[l, 4] * conv[l, 5]
         st = conv[l, 3]
-        return (True, conv[l, 1], conv[l, 2], ct_ptr[st: st + hw + 1], ct_out, ct_k)
-    return (False, np.int64(1), np.int64(1), ct_ptr[0: 1], ct_out, ct_k)
+        return (True, conv[l, 1], conv[l, 2], ct_ptr[st: st + hw + 1], ct_out, ct_k, conv[l, 10] == 1)
+    return (False, np.int64(1), np.int64(1), ct_ptr[0: 1], ct_out, ct_k, False)
 
 
 @njit(cache=True, parallel=True)

@@ -32,7 +32,7 @@ def _trunc_decay(x, factor):
 
 
 @njit(cache=True)
-def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, cst, ct_ptr, ct_out, ct_k, e, du,
+def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, cst, diag, ct_ptr, ct_out, ct_k, e, du,
                 dv, vth, bias_eff, col, u, v, acc, racc, op, ox, counts, b, rec_raster, raster, rec_mem, mem,
                 store, cbuf, Ibuf, qscale, sums, zs):
     """One layer of one sample for T steps in Loihi's integer arithmetic (the module docstring);
@@ -42,7 +42,9 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
     temporal rule's backward reads, so LFP trains on exactly this run. With ``sums`` the
     spike-count rule's sums over t go to ``zs[b, :, col + j]`` (float units): ``[1]`` the
     feed-forward input ``(a_ff << 6) + bias`` (without the recurrent rows), ``[0]`` the graded
-    count ``clip(v / (vth << 6), 0, 1)``."""
+    count ``clip(v / (vth << 6), 0, 1)``. ``diag``: a pooling layer (:func:`spikelfp.packed.is_diagonal`),
+    whose input spike of channel c adds only the kernel's (c, c) entry per tap (the row's one
+    nonzero; SynOps count that one synapse)."""
     synops = 0
     sh_cin = channel_shift(max(cin, 1))
     fu = 4096 - (du + 1)
@@ -58,7 +60,15 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
         for j in range(n_out):
             acc[j] = 0
             racc[j] = 0
-        if is_conv:
+        if is_conv and diag:
+            for q in range(ip[pb + t], ip[pb + t + 1]):
+                pin, ch = split_index(ix[q], cin, sh_cin)
+                synops += ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]
+                for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
+                    acc[ct_out[m] * cout + ch] += WT[w0 + (ct_k[m] * cin + ch) * cout + ch]
+            for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
+                acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
+        elif is_conv:
             for q in range(ip[pb + t], ip[pb + t + 1]):
                 pin, ch = split_index(ix[q], cin, sh_cin)
                 synops += (ct_ptr[cst + pin + 1] - ct_ptr[cst + pin]) * cout
@@ -168,7 +178,8 @@ def forward_fixed(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, rec, conv, ct_p
                 else:
                     op, ox = ptr_b, idx_b
                 synops[b] += fixed_layer(ip, pb, ix, T, WT, w_off[l], sizes[l], sizes[l + 1], rec[l],
-                                         conv[l, 0] == 1, conv[l, 1], conv[l, 2], conv[l, 3], ct_ptr, ct_out, ct_k,
+                                         conv[l, 0] == 1, conv[l, 1], conv[l, 2], conv[l, 3], conv[l, 10] == 1,
+                                         ct_ptr, ct_out, ct_k,
                                          wexp[l], du[l], dv[l], vth[l], bias_eff, n_off[l], u, v, acc, racc, op, ox,
                                          counts, b, rec_raster, raster, rec_mem, mem, False, dummy, dummy,
                                          qscale[l], sums, zs)
