@@ -257,8 +257,7 @@ class OneCycle:
         up = max(1, int(self.pct_start * self.total_steps))
         if step < up:
             return lo + (hi - lo) * (1 - math.cos(math.pi * step / up)) / 2
-        frac = min(1.0, (step - up) / max(1, self.total_steps - up))
-        return end + (hi - end) * (1 + math.cos(math.pi * frac)) / 2
+        return _half_cosine(hi, end, (step - up) / max(1, self.total_steps - up))
 
 
 @dataclass(frozen=True)
@@ -270,9 +269,13 @@ class Cosine:
     final_div: float = 1e4
 
     def __call__(self, step: int) -> float:
-        end = self.lr / self.final_div
-        frac = min(1.0, step / max(1, self.total_steps))
-        return end + (self.lr - end) * (1 + math.cos(math.pi * frac)) / 2
+        return _half_cosine(self.lr, self.lr / self.final_div, step / max(1, self.total_steps))
+
+
+def _half_cosine(hi: float, end: float, frac: float) -> float:
+    """From ``hi`` at ``frac = 0`` down to ``end`` at ``frac >= 1`` along half a cosine (the decay of
+    :class:`OneCycle` and :class:`Cosine`)."""
+    return end + (hi - end) * (1 + math.cos(math.pi * min(1.0, frac))) / 2
 
 
 def constant(lr: float):
