@@ -150,11 +150,16 @@ def _conv_input_shape(net):
 
 
 def synapse_counts(net, pruning: dict | None) -> dict:
-    """Weights and non-zero synapses of a network (W and V of every trainable layer), and, for a
-    pruned model, the count before pruning (``spikelfp prune``'s record)."""
+    """Weights and non-zero synapses of a network (W and V of every trainable layer), the fixed
+    synapses of its pooling layers (``fixed``: the nonzero entries of their kernels, which Lava's
+    synapse count includes), and, for a pruned model, the count before pruning (``spikelfp
+    prune``'s record)."""
+    from spikelfp.network import ConvLayer
     from spikelfp.prune import nonzero_synapses, prunable
 
-    r = {"weights": int(sum(a.size for _, a in prunable(net))), "nonzero": nonzero_synapses(net)}
+    r = {"weights": int(sum(a.size for _, a in prunable(net))), "nonzero": nonzero_synapses(net),
+         "fixed": int(sum(np.count_nonzero(la.weight) for la in net.layers
+                          if isinstance(la, ConvLayer) and not la.trainable))}
     if pruning:
         r["before_pruning"] = pruning.get("synapses_before")
         r["pruning"] = {k: pruning.get(k) for k in ("amount", "criterion", "scope", "finetune_epochs")}
@@ -163,6 +168,8 @@ def synapse_counts(net, pruning: dict | None) -> dict:
 
 def format_synapses(s: dict) -> str:
     line = f"synapses: {s['nonzero']} non-zero of {s['weights']} weights"
+    if s.get("fixed"):
+        line += f", and {s['fixed']} fixed ones in pooling layers"
     if s.get("pruning"):
         pr = s["pruning"]
         line += (f" (before pruning {s.get('before_pruning')}; {pr.get('amount', 0):.0%} pruned by "

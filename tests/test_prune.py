@@ -330,3 +330,29 @@ def test_pruned_model_runs_in_lava_as_sparse_spike_exact(tmp_path):
         assert all(s > 0 for s in r["spikes"]), "vacuous: a silent layer"
         assert set(r["conn"]) == {"Sparse"}, r
     assert out["res"][0]["synapses"] == (30 * 16 + 16 * 5) - round(0.7 * (30 * 16 + 16 * 5))
+
+
+def test_export_counts_a_pooling_layers_fixed_synapses_as_lava_does(tmp_path):
+    """The export report's trained synapses plus the pooling layers' fixed ones are the synapses of
+    the Lava processes (which hold the pooling kernel's nonzero entries as a Conv)."""
+    from test_lava import run_script
+
+    from spikelfp.exporting import format_synapses, synapse_counts
+
+    net = Network.from_arch("c4k3-p2-d6", (8, 8, 2), 4, seed=0, gain=3.0, bias=True)
+    pruned, _ = prune(net, 0.5)
+    for n in (net, pruned):
+        s = synapse_counts(n, None)
+        assert s["fixed"] == 4 * 2 * 2 and s["nonzero"] == nonzero_synapses(n)
+        assert f"and {s['fixed']} fixed ones in pooling layers" in format_synapses(s)
+    assert synapse_counts(Network.from_arch("c4k3-d6", (8, 8, 2), 4, seed=0), None)["fixed"] == 0
+    out = run_script(tmp_path, """
+        import spikelfp
+        from spikelfp.backends import lava
+        from spikelfp.prune import prune
+        net = spikelfp.Network.from_arch("c4k3-p2-d6", (8, 8, 2), 4, seed=0, gain=3.0, bias=True)
+        pruned, _ = prune(net, 0.5)
+        print(json.dumps({"res": [sum(d["synapses"] for d in lava.export(n, "float").describe())
+                                  for n in (net, pruned)], "workers": []}))
+    """)
+    assert out["res"] == [synapse_counts(n, None)["nonzero"] + 16 for n in (net, pruned)]
