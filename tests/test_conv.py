@@ -396,9 +396,12 @@ def test_pooling_layers_one_weight_per_tap_path_gives_the_general_paths_bits(dty
         np.testing.assert_array_equal(a, b)
     # SynOps: a pooling layer's input spike counts its taps, not taps x channels
     taps = [np.diff(p.ct_ptr[p.conv[l, 3]: p.conv[l, 3] + p.conv[l, 4] * p.conv[l, 5] + 1]) for l in (1, 3)]
-    fewer = sum(fast.rasters[l - 1].reshape(4, 20, -1, int(p.conv[l, 1])).sum(axis=(1, 3)) @ t * (p.conv[l, 2] - 1)
-                for l, t in zip((1, 3), taps))
-    np.testing.assert_array_equal(slow.synops - fast.synops, fewer)
+
+    def fewer(rasters):      # per sample: the pooling layers' input spikes x their taps x (C_out - 1)
+        return sum(rasters[l - 1].reshape(4, 20, -1, int(p.conv[l, 1])).sum(axis=(1, 3)) @ t * (p.conv[l, 2] - 1)
+                   for l, t in zip((1, 3), taps))
+
+    np.testing.assert_array_equal(slow.synops - fast.synops, fewer(fast.rasters))
     for rule in (Temporal(), Temporal(conservation=True), Temporal(form="paper", contrib="spikes"),
                  SpikeCount(), SpikeCount(contrib="spikes")):
         a, b = rule.feedback(p, x, y), rule.feedback(general, x, y)
@@ -414,6 +417,4 @@ def test_pooling_layers_one_weight_per_tap_path_gives_the_general_paths_bits(dty
     assert fa.rasters[1].sum() > 0
     for a, b in zip(fa.rasters + fa.membranes, fb.rasters + fb.membranes):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(fb.synops - fa.synops,
-                                  sum(fa.rasters[l - 1].reshape(4, 20, -1, int(p.conv[l, 1])).sum(axis=(1, 3)) @ t
-                                      * (p.conv[l, 2] - 1) for l, t in zip((1, 3), taps)))
+    np.testing.assert_array_equal(fb.synops - fa.synops, fewer(fa.rasters))

@@ -346,6 +346,19 @@ def _layer_extents(sizes):
 
 
 @njit(cache=True, inline="always")
+def pool_dot(WT, w0, cin, cout, cptr, cto, ctk, pin, ch, r):
+    """``W[:, i] . r`` for the input i = (pixel ``pin``, channel ``ch``) of a pooling layer
+    (:func:`spikelfp.packed.is_diagonal`): its one nonzero weight per tap, ``W[k, ch, ch]``, times r at
+    the output's channel ch, summed over the taps in table order in float64, each product in its
+    operands' dtypes. The general conv loop's lane ch (its other lanes are exact zeros): the same
+    bits, to the sign of a zero."""
+    acc = 0.0
+    for q in range(cptr[pin], cptr[pin + 1]):
+        acc += WT[w0 + (ctk[q] * cin + ch) * cout + ch] * r[cto[q] * cout + ch]
+    return acc
+
+
+@njit(cache=True, inline="always")
 def _carry_step(crow, irow, grow, Rn, Cn, rr, eps, n):
     """One step t of the temporal rule's recursion over a layer's n neurons in the default form
     (carry, reward not scaled): the general loop of :func:`temporal_feedback` with its loop-invariant
@@ -638,20 +651,11 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                                 for j in range(cout):
                                     grow[j] += rseg[j]
                     elif is_conv and diag:
-                        # a pooling layer (fixed synapses, not trained: no kernel feedback): a spike of
-                        # channel ch has one nonzero weight per tap, W[k, ch, ch]; the sum over the taps
-                        # in table order is the general branch's lane ch, and its other lanes are exact
-                        # zeros (same bits)
+                        # a pooling layer (fixed synapses, not trained): no kernel feedback, and the
+                        # reward below through its one weight per tap (:func:`pool_dot`)
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             pin, ch = split_index(ix[e], cin, sh_cin)
-                            q0 = cptr[pin]
-                            if q0 == cptr[pin + 1]:
-                                continue
-                            wd = w0 + ch * cout + ch
-                            acc = WT[wd + ctk[q0] * cin * cout] * rr[cto[q0] * cout + ch]
-                            for q in range(q0 + 1, cptr[pin + 1]):
-                                acc += WT[wd + ctk[q] * cin * cout] * rr[cto[q] * cout + ch]
-                            gbelow[t, ix[e]] = acc
+                            gbelow[t, ix[e]] = pool_dot(WT, w0, cin, cout, cptr, cto, ctk, pin, ch, rr)
                     elif is_conv:
                         for e in range(ip[pb + t], ip[pb + t + 1]):
                             pin, ch = split_index(ix[e], cin, sh_cin)
@@ -815,19 +819,15 @@ def _conv_back(a, rho, WT, w0, GT, cv):
     R = np.zeros((B, n_in), dtype=a.dtype)
     va = np.empty(cout, dtype=np.float64)
     if diag:
-        # a pooling layer (fixed synapses: its kernel feedback is not kept): one nonzero weight per
-        # tap, W[k, ch, ch]; the general loop's lane ch, its other lanes exact zeros (same bits)
+        # a pooling layer (fixed synapses): its kernel feedback is not kept, and the reward below
+        # goes through its one weight per tap (:func:`pool_dot`)
         for b in range(B):
-            rb = rho[b]
             for i in range(n_in):
                 ai = a[b, i]
                 if ai == 0:
                     continue
                 pin, ch = split_index(i, cin, sh_cin)
-                acc = 0.0           # the general loop's products, in its dtypes (float32 x float32 for a
-                for q in range(cptr[pin], cptr[pin + 1]):                # float32 net), summed in float64
-                    acc += WT[w0 + (ctk[q] * cin + ch) * cout + ch] * rb[cto[q] * cout + ch]
-                R[b, i] = ai * acc
+                R[b, i] = ai * pool_dot(WT, w0, cin, cout, cptr, cto, ctk, pin, ch, rho[b])
         return R
     for b in range(B):
         for i in range(n_in):
