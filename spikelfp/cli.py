@@ -484,9 +484,6 @@ def _train_locked(args, out) -> int:
           f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}"
           + (", trained in Loihi fixed point (--quantize loihi)" if cfg.quantize else ""))
     parallel = None
-    if args.workers and cfg.quantize:
-        raise CLIError("--workers with --quantize: data-parallel feedback runs the float forward; train "
-                       "quantized in one process")
     if args.workers:
         from spikelfp.distributed import RayFeedback
 

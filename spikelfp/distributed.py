@@ -525,20 +525,29 @@ class ParallelFeedback:
             self.close()
             raise
 
-    def __call__(self, p, idx):
+    def __call__(self, p, idx, fixed=None):
+        """The feedback of the batch ``idx`` on the weights of ``p``. ``fixed`` (a
+        :class:`spikelfp.loihi.FixedPacked`; ``p`` then its dequantized view): the forward is that
+        Loihi integer run (``TrainConfig.quantize``); the workers get its integer arrays and build
+        the same dequantized view themselves (:func:`spikelfp.loihi.dequantized`)."""
         from .feedback import ChunkParts
 
         ray = self._ray
         idx = np.asarray(idx)
         bounds = self.rule.bounds(idx.size)
         nc = bounds.size - 1
-        wt, bias = ray.put(p.WT), ray.put(p.bias)
+        if fixed is None:
+            wt, bias, fx = ray.put(p.WT), ray.put(p.bias), None
+        else:
+            wt = bias = None
+            fx = ray.put(tuple(fixed[1:]))      # the integer arrays; the structure is the workers' own
         futures = []
         n = min(self.n_workers, nc)
         for w in range(n):                       # worker w: the contiguous chunks c0..c1-1
             c0, c1 = w * nc // n, (w + 1) * nc // n
             lo, hi = int(bounds[c0]), int(bounds[c1])
-            futures.append(self.actors[w].parts.remote(self._refs, wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo))
+            futures.append(self.actors[w].parts.remote(self._refs, wt, bias, idx[lo:hi], bounds[c0: c1 + 1] - lo,
+                                                       fx))
         got = ray.get(futures)
         parts = ChunkParts(*(np.concatenate([g[k] for g in got], axis=0) for k in range(5)))
         return self.rule.reduce(p, parts)
@@ -570,13 +579,20 @@ class _Worker:
         self.train = self.packed = None
         self.rule = rule
 
-    def parts(self, refs, WT, bias, idx, bounds):
+    def parts(self, refs, WT, bias, idx, bounds, fixed=None):
         if self.train is None:                  # first call (or first after a restart)
             import ray
 
             self.train, self.packed = ray.get(refs)
-        p = self.packed._replace(WT=WT, bias=bias)
-        return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds)))
+        if fixed is None:
+            p = self.packed._replace(WT=WT, bias=bias)
+        else:                                   # a Loihi fixed-point step: the driver's FixedPacked arrays
+            from .loihi import FixedPacked, dequantized
+
+            fixed = FixedPacked(self.packed, *fixed)
+            p = dequantized(self.packed, fixed)
+        return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds),
+                                     **({} if fixed is None else {"fixed": fixed})))
 
 
 __all__ = ["sweep", "parse_grid", "trial_configs", "markdown", "ParallelFeedback"]

@@ -305,7 +305,9 @@ class Trainer:
         A feedback executor factory, ``parallel(rule, packed, train)`` -> an object called as
         ``(packed, idx) -> Feedback`` with a ``close()`` (and a ``describe()`` for the log), used
         instead of ``rule.feedback`` on each batch; e.g. :class:`spikelfp.distributed.RayFeedback`
-        (data-parallel on Ray workers, bit-identical at the same pinned ``config.chunks``).
+        (data-parallel on Ray workers, bit-identical at the same pinned ``config.chunks``). With
+        ``config.quantize`` it is called as ``(dequantized, idx, fixed=FixedPacked)``: the forward
+        is that Loihi integer run (``rule.parts(..., fixed=...)``).
     """
 
     def __init__(self, config: TrainConfig, progress: bool | None = None, *, parallel=None):
@@ -478,14 +480,17 @@ class Trainer:
                         if c.quantize and c.quantize_scale == "epoch" else None
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
-                        if parallel is not None:
-                            fb = parallel(p, idx)
-                        elif c.quantize:             # LFP on the Loihi run of the re-quantized weights
+                        if c.quantize:               # LFP on the Loihi run of the re-quantized weights
                             if hold is not None:     # a layer that outgrew its held scale: re-derived
                                 hold = refresh_hold(p, net, hold)
                             pq, fx = quantized_training_pair(p, net, hold)
-                            fb = self.rule.reduce(pq, self.rule.parts(pq, train.batch(idx), train.labels[idx],
-                                                                      self.rule.bounds(idx.size), fixed=fx))
+                            if parallel is not None:
+                                fb = parallel(pq, idx, fixed=fx)
+                            else:
+                                fb = self.rule.reduce(pq, self.rule.parts(pq, train.batch(idx), train.labels[idx],
+                                                                          self.rule.bounds(idx.size), fixed=fx))
+                        elif parallel is not None:
+                            fb = parallel(p, idx)
                         else:
                             fb = self.rule.feedback(p, train.batch(idx), train.labels[idx])
                         B = idx.size

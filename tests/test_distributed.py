@@ -171,6 +171,25 @@ def test_data_parallel_training_is_bit_identical(rule, small_digits):
         Trainer(TrainConfig(rule=rule), parallel=RayFeedback(2))
 
 
+@pytest.mark.parametrize("rule", ["temporal", "spike-count"])
+def test_data_parallel_training_in_loihi_fixed_point_is_bit_identical(rule, small_digits):
+    from spikelfp.train import Trainer, evaluate
+
+    train, test = small_digits
+    cfg = dict(rule=rule, epochs=2, seed=5, chunks=4, arch="r16", quantize="loihi")
+    single = Trainer(TrainConfig(**cfg), progress=False)
+    m0 = single.fit(train, test)
+    par = Trainer(TrainConfig(**cfg), progress=False, parallel=RayFeedback(2))
+    m = par.fit(train, test)
+    assert m["test_accuracy"] == m0["test_accuracy"] == evaluate(par.network, test, quantize="loihi")["accuracy"]
+    for a, b in zip(_weights(single.network), _weights(par.network)):
+        assert np.array_equal(a, b), "the workers changed the weights"
+    flt = Trainer(TrainConfig(**{**cfg, "quantize": None}), progress=False, parallel=RayFeedback(2))
+    flt.fit(train, test)
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(flt.network), _weights(par.network))), \
+        "the workers trained the float network: the fixed-point run was not used"
+
+
 def _kill_a_worker_when_seen(killed, stop):
     """Background: SIGKILL the first Ray actor process of spikelfp's feedback workers that shows up."""
     import os

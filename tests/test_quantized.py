@@ -354,9 +354,6 @@ def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, c
                  "--data-root", data_root]) == 0                       # the stored --quantize carries on
     assert main(["train", "--out", str(out), "--resume", "--epochs", "4", "--quantize", "loihi", "--no-progress",
                  "--data-root", data_root]) == 0
-    assert main(["train", "--workers", "2", "--quantize", "loihi", "--out", str(tmp_path / "w"), "--no-progress",
-                 "--data-root", data_root]) == 2
-    assert "--workers with --quantize" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_changed_quantize(tmp_path, data_root, digits, capsys):
