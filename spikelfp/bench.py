@@ -91,8 +91,10 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     loihi = cfg.quantize                 # the bench's --quantize: every model is also measured in fixed point
     if method.startswith("lfp-"):
         rule = "temporal" if method == LOIHI_METHOD else method[len("lfp-"):]
+        loihi_run = method == LOIHI_METHOD
         c = TrainConfig.from_dict({**cfg.to_dict(), "rule": rule, "reward": None,
-                                   "quantize": cfg.quantize if method == LOIHI_METHOD else None})
+                                   "quantize": cfg.quantize if loihi_run else None,
+                                   "weight_bits": cfg.weight_bits if loihi_run else 8})
         tr = Trainer(c, progress=progress)
         m = tr.fit(train, test, binning=binning)
         net, hist, other_load = tr.network, m["history"], m["other_cpu_load"]
@@ -112,8 +114,10 @@ def _train_one(method, train, test, cfg: TrainConfig, binning, sg_lr, progress, 
     if loihi:                            # float models quantized after training; the loihi one as it trained
         from spikelfp.prune import prune
 
-        fixed = {"fixed_accuracy": evaluate(net, test, quantize=loihi)["accuracy"],
-                 "fixed_accuracy_pruned_90": evaluate(prune(net, 0.9)[0], test, quantize=loihi)["accuracy"]}
+        bits = cfg.weight_bits
+        fixed = {"fixed_accuracy": evaluate(net, test, quantize=loihi, weight_bits=bits)["accuracy"],
+                 "fixed_accuracy_pruned_90": evaluate(prune(net, 0.9)[0], test, quantize=loihi,
+                                                      weight_bits=bits)["accuracy"]}
     final = evaluate(net, test)
     if method == LOIHI_METHOD:         # measured as it trained (its float network's accuracy kept beside)
         final = {**final, "accuracy": fixed["fixed_accuracy"], "float_accuracy": final["accuracy"]}
@@ -247,6 +251,7 @@ def run_bench(train, test, cfg: TrainConfig, *, seeds=3, methods=METHODS, sg_lr=
                "loss": "ce_rate_loss"},
         "neuron": {"beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset},
         "binning": binning, "methods": report_methods, "comparison": speed, "quantize": cfg.quantize,
+        "weight_bits": cfg.weight_bits if cfg.quantize else None,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(),
                     "numba_threads": 1 if (use_ray or ray_address) else numba.get_num_threads(),
@@ -363,7 +368,9 @@ def fixed_table(r: dict) -> str:
     rows = [e for e in r["methods"] if "fixed_accuracy_mean" in e]
     if not rows:
         return ""
-    lines = [f"Loihi fixed point (spikelfp.loihi, bit-exact with Lava fixed_pt; mean ± std over {r['seeds']} seeds)",
+    bits = r.get("weight_bits") or 8
+    lines = [f"Loihi fixed point, {bits}-bit weights (spikelfp.loihi, bit-exact with Lava fixed_pt; mean ± std "
+             f"over {r['seeds']} seeds)",
              "", "| method | trained in | test accuracy (as trained) | fixed point | change "
                  "| fixed point, 90 % pruned |",
              "|---|---|---|---|---|---|"]

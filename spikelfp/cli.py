@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
                             "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
                             "weights, re-quantized each step (both rules, reset zero)")
+        t.add_argument("--weight-bits", type=int, choices=range(2, 9), default=8, metavar="{2..8}",
+                       help="with --quantize: the weights' precision, Lava's num_weight_bits (default 8; fewer "
+                            "bits fit more synapses on a core, docs/loihi.md)")
         t.add_argument("--quantize-scale", choices=["epoch", "step"], default="epoch",
                        help="with --quantize: each layer's weight scale and exponent held through each epoch "
                             "(default) or recomputed from max|W| every step (docs/loihi.md has both measured)")
@@ -367,6 +370,7 @@ def _train_config(args, binning=None):
                        init_gain=args.init_gain, init_min_rate=args.init_min_rate, dtype=args.dtype,
                        seed=args.seed, quantize=getattr(args, "quantize", None),
                        quantize_scale=getattr(args, "quantize_scale", "epoch"),
+                       weight_bits=getattr(args, "weight_bits", 8),
                        chunks=args.chunks if args.chunks or not getattr(args, "workers", 0) else 8)
 
 
@@ -380,7 +384,7 @@ RESUME_FIXED = {"dataset": "--dataset", "arch": "--arch/--hidden", "rule": "--ru
                 "threshold": "--threshold",
                 "reset": "--reset", "bias": "--bias", "init_gain": "--init-gain", "init_min_rate": "--init-min-rate",
                 "dtype": "--dtype", "seed": "--seed", "chunks": "--chunks", "quantize": "--quantize",
-                "quantize_scale": "--quantize-scale"}
+                "quantize_scale": "--quantize-scale", "weight_bits": "--weight-bits"}
 BINNING_OPTS = {"bin_ms": "--bin-ms", "n_bins": "--steps", "spatial_factor": "--spatial-factor",
                 "merge_polarity": "--merge-polarity"}
 
@@ -402,8 +406,10 @@ def _resume_config(args, out):
         raise CLIError(f"--resume: no checkpoint at {path}")
     ck = load_checkpoint(path)
     saved = TrainConfig.from_dict(ck.config)
-    asked = _train_config(args)
     defaults = build_parser()._subparsers_by_name["train"]
+    if not _given(args, defaults, "quantize"):      # the run's own (so that --weight-bits alone is compared)
+        args.quantize = saved.quantize
+    asked = _train_config(args)
     bad = []
     for name, flag in RESUME_FIXED.items():
         dests = {"weight_scaling": ["no_weight_scaling"], "arch": ["arch", "hidden"]}.get(name, [name])
@@ -482,7 +488,8 @@ def _train_locked(args, out) -> int:
     print(f"network {network_string(train.n_in, cfg.arch, train.n_classes)}, rule {cfg.rule} "
           f"(reward {cfg.reward}, {cfg.contrib} credit), "
           f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, seed {cfg.seed}"
-          + (", trained in Loihi fixed point (--quantize loihi)" if cfg.quantize else ""))
+          + (f", trained in Loihi fixed point (--quantize loihi, {cfg.weight_bits}-bit weights)" if cfg.quantize
+             else ""))
     parallel = None
     if args.workers:
         from spikelfp.distributed import RayFeedback
@@ -632,18 +639,22 @@ def cmd_eval(args) -> int:
         index = data.sample_indices(args.samples, args.seed)
         data = data.subset(index)
     quantized = (ck.config or {}).get("quantize")
-    r = evaluate(ck.network, data, quantize=quantized)   # trained for Loihi: scored in fixed point, as it trained
+    bits = int((ck.config or {}).get("weight_bits", 8))
+    # trained for Loihi: scored in fixed point, as it trained
+    r = evaluate(ck.network, data, quantize=quantized, weight_bits=bits)
     if quantized:
         r["float_accuracy"] = evaluate(ck.network, data)["accuracy"]
         r["quantize"] = quantized
+        r["weight_bits"] = bits
     r.update({"model": args.model, "dataset": name, "split": args.split, "samples": len(data)})
     if index is not None:
         r.update({"sample_seed": args.seed, "sample_indices": index.tolist()})
     if args.predictions:
-        _write_predictions(args.predictions, ck.network, data, index, fixed=bool(quantized))
+        _write_predictions(args.predictions, ck.network, data, index, fixed=bool(quantized), weight_bits=bits)
         r["predictions"] = args.predictions
     text = (f"{name} {args.split}: accuracy {r['accuracy']:.4f}"
-            + (f" in Loihi fixed point (trained quantized; the float network: {r['float_accuracy']:.4f})"
+            + (f" in Loihi fixed point ({bits}-bit weights, trained quantized; the float network: "
+               f"{r['float_accuracy']:.4f})"
                if quantized else "") + f" on {len(data)} samples "
             f"(ties {r['tie_rate']:.3f}, {r['spikes_per_sample']:.0f} spikes and "
             f"{r['synops_per_sample']:.0f} SynOps per sample)")
@@ -800,13 +811,13 @@ def cmd_prune(args) -> int:
     cfg = TrainConfig.from_dict(ck.config) if ck.config else TrainConfig()
     name, train, test = _model_data(args, ck)
     q = cfg.quantize                       # a model trained in fixed point is scored in fixed point throughout
-    before = evaluate(ck.network, test, quantize=q)
+    before = evaluate(ck.network, test, quantize=q, weight_bits=cfg.weight_bits)
     scores = None
     if args.criterion == "relevance":
         scores = relevance_scores(ck.network, train, rule=cfg.rule, n_samples=args.relevance_samples,
                                   seed=args.seed, contrib=cfg.contrib, form=cfg.form, eps=cfg.eps)
     net, rep = prune(ck.network, args.amount, criterion=args.criterion, scope=args.scope, scores=scores)
-    pruned = evaluate(net, test, quantize=q)
+    pruned = evaluate(net, test, quantize=q, weight_bits=cfg.weight_bits)
     history, config = [], dict(ck.config)
     rep.update({"source": os.path.abspath(model), "source_pruning": ck.pruning,
                 "test_accuracy_before": before["accuracy"], "test_accuracy_pruned": pruned["accuracy"],
@@ -820,7 +831,7 @@ def cmd_prune(args) -> int:
         net, history, config = trainer.network, m["history"], ft.to_dict()
         if nonzero_synapses(net) > rep["synapses_after"]:     # the mask is the contract: never silently lost
             raise RuntimeError("fine-tuning revived pruned synapses (a bug): nothing written")
-    after = evaluate(net, test, quantize=q)
+    after = evaluate(net, test, quantize=q, weight_bits=cfg.weight_bits)
     rep["test_accuracy"] = after["accuracy"]
     rep["spikes_per_sample"] = {"before": before["spikes_per_sample"], "after": after["spikes_per_sample"]}
     rep["synops_per_sample"] = {"before": before["synops_per_sample"], "after": after["synops_per_sample"]}
@@ -838,7 +849,8 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _write_predictions(path, network, data, index=None, batch_size: int = 256, fixed: bool = False) -> None:
+def _write_predictions(path, network, data, index=None, batch_size: int = 256, fixed: bool = False,
+                       weight_bits: int = 8) -> None:
     """One CSV row per sample; ``index`` gives each row's index in the full split (default 0..n-1);
     ``fixed``: the Loihi fixed-point run's counts (a model trained with --quantize)."""
     import csv
@@ -850,7 +862,7 @@ def _write_predictions(path, network, data, index=None, batch_size: int = 256, f
     if fixed:
         from spikelfp.loihi import pack_fixed, quantize, simulate_fixed
 
-        fx = pack_fixed(quantize(network))
+        fx = pack_fixed(quantize(network, bits=weight_bits))
 
         def run(eb):
             return simulate_fixed(fx, eb).counts[-1]
@@ -943,7 +955,8 @@ def write_run_config(path, cfg, binning) -> None:
              "clip": cfg.clip, "beta": cfg.beta, "threshold": cfg.threshold, "reset": cfg.reset, "bias": cfg.bias,
              "init-gain": cfg.init_gain, "init-min-rate": cfg.init_min_rate, "dtype": cfg.dtype, "seed": cfg.seed,
              "chunks": cfg.chunks, "quantize": cfg.quantize,
-             "quantize-scale": cfg.quantize_scale if cfg.quantize else None}
+             "quantize-scale": cfg.quantize_scale if cfg.quantize else None,
+             "weight-bits": cfg.weight_bits if cfg.quantize else None}
     if binning is not None:
         items.update({"bin-ms": binning.bin_us / 1000.0, "steps": binning.n_bins,
                       "spatial-factor": binning.spatial_factor, "merge-polarity": binning.merge_polarity})

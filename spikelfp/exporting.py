@@ -76,12 +76,13 @@ def export_model(model_path, target: str, out=None, check: int = 0, seed: int = 
     report: dict = {"model": os.fspath(model_path), "target": target, "out": out, "sizes": list(net.sizes),
                     "arch": net.arch, "synapses": synapse_counts(net, ckpt.pruning)}
     quantized = (ckpt.config or {}).get("quantize")
+    bits = int((ckpt.config or {}).get("weight_bits", 8)) if quantized else 8
     if quantized:          # trained through quantize(): the export's fixed-point parameters are the trained ones
-        report["trained_quantized"] = {"quantize": quantized,
+        report["trained_quantized"] = {"quantize": quantized, "weight_bits": bits,
                                        "test_accuracy": (ckpt.history[-1] if ckpt.history else {}).get("test_accuracy")}
     if target == "lava":
-        float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed")
-        backend.write_parameters(out, net)
+        float_exp, fixed_exp = backend.export(net, "float"), backend.export(net, "fixed", bits)
+        backend.write_parameters(out, net, bits)
         report["layers"] = {"float": float_exp.describe(), "fixed": fixed_exp.describe()}
         report["synapses"]["lava"] = {m: {"synapses": sum(d["synapses"] for d in report["layers"][m]),
                                           "connections": [d["connection"] for d in report["layers"][m]]}
@@ -189,7 +190,8 @@ def format_report(r: dict) -> str:
     tq = r.get("trained_quantized")
     if tq:
         acc = tq.get("test_accuracy")
-        lines.append(f"  trained in Loihi fixed point (--quantize {tq['quantize']}): trained test accuracy "
+        lines.append(f"  trained in Loihi fixed point (--quantize {tq['quantize']}, {tq.get('weight_bits', 8)}-bit "
+                     "weights): trained test accuracy "
                      + (f"{acc:.4f}" if acc is not None else "?")
                      + (f", fixed point now on the full test set {tq['full_test_set_fixed_accuracy']:.4f}"
                         if "full_test_set_fixed_accuracy" in tq else ""))

@@ -9,6 +9,10 @@ Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
 
     s      = 254 / max|W|                          weights -> 8-bit mixed sign (even ints in [-256, 254])
     w_q    = 2 * round(W * s / 2)
+
+(with ``weight_bits`` = n < 8, Lava's ``num_weight_bits``: the step 2 becomes ``2^(9 - n)`` and
+254 becomes ``256 - 2^(9 - n)``, the values Lava's Dense keeps when it truncates to n bits: e.g.
+4 bits, multiples of 32 in [-256, 224])
     e      = clip(floor(log2(VTH_TARGET / (theta * s))), -8, 7)      weight_exp
     vth    = round(theta * s * 2^e)                (17 bit; compared with v >> 6)
     bias   = round(b * s * 2^e * 64) = bias_mant << bias_exp     (13-bit mantissa, 3-bit exponent)
@@ -48,10 +52,22 @@ from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
 W_MAX_INT = 254
-W_MAX_INT_F = float(W_MAX_INT)
+WEIGHT_BITS = (2, 3, 4, 5, 6, 7, 8)   # Lava's num_weight_bits with mixed sign (1 bit leaves only -256 and 0)
 VTH_MAX = 2**17 - 1
 BIAS_MANT_MAX = 4095
 DECAY_UNITY = 4096
+
+
+def weight_step(bits: int) -> int:
+    """The spacing of the integer weights at ``bits`` (mixed sign: ``2^(9 - bits)``; 2 at 8 bits)."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weight bits must be one of {', '.join(map(str, WEIGHT_BITS))} (got {bits!r})")
+    return 2 ** (9 - int(bits))
+
+
+def weight_top(bits: int) -> int:
+    """The largest integer weight at ``bits`` (254 at 8 bits; the smallest is -256 at any)."""
+    return 256 - weight_step(bits)
 
 
 class UnsupportedNetworkError(ValueError):
@@ -62,7 +78,8 @@ class UnsupportedNetworkError(ValueError):
 class LoihiLayer:
     """One layer in Loihi's fixed-point formats (Lava Dense + LIF(Reset) parameters)."""
 
-    weight: np.ndarray        # int32 (n_out, n_in), even values in [-256, 254]
+    weight: np.ndarray        # int32 (n_out, n_in), even values in [-256, 254] (weight_bits < 8: weight_step's
+                              # multiples in [-256, weight_top])
     weight_exp: int
     vth: int
     du: int
@@ -73,6 +90,7 @@ class LoihiLayer:
     recurrent: np.ndarray | None = None   # int32 (n_out, n_out), same format and weight_exp as weight
     conv: tuple | None = None             # a conv layer: (in_shape (H, W, C), stride, padding); weight
                                           # is then the (C_out, C_in, K, K) kernel and weight_exp 0
+    weight_bits: int = 8                  # Lava's num_weight_bits (mixed sign)
 
     @property
     def n_out(self) -> int:
@@ -97,6 +115,14 @@ class LoihiLayer:
         return self.scale / (2.0**self.weight_exp * 64)
 
 
+def network_weight_bits(q: LoihiNetwork) -> int:
+    """The one ``weight_bits`` of a quantized network's layers."""
+    bits = {la.weight_bits for la in q.layers}
+    if len(bits) != 1:
+        raise ValueError(f"quantized layers with different weight bits {sorted(bits)}")
+    return bits.pop()
+
+
 @dataclass(frozen=True)
 class LoihiNetwork:
     layers: list
@@ -116,17 +142,19 @@ def check_loihi_compatible(net: Network) -> None:
                 "(retrain with --reset zero, or run it in spikelfp's simulator)")
 
 
-def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | None, held: LoihiLayer | None):
+def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | None, held: LoihiLayer | None,
+                  bits: int = 8):
     """One layer's fixed-point format (module docstring): ``(s, e, vth, scale, bias_mant, bias_exp,
     dv)`` from the float layer's threshold and beta, ``wmax`` = max |W|, |V| (ignored when ``held``
-    gives s and e) and ``bias`` (one per channel, or None: ``bias_mant`` None, exponent 0). The one
-    definition :func:`quantize` and :func:`fixed_of` share."""
+    gives s and e), ``bias`` (one per channel, or None: ``bias_mant`` None, exponent 0) and the
+    weight ``bits`` (max |W| maps to :func:`weight_top`). The one definition :func:`quantize` and
+    :func:`fixed_of` share."""
     if held is not None:
         e = held.weight_exp
         s = held.weight_scale
         ts = layer.threshold * s
     else:
-        s = W_MAX_INT / wmax if wmax > 0 else 1.0
+        s = weight_top(bits) / wmax if wmax > 0 else 1.0
         ts = layer.threshold * s
         e = 0 if is_conv else int(np.clip(math.floor(math.log2(VTH_TARGET / ts)), -8, 7))
     vth = int(round(ts * 2.0**e))
@@ -148,45 +176,60 @@ def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | N
 
 
 @njit(cache=True)
-def _q8_into(a, s, out):
-    """``out = clip(2 round(a s / 2), -256, 254)`` in one pass: the 8-bit weights at scale s
-    (float64 arithmetic, round half to even as ``np.round``; clipped before the integer conversion,
-    which changes nothing for any value an int32 holds)."""
+def _qw_into(a, s, step, top, out):
+    """``out = clip(step round(a s / step), -256, top)`` in one pass: the integer weights at scale s
+    (8 bits: step 2, top 254; float64 arithmetic, round half to even as ``np.round``; clipped before
+    the integer conversion, which changes nothing for any value an int32 holds)."""
     for i in range(a.size):
-        q = 2.0 * np.rint(np.float64(a[i]) * s / 2.0)
-        out[i] = np.int32(-256.0 if q < -256.0 else (W_MAX_INT_F if q > W_MAX_INT_F else q))
+        q = step * np.rint(np.float64(a[i]) * s / step)
+        out[i] = np.int32(-256.0 if q < -256.0 else (top if q > top else q))
 
 
-def _q8(a: np.ndarray, s: float) -> np.ndarray:
-    """:func:`_q8_into` of an array of any shape, as a new int32 array."""
+def _qw(a: np.ndarray, s: float, bits: int) -> np.ndarray:
+    """:func:`_qw_into` of an array of any shape, as a new int32 array."""
     out = np.empty(a.shape, dtype=np.int32)
-    _q8_into(np.ascontiguousarray(a).ravel(), s, out.ravel())
+    _qw_into(np.ascontiguousarray(a).ravel(), s, float(weight_step(bits)), float(weight_top(bits)), out.ravel())
     return out
 
 
-def quantize(net: Network, hold: LoihiNetwork | None = None) -> LoihiNetwork:
+def _bits_of(bits: int | None, hold: LoihiNetwork | None) -> int:
+    """The weight bits of a quantization: ``bits``, else the held one's, else 8; a held
+    quantization at other bits is refused."""
+    held = None if hold is None else network_weight_bits(hold)
+    if bits is None:
+        bits = 8 if held is None else held
+    weight_step(bits)                     # checks the value
+    if held is not None and held != bits:
+        raise ValueError(f"quantize: the held quantization has {held}-bit weights, not {bits}")
+    return int(bits)
+
+
+def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = None) -> LoihiNetwork:
     """Convert a float network to Loihi fixed point (see the module docstring for the scales).
 
     ``hold``: an earlier quantization of the same network structure whose per-layer weight scale
     ``s`` and exponent ``e`` are kept instead of recomputed from ``max|W|`` (weights past the held
-    range saturate at the 8-bit limits; the trainer's ``quantize_scale="epoch"`` re-derives such a
-    layer first, :func:`refresh_hold`)."""
+    range saturate at the integer limits; the trainer's ``quantize_scale="epoch"`` re-derives such a
+    layer first, :func:`refresh_hold`). ``bits``: the weights' precision, Lava's ``num_weight_bits``
+    (2-8; default 8, or the held quantization's)."""
     check_loihi_compatible(net)
     if hold is not None and len(hold.layers) != len(net.layers):
         raise ValueError("quantize: the held quantization has another number of layers")
+    bits = _bits_of(bits, hold)
     layers = []
     for l, layer in enumerate(net.layers):
         is_conv = isinstance(layer, ConvLayer)
         held = None if hold is None else hold.layers[l]
         wmax = None if held is not None else max(float(np.abs(a).max()) for a in (layer.weight, layer.recurrent)
                                                   if a is not None)
-        s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax, layer.bias, held)
-        wq = _q8(layer.weight, s)
+        s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax, layer.bias, held, bits)
+        wq = _qw(layer.weight, s, bits)
         if bm is None:
             bm = np.zeros(layer.weight.shape[0] if is_conv else layer.n_out, dtype=np.int32)
         layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
-                                 recurrent=None if layer.recurrent is None else _q8(layer.recurrent, s),
-                                 conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None))
+                                 recurrent=None if layer.recurrent is None else _qw(layer.recurrent, s, bits),
+                                 conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None,
+                                 weight_bits=bits))
     return LoihiNetwork(layers, dt=net.dt)
 
 
@@ -294,21 +337,24 @@ def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
     other layers keep theirs. ``hold`` itself where none has: a held scale then never saturates a
     weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md)."""
     out = []
+    bits = network_weight_bits(hold)
+    top = float(weight_top(bits))
     for l, held in enumerate(hold.layers):
         seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
-        if seg.size and max(float(seg.max()), -float(seg.min())) * held.weight_scale > W_MAX_INT_F * (1 + 1e-12):
+        if seg.size and max(float(seg.max()), -float(seg.min())) * held.weight_scale > top * (1 + 1e-12):
             out.append(l)
     if not out:
         return hold
-    fresh = quantize(unpack(p, dt=like.dt, like=like))
+    fresh = quantize(unpack(p, dt=like.dt, like=like), bits=bits)
     return LoihiNetwork([fresh.layers[l] if l in out else h for l, h in enumerate(hold.layers)], dt=hold.dt)
 
 
-def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> FixedPacked:
+def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None, bits: int | None = None) -> FixedPacked:
     """The Loihi network that float master weights ``p`` quantize to, in ``p``'s packed structure;
-    ``like`` gives the layers' constants (beta, threshold, reset), ``hold`` the held scales.
+    ``like`` gives the layers' constants (beta, threshold, reset), ``hold`` the held scales, ``bits``
+    the weights' precision (as :func:`quantize`).
 
-    The same numbers as ``pack_fixed(quantize(unpack(p, like=like), hold), structure=p)``
+    The same numbers as ``pack_fixed(quantize(unpack(p, like=like), hold, bits), structure=p)``
     (:func:`quantize` is the one definition; ``tests/test_quantized.py`` compares the two), computed
     on the packed arrays directly: every weight and bias is quantized elementwise, so the packed
     (transposed) order gives the same integers without unpacking and packing again. A training
@@ -317,6 +363,8 @@ def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> Fixe
     L = len(p.sizes) - 1
     if hold is not None and len(hold.layers) != L:
         raise ValueError("quantize: the held quantization has another number of layers")
+    bits = _bits_of(bits, hold)
+    step, top = float(weight_step(bits)), float(weight_top(bits))
     WT = np.empty(p.WT.size, dtype=np.int32)
     bias = np.zeros(p.bias.size, dtype=np.int64)
     wexp, vths, dvs = np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros(L, np.int64)
@@ -330,19 +378,19 @@ def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None) -> Fixe
         held = None if hold is None else hold.layers[l]
         wmax = None if held is not None else float(np.abs(seg).max())   # (exact: |w| rounds nothing)
         s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax,
-                                                       p.bias[n0: n0 + per] if p.has_bias[l] else None, held)
-        _q8_into(seg, s, WT[lo:hi])
+                                                       p.bias[n0: n0 + per] if p.has_bias[l] else None, held, bits)
+        _qw_into(seg, s, step, top, WT[lo:hi])
         if bm is not None:
             bias[n0:n1] = np.tile(bm.astype(np.int64) << bexp, (n1 - n0) // per)
         wexp[l], vths[l], scales[l], dvs[l] = e, vth, scale, dv
     return FixedPacked(p, WT, wexp, np.full(L, DECAY_UNITY - 1, np.int64), dvs, vths, bias, scales)
 
 
-def quantized_training_pair(p: Packed, like: Network,
-                            hold: LoihiNetwork | None = None) -> tuple[Packed, FixedPacked]:
+def quantized_training_pair(p: Packed, like: Network, hold: LoihiNetwork | None = None,
+                            bits: int | None = None) -> tuple[Packed, FixedPacked]:
     """For one training step on float master weights ``p``: :func:`fixed_of` and the float view
     of it (:func:`dequantized`)."""
-    fx = fixed_of(p, like, hold)
+    fx = fixed_of(p, like, hold, bits)
     return dequantized(p, fx), fx
 
 

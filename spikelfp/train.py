@@ -28,7 +28,7 @@ from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
-from .loihi import evaluate_fixed, fixed_of, quantized_training_pair, refresh_hold
+from .loihi import WEIGHT_BITS, evaluate_fixed, fixed_of, quantized_training_pair, refresh_hold
 from .loihi import quantize as quantize_network  # (train's own `quantize` is a setting's name)
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, SCHEDULES, clip_grad_norm, make_schedule
@@ -88,6 +88,7 @@ class TrainConfig:
                                        # through each epoch, a layer's re-derived the step its weights outgrow
                                        # it ("epoch", measured better: docs/loihi.md) or recomputed every
                                        # step ("step")
+    weight_bits: int = 8               # with quantize: the weights' precision, Lava's num_weight_bits (2-8)
 
     def __post_init__(self):
         if self.arch is None:
@@ -139,6 +140,12 @@ class TrainConfig:
             raise ValueError(f"unknown quantize_scale {self.quantize_scale!r}; choose step or epoch")
         if self.quantize and self.reset != "zero":
             raise ValueError("quantize=loihi needs reset=zero: Loihi's LIF resets the membrane to zero")
+        if self.weight_bits not in WEIGHT_BITS:
+            raise ValueError(f"weight_bits must be one of {', '.join(map(str, WEIGHT_BITS))} "
+                             f"(got {self.weight_bits!r})")
+        if self.weight_bits != 8 and not self.quantize:
+            raise ValueError("weight_bits sets the precision of quantize=loihi: train with it (a float run's "
+                             "weights are quantized at export or evaluation, with its own bits)")
 
 
     def to_dict(self) -> dict:
@@ -273,11 +280,13 @@ def _progress_enabled(progress):
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
-def evaluate(network: Network | Packed, data, batch_size: int = 256, *, quantize: str | None = None) -> dict:
+def evaluate(network: Network | Packed, data, batch_size: int = 256, *, quantize: str | None = None,
+             weight_bits: int = 8) -> dict:
     """Accuracy, tie rate, mean spikes and SynOps per sample of ``network`` on an EventDataset.
 
-    ``quantize="loihi"``: of its Loihi fixed-point run (:func:`spikelfp.loihi.evaluate_fixed`; a
-    model trained with ``TrainConfig.quantize`` is scored as it trained: ``config["quantize"]``).
+    ``quantize="loihi"``: of its Loihi fixed-point run at ``weight_bits``
+    (:func:`spikelfp.loihi.evaluate_fixed`; a model trained with ``TrainConfig.quantize`` is scored
+    as it trained: ``config["quantize"]``, ``config["weight_bits"]``).
 
     SynOps count the synapses that carry a weight (a pruned synapse does no work on Loihi):
     presynaptic spikes times their non-zero fan-out (:func:`spikelfp.simulate.nonzero_synops`);
@@ -288,7 +297,7 @@ def evaluate(network: Network | Packed, data, batch_size: int = 256, *, quantize
 
         if isinstance(network, Packed):
             raise TypeError("evaluate(quantize=...) takes a Network")
-        return evaluate_fixed(pack_fixed(to_loihi(network)), data, batch_size)
+        return evaluate_fixed(pack_fixed(to_loihi(network, bits=weight_bits)), data, batch_size)
     p = network if isinstance(network, Packed) else pack(network)
     return score(p, data, lambda eb, raster: simulate(p, eb, raster=raster), batch_size)
 
@@ -350,7 +359,7 @@ class Trainer:
         trains quantized (the accuracy the exported model has on Lava ``fixed_pt``, bit for bit)."""
         bs = self.config.eval_batch_size
         if self.config.quantize:
-            fx = fixed_of(p, like)
+            fx = fixed_of(p, like, bits=self.config.weight_bits)
             return lambda data: evaluate_fixed(fx, data, bs)
         return lambda data: evaluate(p, data, bs)
 
@@ -363,7 +372,7 @@ class Trainer:
         idx = np.arange(min(2, len(data)))
         with single_threaded_blas():
             if self.config.quantize and like is not None:
-                pq, fx = quantized_training_pair(p, like)
+                pq, fx = quantized_training_pair(p, like, bits=self.config.weight_bits)
                 self.rule.parts(pq, data.batch(idx), data.labels[idx], self.rule.bounds(idx.size), fixed=fx)
                 evaluate_fixed(fx, data.subset(idx))
             fb = self.rule.feedback(p, data.batch(idx), data.labels[idx])
@@ -411,7 +420,7 @@ class Trainer:
             ck = load_checkpoint(ckpt_path)
             saved = TrainConfig.from_dict(ck.config)
             for k in ("arch", "rule", "reward", "contrib", "optimizer", "batch_size", "seed", "dataset", "reset",
-                      "frozen_zeros", "quantize", "quantize_scale"):
+                      "frozen_zeros", "quantize", "quantize_scale", "weight_bits"):
                 if getattr(saved, k) != getattr(c, k):
                     raise ValueError(f"--resume: checkpoint was trained with {k}={getattr(saved, k)!r}, "
                                      f"this run asks for {getattr(c, k)!r}")
@@ -476,14 +485,14 @@ class Trainer:
                     run_correct, run_loss, fb_norm = 0, 0.0, 0.0
                     # scales held through the epoch: those of its first step's weights, a layer's re-derived
                     # at the step its largest weight outgrows them (so that no weight saturates)
-                    hold = quantize_network(unpack(p, dt=net.dt, like=net)) \
+                    hold = quantize_network(unpack(p, dt=net.dt, like=net), bits=c.weight_bits) \
                         if c.quantize and c.quantize_scale == "epoch" else None
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
                         if c.quantize:               # LFP on the Loihi run of the re-quantized weights
                             if hold is not None:     # a layer that outgrew its held scale: re-derived
                                 hold = refresh_hold(p, net, hold)
-                            pq, fx = quantized_training_pair(p, net, hold)
+                            pq, fx = quantized_training_pair(p, net, hold, bits=c.weight_bits)
                             if parallel is not None:
                                 fb = parallel(pq, idx, fixed=fx)
                             else:

@@ -104,6 +104,63 @@ def test_requantization_stays_in_loihi_ranges_and_keeps_zeros():
     assert np.array_equal(pq.WT == 0, fx.WT == 0)                 # the float view has the same zeros
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+def test_fewer_weight_bits_give_the_integers_lava_keeps(bits):
+    """At n weight bits (Lava's ``num_weight_bits``, mixed sign) the integers are multiples of
+    2^(9-n) in [-256, 256 - 2^(9-n)], the largest |W|, |V| of a layer on the top level: exactly what
+    Lava's Dense keeps when it clips and truncates to n bits, so Lava changes none of them. The
+    training step's conversion gives the same integers, a held quantization keeps its bits."""
+    from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
+
+    from spikelfp.loihi import fixed_of, weight_step, weight_top
+    from spikelfp.packed import unpack
+
+    net, _, _ = _case(6, True, True)
+    net.layers[0].weight[:, ::4] = 0.0                     # pruned: stays zero at any precision
+    q = quantize(net, bits=bits)
+    step, top = weight_step(bits), weight_top(bits)
+    assert (step, top) == (2 ** (9 - bits), 256 - 2 ** (9 - bits))
+    for la in q.layers:
+        assert la.weight_bits == bits
+        for w in (la.weight, la.recurrent):
+            if w is None:
+                continue
+            assert np.all(w % step == 0) and w.min() >= -256 and w.max() <= top
+            lava = truncate_weights(clip_weights(w, SignMode.MIXED, num_bits=8), SignMode.MIXED, bits)
+            np.testing.assert_array_equal(lava, w)          # Lava keeps every value
+        assert max(int(np.abs(a).max()) for a in (la.weight, la.recurrent) if a is not None) == top
+    assert np.all(q.layers[0].weight[:, ::4] == 0)
+    # the rounding: step * round(W s / step), s = top / max|W|
+    W = net.layers[1].weight.astype(np.float64)
+    s = top / np.abs(W).max()
+    np.testing.assert_array_equal(q.layers[1].weight, np.clip(step * np.round(W * s / step), -256, top))
+    if bits == 8:                                           # the default is 8 bits, as before
+        for a, b in zip(quantize(net).layers, q.layers):
+            assert np.array_equal(a.weight, b.weight) and a.scale == b.scale
+    p = pack(net)
+    _assert_same_fixed(fixed_of(p, net, bits=bits), pack_fixed(quantize(unpack(p, dt=net.dt, like=net), bits=bits),
+                                                               structure=p))
+    assert network_bits(quantize(net, hold=q)) == bits      # a held quantization keeps its bits
+    other = 4 if bits != 4 else 5
+    with pytest.raises(ValueError, match=f"{bits}-bit weights, not {other}"):
+        quantize(net, hold=q, bits=other)
+
+
+def network_bits(q):
+    from spikelfp.loihi import network_weight_bits
+
+    return network_weight_bits(q)
+
+
+@pytest.mark.parametrize("bits", [0, 1, 9, 2.5])
+def test_weight_bits_out_of_range_are_refused(bits):
+    net, _, _ = _case(6, False, False)
+    with pytest.raises(ValueError, match="weight bits must be one of 2, 3"):
+        quantize(net, bits=bits)
+    with pytest.raises(ValueError, match="weight_bits must be one of 2, 3"):
+        TrainConfig(quantize="loihi", weight_bits=bits)
+
+
 def test_held_scales_are_kept_and_saturate_grown_weights():
     net, _, _ = _case(5, True, True)
     q0 = quantize(net)
@@ -203,8 +260,8 @@ def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypa
     seen = []
     real = train_mod.quantized_training_pair
 
-    def spy(p, like, hold=None):
-        out = real(p, like, hold)
+    def spy(p, like, hold=None, bits=None):
+        out = real(p, like, hold, bits)
         wmax = [float(np.abs(p.WT[p.w_off[l]: p.w_off[l + 1]]).max()) for l in range(len(p.w_off) - 1)]
         seen.append((None if hold is None else tuple(la.scale for la in hold.layers), tuple(out[1].scale),
                      tuple(out[1].wexp), wmax))
@@ -255,6 +312,25 @@ def test_quantized_training_accuracy_is_the_fixed_point_accuracy(small_digits, t
     f = Trainer(TrainConfig(hidden=[24], epochs=2, seed=0), progress=False).fit(train, test)
     assert f["history"][0]["running_train_accuracy"] != m["history"][0]["running_train_accuracy"] or \
         f["test_accuracy"] != m["test_accuracy"]
+
+
+def test_training_at_fewer_weight_bits_is_scored_at_those_bits(small_digits, tmp_path):
+    """``weight_bits`` = 3: the forward of every step and the evaluation run the 3-bit integers; the
+    checkpoint records the bits, and its fixed-point accuracy at 3 bits is the trained one."""
+    from spikelfp.io import load_checkpoint
+    from spikelfp.train import evaluate
+
+    train, test = small_digits
+    cfg = TrainConfig(hidden=[24], epochs=2, seed=0, quantize="loihi", weight_bits=3)
+    m = Trainer(cfg, progress=False).fit(train, test, str(tmp_path / "q3"))
+    ck = load_checkpoint(tmp_path / "q3" / "model.h5")
+    assert ck.config["weight_bits"] == 3
+    assert evaluate(ck.network, test, quantize="loihi", weight_bits=3)["accuracy"] == m["test_accuracy"]
+    assert all(np.all(la.weight % 64 == 0) for la in quantize(ck.network, bits=3).layers)
+    assert m["test_accuracy"] > 0.25                                  # learns: chance is 0.1
+    m8 = Trainer(TrainConfig(hidden=[24], epochs=2, seed=0, quantize="loihi"), progress=False).fit(train, test)
+    assert m8["history"][0]["running_train_accuracy"] != m["history"][0]["running_train_accuracy"] or \
+        m8["test_accuracy"] != m["test_accuracy"]                     # another integer run
 
 
 def test_quantized_fine_tuning_keeps_pruned_weights_exactly_zero(small_digits):
@@ -336,7 +412,7 @@ def test_cli_quantized_run_eval_export_and_resume(tmp_path, data_root, digits, c
     assert main(["export", str(out / "model.h5"), "--to", "nir", "--json", str(tmp_path / "x.json"),
                  "--data-root", data_root]) == 0
     x = json.loads((tmp_path / "x.json").read_text())
-    assert x["trained_quantized"] == {"quantize": "loihi", "test_accuracy": m["test_accuracy"]}
+    assert x["trained_quantized"] == {"quantize": "loihi", "weight_bits": 8, "test_accuracy": m["test_accuracy"]}
     # pruning a quantized model scores it in fixed point, and fine-tunes it quantized with the mask kept
     assert main(["prune", str(out / "model.h5"), "--amount", "0.5", "--finetune", "1", "--out", str(tmp_path / "p.h5"),
                  "--json", str(tmp_path / "pr.json"), "--no-progress", "--data-root", data_root]) == 0
@@ -369,18 +445,31 @@ def test_resume_refuses_a_changed_quantize(tmp_path, data_root, digits, capsys):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quantize-scale", "step",
                  "--no-progress", "--data-root", data_root]) == 2
     assert "--quantize-scale (run: 'epoch', asked: 'step')" in capsys.readouterr().err
+    q = tmp_path / "q4"
+    assert main(["train", "--quantize", "loihi", "--weight-bits", "4", "--hidden", "16", "--epochs", "1",
+                 "--out", str(q), "--no-progress", "--data-root", data_root]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(q), "--resume", "--epochs", "2", "--weight-bits", "3", "--no-progress",
+                 "--data-root", data_root]) == 2
+    assert "--weight-bits (run: 4, asked: 3)" in capsys.readouterr().err
+    assert main(["train", "--weight-bits", "4", "--hidden", "16", "--epochs", "1", "--out", str(tmp_path / "x"),
+                 "--no-progress", "--data-root", data_root]) == 2             # a float run has no weight bits
+    assert "weight_bits sets the precision of quantize=loihi" in capsys.readouterr().err
 
 
 @pytest.mark.lava
-def test_a_quantized_trained_model_runs_bit_exactly_in_lava(tmp_path, data_root, digits):
+@pytest.mark.parametrize("bits", ["8", "3"])
+def test_a_quantized_trained_model_runs_bit_exactly_in_lava(tmp_path, data_root, digits, bits):
     """Lava fixed_pt runs the trained integers: spikes identical to the training-time forward on
-    the checked samples, and the full test set's fixed-point accuracy is the trained accuracy."""
+    the checked samples, and the full test set's fixed-point accuracy is the trained accuracy; at
+    fewer weight bits too (Lava's processes get that ``num_weight_bits``)."""
     import json
     import subprocess
     import sys
 
     out = tmp_path / "q"
     r = subprocess.run([sys.executable, "-m", "spikelfp", "train", "--quantize", "loihi", "--hidden", "32",
+                        "--weight-bits", bits,
                         "--epochs", "2", "--out", str(out), "--no-progress", "--data-root", data_root],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -393,7 +482,12 @@ def test_a_quantized_trained_model_runs_bit_exactly_in_lava(tmp_path, data_root,
     assert rep["fixed_vs_spikelfp_fixed_agreement"]["overall"] == 1.0            # bit-exact spikes
     assert rep["fixed_accuracy"] == rep["spikelfp_fixed_accuracy"]
     assert rep["trained_quantized"]["full_test_set_fixed_accuracy"] == m["test_accuracy"]    # 0.0 pp drop
-    assert "trained in Loihi fixed point" in r.stdout
+    assert f"trained in Loihi fixed point (--quantize loihi, {bits}-bit weights)" in r.stdout
+    assert {d["weight_bits"] for d in rep["layers"]["fixed"]} == {int(bits)}
+    from spikelfp.backends.lava import read_parameters
+
+    params = read_parameters(out / "model.lava.h5", "fixed")
+    assert {p["dense"]["num_weight_bits"] for p in params} == {int(bits)}
 
 
 def test_bench_quantize_measures_every_method_in_fixed_point(small_digits, tmp_path):

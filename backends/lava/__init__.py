@@ -161,7 +161,7 @@ class LavaRun:
 class LavaExport:
     """A network ready to run as Lava processes (built per run, for the batch's length)."""
 
-    def __init__(self, network: Network, mode: str = "float"):
+    def __init__(self, network: Network, mode: str = "float", weight_bits: int = 8):
         if mode not in MODES:
             raise ValueError(f"unknown Lava mode {mode!r}; choose float or fixed")
         if not isinstance(network, Network):
@@ -169,7 +169,7 @@ class LavaExport:
         check_loihi_compatible(network)
         self.network = network
         self.mode = mode
-        self.quantized = quantize(network) if mode == "fixed" else None
+        self.quantized = quantize(network, bits=weight_bits) if mode == "fixed" else None
 
     def describe(self) -> list[dict]:
         """The Lava parameters of each layer (what ``run`` builds), with its connection process
@@ -192,6 +192,7 @@ class LavaExport:
             else:
                 q = self.quantized.layers[l]
                 out.append({"layer": l, "shape": list(q.weight.shape), "weight_exp": q.weight_exp,
+                            "weight_bits": q.weight_bits,
                             "vth": q.vth, "du": q.du, "dv": q.dv, "bias_exp": q.bias_exp,
                             "scale": q.scale, "bias": layer.bias is not None, "recurrent": layer.is_recurrent,
                             **conn})
@@ -211,13 +212,13 @@ class LavaExport:
             else:
                 q = self.quantized.layers[l]
                 p = {"dense": {"weights": q.weight.astype(np.int32), "weight_exp": int(q.weight_exp),
-                               "num_weight_bits": 8},
+                               "num_weight_bits": int(q.weight_bits)},
                      "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
                              "bias_mant": q.bias_mant.astype(np.int32),
                              "bias_exp": np.full(layer.n_out, q.bias_exp, dtype=np.int32)}}
                 if q.recurrent is not None:    # the same scale and exponent as W: both feed one u
                     p["recurrent"] = {"weights": q.recurrent.astype(np.int32), "weight_exp": int(q.weight_exp),
-                                      "num_weight_bits": 8}
+                                      "num_weight_bits": int(q.weight_bits)}
             mats = [p["dense"]["weights"]] + ([p["recurrent"]["weights"]] if "recurrent" in p else [])
             p["sparse"] = bool(sum(np.count_nonzero(m) for m in mats) <= SPARSE_DENSITY * sum(m.size for m in mats))
             out.append(p)
@@ -230,7 +231,8 @@ class LavaExport:
             return {"conv": {"weight": lava_kernel(layer.weight.astype(np.float64)), **geo},
                     "lif": float_parameters(layer)}
         q = self.quantized.layers[l]
-        return {"conv": {"weight": lava_kernel(q.weight.astype(np.int32)), "weight_exp": 0, "num_weight_bits": 8,
+        return {"conv": {"weight": lava_kernel(q.weight.astype(np.int32)), "weight_exp": 0,
+                         "num_weight_bits": int(q.weight_bits),
                          **geo},
                 "lif": {"du": int(q.du), "dv": int(q.dv), "vth": int(q.vth),
                         "bias_mant": np.broadcast_to(q.bias_mant.astype(np.int32), layer.out_shape).copy(),
@@ -427,19 +429,20 @@ def build_processes(layer_params: list[dict], mode: str, n_steps: int | None = N
 SPARSE_DENSITY = 0.5   # a dense/recurrent layer with at most this fraction of non-zero weights runs as Sparse
 
 
-def write_parameters(path, network: Network) -> None:
+def write_parameters(path, network: Network, weight_bits: int = 8) -> None:
     """Write the Lava parameters of both modes to an HDF5 file (``spikelfp export --to lava``).
 
     Layout: ``/layer_<l>/{floating_pt,fixed_pt}/{dense,lif,recurrent}/<name>`` (datasets and
     attributes named as Lava's ``Dense`` and ``LIF`` keyword arguments; ``recurrent`` only for a
     recurrent layer: the Dense from the layer's spikes back to itself), attributes ``kind``, ``n_layers``. Read it
-    back with :func:`load`, which builds the Lava processes.
+    back with :func:`load`, which builds the Lava processes. ``weight_bits``: the fixed-point weights'
+    precision (``num_weight_bits``; a model trained with ``--quantize loihi --weight-bits N``: N).
     """
     import h5py
 
     from spikelfp.io import atomic_path
 
-    modes = {"floating_pt": LavaExport(network, "float"), "fixed_pt": LavaExport(network, "fixed")}
+    modes = {"floating_pt": LavaExport(network, "float"), "fixed_pt": LavaExport(network, "fixed", weight_bits)}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["kind"] = "spikelfp-lava-parameters"
         f.attrs["format_version"] = 2
@@ -525,9 +528,9 @@ def load(path, mode: str = "float", n_steps: int | None = None) -> LavaProcesses
     return build_processes(read_parameters(path, mode), mode, n_steps)
 
 
-def export(network: Network, mode: str = "float") -> LavaExport:
-    """Build the Lava export of a network (``mode`` float or fixed)."""
-    return LavaExport(network, mode)
+def export(network: Network, mode: str = "float", weight_bits: int = 8) -> LavaExport:
+    """Build the Lava export of a network (``mode`` float or fixed; fixed at ``weight_bits``)."""
+    return LavaExport(network, mode, weight_bits)
 
 
 __all__ = ["export", "load", "build_processes", "write_parameters", "read_parameters", "LavaExport", "LavaRun",
