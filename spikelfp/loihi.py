@@ -12,7 +12,9 @@ Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
 
 (with ``weight_bits`` = n < 8, Lava's ``num_weight_bits``: the step 2 becomes ``2^(9 - n)`` and
 254 becomes ``256 - 2^(9 - n)``, the values Lava's Dense keeps when it truncates to n bits: e.g.
-4 bits, multiples of 32 in [-256, 224])
+4 bits, multiples of 32 in [-256, 224]; and max|W| becomes the clip level ``c`` <= max|W| whose
+rounding error over the layer's weights is least, :func:`weight_clip`, the few weights above it
+saturating: at 3-4 bits a max-based scale rounds most of an LFP layer's weights to zero)
     e      = clip(floor(log2(VTH_TARGET / (theta * s))), -8, 7)      weight_exp
     vth    = round(theta * s * 2^e)                (17 bit; compared with v >> 6)
     bias   = round(b * s * 2^e * 64) = bias_mant << bias_exp     (13-bit mantissa, 3-bit exponent)
@@ -70,6 +72,34 @@ def weight_top(bits: int) -> int:
     return 256 - weight_step(bits)
 
 
+CLIP_CANDIDATES = 64   # below 8 bits the clip level is searched among max|W| * k / 64, k = 1..64
+
+
+def weight_clip(arrays, bits: int) -> float:
+    """The float weight magnitude a layer's top integer level stands for: at 8 bits max |W| (every
+    weight in range: 8 bits lose nothing measurable, docs/loihi.md); below, the clip level among
+    ``max |W| * k / 64`` (k = 1..64) whose symmetric rounding ``min(step round(|w| s / step), top) / s``
+    (s = top / clip) has the least squared error over the layer's non-zero weights. The error is
+    summed over the sorted magnitudes, so the result depends only on the values, not on their
+    layout (``quantize`` and the training step's ``fixed_of`` agree to the bit); ties go to the
+    larger clip."""
+    top_w = max((float(np.abs(a).max()) for a in arrays if np.size(a)), default=0.0)   # exact: |w| rounds nothing
+    if bits == 8 or top_w == 0.0:
+        return top_w
+    mags = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays])
+    mags = np.sort(mags[mags > 0])
+    step, top = float(weight_step(bits)), float(weight_top(bits))
+    best, best_err = top_w, None
+    for k in range(CLIP_CANDIDATES, 0, -1):
+        c = top_w * k / CLIP_CANDIDATES
+        sc = top / c
+        q = np.minimum(step * np.rint(mags * sc / step), top) / sc
+        err = float(np.sum((q - mags) ** 2))
+        if best_err is None or err < best_err:
+            best, best_err = c, err
+    return best
+
+
 class UnsupportedNetworkError(ValueError):
     """A network the target cannot express (e.g. subtract reset on Lava's LIF)."""
 
@@ -91,6 +121,8 @@ class LoihiLayer:
     conv: tuple | None = None             # a conv layer: (in_shape (H, W, C), stride, padding); weight
                                           # is then the (C_out, C_in, K, K) kernel and weight_exp 0
     weight_bits: int = 8                  # Lava's num_weight_bits (mixed sign)
+    weight_max: float | None = None       # max |W|, |V| when the scale was derived (below 8 bits the clip
+                                          # is lower: refresh_hold re-derives once the weights outgrow this)
 
     @property
     def n_out(self) -> int:
@@ -145,10 +177,10 @@ def check_loihi_compatible(net: Network) -> None:
 def _layer_format(layer, is_conv: bool, wmax: float | None, bias: np.ndarray | None, held: LoihiLayer | None,
                   bits: int = 8):
     """One layer's fixed-point format (module docstring): ``(s, e, vth, scale, bias_mant, bias_exp,
-    dv)`` from the float layer's threshold and beta, ``wmax`` = max |W|, |V| (ignored when ``held``
-    gives s and e), ``bias`` (one per channel, or None: ``bias_mant`` None, exponent 0) and the
-    weight ``bits`` (max |W| maps to :func:`weight_top`). The one definition :func:`quantize` and
-    :func:`fixed_of` share."""
+    dv)`` from the float layer's threshold and beta, ``wmax`` = the clip level (:func:`weight_clip`;
+    ignored when ``held`` gives s and e), ``bias`` (one per channel, or None: ``bias_mant`` None,
+    exponent 0) and the weight ``bits`` (the clip maps to :func:`weight_top`). The one definition
+    :func:`quantize` and :func:`fixed_of` share."""
     if held is not None:
         e = held.weight_exp
         s = held.weight_scale
@@ -220,8 +252,9 @@ def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = 
     for l, layer in enumerate(net.layers):
         is_conv = isinstance(layer, ConvLayer)
         held = None if hold is None else hold.layers[l]
-        wmax = None if held is not None else max(float(np.abs(a).max()) for a in (layer.weight, layer.recurrent)
-                                                  if a is not None)
+        arrays = [a for a in (layer.weight, layer.recurrent) if a is not None]
+        wmax = None if held is not None else weight_clip(arrays, bits)
+        derived_max = held.weight_max if held is not None else max(float(np.abs(a).max()) for a in arrays)
         s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax, layer.bias, held, bits)
         wq = _qw(layer.weight, s, bits)
         if bm is None:
@@ -229,7 +262,7 @@ def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = 
         layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
                                  recurrent=None if layer.recurrent is None else _qw(layer.recurrent, s, bits),
                                  conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None,
-                                 weight_bits=bits))
+                                 weight_bits=bits, weight_max=derived_max))
     return LoihiNetwork(layers, dt=net.dt)
 
 
@@ -333,15 +366,22 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
 
 def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
     """``hold`` with every layer whose largest |weight| in ``p`` has outgrown the range its held
-    scale was derived for (``max |w| * s > 254``) re-derived from ``p`` (:func:`quantize`); the
-    other layers keep theirs. ``hold`` itself where none has: a held scale then never saturates a
-    weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md)."""
+    scale was derived for (8 bits: ``max |w| * s > 254``; fewer bits, whose clip saturates the
+    largest weights by design: max |w| past the max it was derived from) re-derived from ``p``
+    (:func:`quantize`); the other layers keep theirs. ``hold`` itself where none has: at 8 bits a
+    held scale then never saturates a weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md)."""
     out = []
     bits = network_weight_bits(hold)
     top = float(weight_top(bits))
     for l, held in enumerate(hold.layers):
         seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
-        if seg.size and max(float(seg.max()), -float(seg.min())) * held.weight_scale > top * (1 + 1e-12):
+        if not seg.size:
+            continue
+        big = max(float(seg.max()), -float(seg.min()))
+        if bits < 8 and held.weight_max is not None:      # clipped by design: outgrown past its derivation's max
+            if big > held.weight_max * (1 + 1e-12):
+                out.append(l)
+        elif big * held.weight_scale > top * (1 + 1e-12):
             out.append(l)
     if not out:
         return hold
@@ -376,7 +416,7 @@ def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None, bits: i
         seg = p.WT[lo:hi]                               # W (and a recurrent layer's V) of layer l
         per = int(p.conv[l, 2]) if is_conv else n1 - n0   # a conv layer: one bias per channel
         held = None if hold is None else hold.layers[l]
-        wmax = None if held is not None else float(np.abs(seg).max())   # (exact: |w| rounds nothing)
+        wmax = None if held is not None else weight_clip([seg], bits)   # (the values' own: layout-free)
         s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax,
                                                        p.bias[n0: n0 + per] if p.has_bias[l] else None, held, bits)
         _qw_into(seg, s, step, top, WT[lo:hi])

@@ -107,12 +107,13 @@ def test_requantization_stays_in_loihi_ranges_and_keeps_zeros():
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
 def test_fewer_weight_bits_give_the_integers_lava_keeps(bits):
     """At n weight bits (Lava's ``num_weight_bits``, mixed sign) the integers are multiples of
-    2^(9-n) in [-256, 256 - 2^(9-n)], the largest |W|, |V| of a layer on the top level: exactly what
-    Lava's Dense keeps when it clips and truncates to n bits, so Lava changes none of them. The
-    training step's conversion gives the same integers, a held quantization keeps its bits."""
+    2^(9-n) in [-256, 256 - 2^(9-n)], the layer's clip level (max |W|, |V| at 8 bits) on the top
+    level: exactly what Lava's Dense keeps when it clips and truncates to n bits, so Lava changes
+    none of them. The training step's conversion gives the same integers, a held quantization
+    keeps its bits."""
     from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
-    from spikelfp.loihi import fixed_of, weight_step, weight_top
+    from spikelfp.loihi import fixed_of, weight_clip, weight_step, weight_top
     from spikelfp.packed import unpack
 
     net, _, _ = _case(6, True, True)
@@ -128,11 +129,12 @@ def test_fewer_weight_bits_give_the_integers_lava_keeps(bits):
             assert np.all(w % step == 0) and w.min() >= -256 and w.max() <= top
             lava = truncate_weights(clip_weights(w, SignMode.MIXED, num_bits=8), SignMode.MIXED, bits)
             np.testing.assert_array_equal(lava, w)          # Lava keeps every value
-        assert max(int(np.abs(a).max()) for a in (la.weight, la.recurrent) if a is not None) == top
+        big = max(int(np.abs(a).max()) for a in (la.weight, la.recurrent) if a is not None)
+        assert big == top if bits == 8 else big in (top, 256)          # below 8 bits the clip saturates some
     assert np.all(q.layers[0].weight[:, ::4] == 0)
-    # the rounding: step * round(W s / step), s = top / max|W|
+    # the rounding: step * round(W s / step), s = top / clip
     W = net.layers[1].weight.astype(np.float64)
-    s = top / np.abs(W).max()
+    s = top / weight_clip([net.layers[1].weight], bits)
     np.testing.assert_array_equal(q.layers[1].weight, np.clip(step * np.round(W * s / step), -256, top))
     if bits == 8:                                           # the default is 8 bits, as before
         for a, b in zip(quantize(net).layers, q.layers):
@@ -144,6 +146,49 @@ def test_fewer_weight_bits_give_the_integers_lava_keeps(bits):
     other = 4 if bits != 4 else 5
     with pytest.raises(ValueError, match=f"{bits}-bit weights, not {other}"):
         quantize(net, hold=q, bits=other)
+
+
+def _clip_reference(w, bits):
+    """weight_clip, slowly: every candidate k/64 of max |w| scored on the magnitudes in a shuffled
+    order, the least error kept (ties: the larger clip); 8 bits: max |w|."""
+    from spikelfp.loihi import weight_step, weight_top
+
+    m = np.abs(np.asarray(w, np.float64)).ravel()
+    m = m[m > 0][np.random.default_rng(0).permutation(int(np.count_nonzero(m)))]
+    if bits == 8:
+        return m.max()
+    step, top = weight_step(bits), weight_top(bits)
+    errs = {}
+    for k in range(64, 0, -1):
+        c = m.max() * k / 64
+        q = np.array([min(step * round(v * top / c / step), top) * c / top for v in m])
+        errs[c] = float(np.sum((q - m) ** 2))
+    return min(errs, key=lambda c: (errs[c], -c))
+
+
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_weight_clip_is_the_least_error_clip_level(bits):
+    """The clip level against a slow reference (another order of the magnitudes), below the max
+    at few bits for LFP-like heavy-tailed weights, and no worse in squared error than max |W|."""
+    from spikelfp.loihi import weight_clip, weight_step, weight_top
+
+    rng = np.random.default_rng(bits)
+    w = (rng.laplace(0, 0.02, size=(40, 30)) * (rng.random((40, 30)) < 0.8)).astype(np.float32)
+    w[0, 0] = 0.5                                        # one outlier, as LFP's largest weights are
+    c = weight_clip([w], bits)
+    assert np.isclose(c, _clip_reference(w, bits), rtol=0, atol=0)
+    if bits == 8:
+        assert c == np.abs(w).max()
+        return
+    assert c < 0.5 * np.abs(w).max()
+    step, top = weight_step(bits), weight_top(bits)
+
+    def err(clip):
+        s = top / clip
+        return float(np.sum((np.clip(step * np.round(w * s / step), -256, top) / s - w) ** 2))
+
+    assert err(c) < err(float(np.abs(w).max()))
+    assert weight_clip([w[::-1].T.copy()], bits) == c            # layout-free: the values decide
 
 
 def network_bits(q):
@@ -248,6 +293,29 @@ def test_refresh_hold_rederives_only_the_layers_that_outgrew_their_scale():
     np.testing.assert_array_equal(q.layers[0].recurrent, fresh.layers[0].recurrent)
     np.testing.assert_array_equal(q.layers[0].weight, fresh.layers[0].weight)
     assert int(np.abs(q.layers[0].recurrent).max()) == W_MAX_INT
+
+
+def test_refresh_hold_below_8_bits_waits_for_the_derivation_max():
+    """Below 8 bits the clip saturates a layer's largest weights by design: its held format is
+    re-derived only once the layer's max |w| passes the max it was derived from."""
+    from spikelfp.loihi import refresh_hold
+    from spikelfp.packed import unpack
+
+    net, _, _ = _case(2, True, True, n_layers=3)
+    p = pack(net)
+    hold = quantize(net, bits=4)
+    assert all(la.weight_max is not None and la.weight_bits == 4 for la in hold.layers)
+    assert refresh_hold(p, net, hold) is hold                      # past the clip, not past the max
+    assert refresh_hold(p._replace(WT=p.WT * 0.99), net, hold) is hold
+    grown = p.WT.copy()
+    lo, hi = int(p.w_off[1]), int(p.w_off[2])
+    grown[lo] = 1.01 * float(np.abs(p.WT[lo:hi]).max())           # layer 1 past its derivation's max
+    g = p._replace(WT=grown)
+    h = refresh_hold(g, net, hold)
+    fresh = quantize(unpack(g, dt=net.dt, like=net), bits=4)
+    assert h.layers[0] is hold.layers[0] and h.layers[2] is hold.layers[2]
+    assert h.layers[1].scale == fresh.layers[1].scale != hold.layers[1].scale
+    assert h.layers[1].weight_max == fresh.layers[1].weight_max == grown[lo]
 
 
 def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
