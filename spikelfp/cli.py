@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "accuracy measured, 1.6-3x slower)")
         t.add_argument("--quantize", choices=["loihi"], default=None,
                        help="train for the hardware: every training forward and evaluation runs in Loihi fixed point "
-                            "(8-bit weights, integer membranes: what Lava fixed_pt runs bit for bit); float master "
-                            "weights, re-quantized each step (both rules, reset zero)")
+                            "(8-bit weights or --weight-bits, integer membranes: what Lava fixed_pt runs bit for "
+                            "bit); float master weights, re-quantized each step (both rules, reset zero)")
         t.add_argument("--weight-bits", type=int, choices=range(2, 9), default=8, metavar="{2..8}",
                        help="with --quantize: the weights' precision, Lava's num_weight_bits (default 8; fewer "
                             "bits fit more synapses on a core, docs/loihi.md)")

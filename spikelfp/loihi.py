@@ -88,14 +88,22 @@ def weight_clip(arrays, bits: int) -> float:
         return top_w
     mags = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays])
     mags = np.sort(mags[mags > 0])
-    step, top = float(weight_step(bits)), float(weight_top(bits))
-    best, best_err = top_w, None
-    for k in range(CLIP_CANDIDATES, 0, -1):
-        c = top_w * k / CLIP_CANDIDATES
+    return _clip_search(mags, top_w, float(weight_step(bits)), float(weight_top(bits)), CLIP_CANDIDATES)
+
+
+@njit(cache=True)
+def _clip_search(mags, top_w, step, top, n):
+    """:func:`weight_clip`'s search over the sorted magnitudes ``mags`` (largest clip first, so a
+    tie keeps the larger)."""
+    best, best_err = top_w, -1.0
+    for k in range(n, 0, -1):
+        c = top_w * k / n
         sc = top / c
-        q = np.minimum(step * np.rint(mags * sc / step), top) / sc
-        err = float(np.sum((q - mags) ** 2))
-        if best_err is None or err < best_err:
+        err = 0.0
+        for i in range(mags.size):
+            q = min(step * np.rint(mags[i] * sc / step), top) / sc
+            err += (q - mags[i]) ** 2
+        if best_err < 0.0 or err < best_err:
             best, best_err = c, err
     return best
 
@@ -121,8 +129,6 @@ class LoihiLayer:
     conv: tuple | None = None             # a conv layer: (in_shape (H, W, C), stride, padding); weight
                                           # is then the (C_out, C_in, K, K) kernel and weight_exp 0
     weight_bits: int = 8                  # Lava's num_weight_bits (mixed sign)
-    weight_max: float | None = None       # max |W|, |V| when the scale was derived (below 8 bits the clip
-                                          # is lower: refresh_hold re-derives once the weights outgrow this)
 
     @property
     def n_out(self) -> int:
@@ -254,7 +260,6 @@ def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = 
         held = None if hold is None else hold.layers[l]
         arrays = [a for a in (layer.weight, layer.recurrent) if a is not None]
         wmax = None if held is not None else weight_clip(arrays, bits)
-        derived_max = held.weight_max if held is not None else max(float(np.abs(a).max()) for a in arrays)
         s, e, vth, scale, bm, bexp, dv = _layer_format(layer, is_conv, wmax, layer.bias, held, bits)
         wq = _qw(layer.weight, s, bits)
         if bm is None:
@@ -262,7 +267,7 @@ def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = 
         layers.append(LoihiLayer(wq, e, vth, DECAY_UNITY - 1, dv, bm, bexp, scale,
                                  recurrent=None if layer.recurrent is None else _qw(layer.recurrent, s, bits),
                                  conv=(tuple(layer.in_shape), layer.stride, layer.padding) if is_conv else None,
-                                 weight_bits=bits, weight_max=derived_max))
+                                 weight_bits=bits))
     return LoihiNetwork(layers, dt=net.dt)
 
 
@@ -366,22 +371,21 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
 
 def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
     """``hold`` with every layer whose largest |weight| in ``p`` has outgrown the range its held
-    scale was derived for (8 bits: ``max |w| * s > 254``; fewer bits, whose clip saturates the
-    largest weights by design: max |w| past the max it was derived from) re-derived from ``p``
-    (:func:`quantize`); the other layers keep theirs. ``hold`` itself where none has: at 8 bits a
-    held scale then never saturates a weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md)."""
-    out = []
+    scale was derived for (``max |w| * s > 254``) re-derived from ``p`` (:func:`quantize`); the
+    other layers keep theirs. ``hold`` itself where none has: a held scale then never saturates a
+    weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md). Below 8 bits ``hold`` itself:
+    the clip (:func:`weight_clip`) saturates the largest weights by design, and re-deriving it as
+    they grow would search the clip at nearly every step; it is derived again at the next epoch."""
     bits = network_weight_bits(hold)
+    if bits < 8:            # the clip saturates the largest weights by design: held for the whole epoch
+        return hold
+    out = []
     top = float(weight_top(bits))
     for l, held in enumerate(hold.layers):
         seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
         if not seg.size:
             continue
-        big = max(float(seg.max()), -float(seg.min()))
-        if bits < 8 and held.weight_max is not None:      # clipped by design: outgrown past its derivation's max
-            if big > held.weight_max * (1 + 1e-12):
-                out.append(l)
-        elif big * held.weight_scale > top * (1 + 1e-12):
+        if max(float(seg.max()), -float(seg.min())) * held.weight_scale > top * (1 + 1e-12):
             out.append(l)
     if not out:
         return hold
