@@ -9,18 +9,18 @@ Scales, per layer (float weight W, threshold theta, bias b, decay beta)::
 
     s      = 254 / max|W|                          weights -> 8-bit mixed sign (even ints in [-256, 254])
     w_q    = 2 * round(W * s / 2)
-
-(with ``weight_bits`` = n < 8, Lava's ``num_weight_bits``: the step 2 becomes ``2^(9 - n)`` and
-254 becomes ``256 - 2^(9 - n)``, the values Lava's Dense keeps when it truncates to n bits: e.g.
-4 bits, multiples of 32 in [-256, 224]; and max|W| becomes the clip level ``c`` <= max|W| whose
-rounding error over the layer's weights is least, :func:`weight_clip`, the few weights above it
-saturating: at 3-4 bits a max-based scale rounds most of an LFP layer's weights to zero)
     e      = clip(floor(log2(VTH_TARGET / (theta * s))), -8, 7)      weight_exp
     vth    = round(theta * s * 2^e)                (17 bit; compared with v >> 6)
     bias   = round(b * s * 2^e * 64) = bias_mant << bias_exp     (13-bit mantissa, 3-bit exponent)
     dv     = round((1 - beta) * 4096),  du = 4095  (current decays fully: u = input of this step)
 
-so that v_int = v_float * s * 2^e * 64 up to rounding. Only reset-to-zero layers can be expressed.
+With ``weight_bits`` = n < 8 (Lava's ``num_weight_bits``) the step 2 becomes ``2^(9 - n)`` and 254
+becomes ``256 - 2^(9 - n)``, the values Lava's Dense keeps when it truncates to n bits (4 bits:
+multiples of 32 in [-256, 224]), and max|W| becomes the clip level ``c <= max|W|`` whose rounding
+error over the layer's weights is least (:func:`weight_clip`; the few weights above it saturate: at
+3-4 bits a max-based scale rounds most of an LFP layer's weights to zero).
+
+In both, v_int = v_float * s * 2^e * 64 up to rounding. Only reset-to-zero layers can be expressed.
 A recurrent layer's V shares W's scale (s from max(|W|, |V|)) and exponent: both feed one u, as two
 Dense processes whose inputs Lava adds after each one's own ``weight_exp`` shift. A conv layer gets
 e = 0: Lava's fixed-point Conv model ignores ``weight_exp`` (lava-nc 0.10.0), so its threshold has

@@ -144,8 +144,8 @@ class TrainConfig:
             raise ValueError(f"weight_bits must be one of {', '.join(map(str, WEIGHT_BITS))} "
                              f"(got {self.weight_bits!r})")
         if self.weight_bits != 8 and not self.quantize:
-            raise ValueError("weight_bits sets the precision of quantize=loihi: train with it (a float run's "
-                             "weights are quantized at export or evaluation, with its own bits)")
+            raise ValueError("weight_bits sets the precision of quantize=loihi: give both (`bench --quantize loihi "
+                             "--weight-bits N` also measures the float-trained models at N bits)")
 
 
     def to_dict(self) -> dict:
