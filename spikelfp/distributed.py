@@ -540,7 +540,7 @@ class ParallelFeedback:
             wt, bias, fx = ray.put(p.WT), ray.put(p.bias), None
         else:
             wt = bias = None
-            fx = ray.put(tuple(fixed[1:]))      # the integer arrays; the structure is the workers' own
+            fx = ray.put(fixed._replace(p=None))   # the integer arrays; the structure is the workers' own
         futures = []
         n = min(self.n_workers, nc)
         for w in range(n):                       # worker w: the contiguous chunks c0..c1-1
@@ -587,9 +587,9 @@ class _Worker:
         if fixed is None:
             p = self.packed._replace(WT=WT, bias=bias)
         else:                                   # a Loihi fixed-point step: the driver's FixedPacked arrays
-            from .loihi import FixedPacked, dequantized
+            from .loihi import dequantized
 
-            fixed = FixedPacked(self.packed, *fixed)
+            fixed = fixed._replace(p=self.packed)
             p = dequantized(self.packed, fixed)
         return tuple(self.rule.parts(p, self.train.batch(idx), self.train.labels[idx], np.asarray(bounds),
                                      **({} if fixed is None else {"fixed": fixed})))
