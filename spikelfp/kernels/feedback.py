@@ -818,17 +818,6 @@ def _conv_back(a, rho, WT, w0, GT, cv):
     B, n_in = a.shape
     R = np.zeros((B, n_in), dtype=a.dtype)
     va = np.empty(cout, dtype=np.float64)
-    if diag:
-        # a pooling layer (fixed synapses): its kernel feedback is not kept, and the reward below
-        # goes through its one weight per tap (:func:`pool_dot`)
-        for b in range(B):
-            for i in range(n_in):
-                ai = a[b, i]
-                if ai == 0:
-                    continue
-                pin, ch = split_index(i, cin, sh_cin)
-                R[b, i] = ai * pool_dot(WT, w0, cin, cout, cptr, cto, ctk, pin, ch, rho[b])
-        return R
     for b in range(B):
         for i in range(n_in):
             ai = a[b, i]
@@ -836,6 +825,11 @@ def _conv_back(a, rho, WT, w0, GT, cv):
                 continue
             pin, ch = split_index(i, cin, sh_cin)
             rb = rho[b]
+            if diag:
+                # a pooling layer (fixed synapses): its kernel feedback is not kept, and the reward
+                # below goes through its one weight per tap (:func:`pool_dot`)
+                R[b, i] = ai * pool_dot(WT, w0, cin, cout, cptr, cto, ctk, pin, ch, rb)
+                continue
             for j in range(cout):
                 va[j] = 0.0
             for q in range(cptr[pin], cptr[pin + 1]):
