@@ -469,8 +469,6 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
         lo = bounds[c]
         hi = bounds[c + 1]
         v = np.empty(nmax, dtype=WT.dtype)
-        s = np.zeros(nmax, dtype=WT.dtype)
-        keep = np.ones(nmax, dtype=WT.dtype)
         I = np.empty(nmax, dtype=WT.dtype)
         optr = np.zeros((L, T + 1), dtype=np.int64)
         Cn = np.empty(nmax, dtype=np.float64)
@@ -544,7 +542,7 @@ def temporal_feedback(in_ptr, in_idx, labels, B, T, sizes, w_off, WT, n_off, bia
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l], theta[l],
-                          reset[l], v, s, keep, I, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
+                          reset[l], v, I, optr[l], oidx[T * n_off[l]: T * n_off[l + 1]], counts, b,
                           True, cbuf, Ibuf, False, dummy3, MEM_NONE, dummyf, n_off[l])
             # ---- output reward
             for k in range(sizes[L]):

@@ -213,7 +213,7 @@ def _fill_input(I, brow, n_out, has_bias):
 
 @njit(cache=True, inline="always")
 def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, theta, reset,
-              v, s, keep, I, optr, oidx, counts, b,
+              v, I, optr, oidx, counts, b,
               store_ci, cbuf, Ibuf, rec_raster, raster, mem_mode, mem, col):
     """Run one layer of one sample for T steps; returns the input's synaptic operations.
 
@@ -231,14 +231,16 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
     MEM_Z_GRADED also sums ``clip(v[t] / theta, 0, 1)`` into ``mem[b, 0, col + j]`` (a spike's
     v > theta counts exactly 1: the rule's graded counts, docs/rules.md, without a B x T x n buffer).
 
-    ``v``, ``s`` and ``keep`` (= 1 - s) are work arrays in the weights' dtype; ``beta`` and
-    ``theta`` come in that dtype too, so float32 runs in float32 throughout. Each pass over the
-    neurons is branch-free (the vectoriser's friend); spikes are then compressed into ``oidx``.
+    ``v`` and ``I`` are work arrays in the weights' dtype; ``beta`` and ``theta`` come in that
+    dtype too, so float32 runs in float32 throughout. ``v`` keeps each neuron's membrane before
+    reset, so whether it spiked at the step before is ``v > theta`` again: the reset reads that
+    instead of a stored spike state (two stores and a load less per neuron and step; the same
+    values as ``beta v (1 - s)`` and ``theta s``, since theta > 0). Each pass over the neurons is
+    branch-free (selects: the vectoriser's friend); spikes are then compressed into ``oidx``.
     """
     for j in range(n_out):
         v[j] = 0.0
-        s[j] = 0.0
-        keep[j] = 1.0
+    zero = theta - theta                 # +0 in the weights' dtype (a literal 0.0 would widen the selects)
     optr[0] = 0
     k = 0
     is_conv, cin, cout, cptr, cto, ctk, diag = cv
@@ -260,41 +262,37 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
         if store_ci:
             crow_t = cbuf[t, col: col + n_out]
             irow_t = Ibuf[t, col: col + n_out]
-            for j in range(n_out):
-                irow_t[j] = I[j]
+            # one fused pass, as below, that also stores the carry and the input
             if reset == RESET_ZERO:
                 for j in range(n_out):
-                    c = beta * v[j] * keep[j]
+                    vp = v[j]
+                    ij = I[j]
+                    c = zero if vp > theta else beta * vp
+                    irow_t[j] = ij
                     crow_t[j] = c
-                    v[j] = c + I[j]
-            else:
-                for j in range(n_out):
-                    c = beta * v[j]
-                    crow_t[j] = c
-                    v[j] = (c + I[j]) - theta * s[j]
-            for j in range(n_out):
-                spike = v[j] > theta
-                s[j] = 1.0 if spike else 0.0
-                keep[j] = 0.0 if spike else 1.0
-            _fill_input(I, brow, n_out, has_bias)
-        else:
-            # one fused pass: membrane, spike state, and I back to the bias for the next step
-            # (has_bias is loop-invariant: LLVM unswitches the loops on it)
-            if reset == RESET_ZERO:
-                for j in range(n_out):
-                    vj = beta * v[j] * keep[j] + I[j]
-                    v[j] = vj
-                    spike = vj > theta
-                    s[j] = 1.0 if spike else 0.0
-                    keep[j] = 0.0 if spike else 1.0
+                    v[j] = c + ij
                     I[j] = brow[j] if has_bias else 0.0
             else:
                 for j in range(n_out):
-                    vj = (beta * v[j] + I[j]) - theta * s[j]
-                    v[j] = vj
-                    spike = vj > theta
-                    s[j] = 1.0 if spike else 0.0
-                    keep[j] = 0.0 if spike else 1.0
+                    vp = v[j]
+                    ij = I[j]
+                    c = beta * vp
+                    irow_t[j] = ij
+                    crow_t[j] = c
+                    v[j] = (c + ij) - (theta if vp > theta else zero)
+                    I[j] = brow[j] if has_bias else 0.0
+        else:
+            # one fused pass: membrane (its reset read from v itself), and I back to the bias for the next step
+            # (has_bias is loop-invariant: LLVM unswitches the loops on it)
+            if reset == RESET_ZERO:
+                for j in range(n_out):
+                    vp = v[j]
+                    v[j] = (zero if vp > theta else beta * vp) + I[j]
+                    I[j] = brow[j] if has_bias else 0.0
+            else:
+                for j in range(n_out):
+                    vp = v[j]
+                    v[j] = (beta * vp + I[j]) - (theta if vp > theta else zero)
                     I[j] = brow[j] if has_bias else 0.0
         if mem_mode == MEM_TRACE:
             mrow = mem[b, t, col: col + n_out]
@@ -348,8 +346,6 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
         lo = c * B // n_chunks
         hi = (c + 1) * B // n_chunks
         v = np.empty(nmax, dtype=WT.dtype)
-        s = np.zeros(nmax, dtype=WT.dtype)
-        keep = np.ones(nmax, dtype=WT.dtype)
         I = np.empty(nmax, dtype=WT.dtype)
         ptr_a = np.zeros(T + 1, dtype=np.int64)
         ptr_b = np.zeros(T + 1, dtype=np.int64)
@@ -372,7 +368,7 @@ def forward(in_ptr, in_idx, B, T, sizes, w_off, WT, n_off, bias, has_bias, beta,
                 v0 = w_off[l] + sizes[l] * n_out if rec[l] else -1   # (no branches inside the call: numba)
                 cv = conv_args(conv, ct_ptr, ct_out, ct_k, l)
                 synops[b] += run_layer(ip, pb, ix, T, WT, w_off[l], n_out, v0, cv, bias, has_bias[l], beta[l],
-                                       theta[l], reset[l], v, s, keep, I, op, ox, counts, b,
+                                       theta[l], reset[l], v, I, op, ox, counts, b,
                                        False, dummy, dummy, rec_raster, raster, mem_mode, mem, n_off[l])
                 if rec[l]:
                     synops[b] += op[T - 1] * n_out      # own spikes of steps 1..T-1 through V
