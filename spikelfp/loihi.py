@@ -49,7 +49,7 @@ from numba import njit
 from .events import as_event_batch
 from .kernels.loihi import forward_fixed
 from .network import ConvLayer, LIFLayer, Network
-from .packed import Packed, diagonal_kernel, pack, unpack
+from .packed import Packed, diagonal_kernel, pack
 from .simulate import Record, default_chunks, record_buffers, split_record
 
 VTH_TARGET = 2**13        # aim the integer threshold here: v range +-2^23 / 64 = +-16 thresholds
@@ -153,8 +153,8 @@ class LoihiLayer:
         return self.scale / (2.0**self.weight_exp * 64)
 
 
-def network_weight_bits(q: LoihiNetwork) -> int:
-    """The one ``weight_bits`` of a quantized network's layers."""
+def network_weight_bits(q) -> int:
+    """The one ``weight_bits`` of a quantized network's layers (a :class:`LoihiNetwork` or a :class:`Hold`)."""
     bits = {la.weight_bits for la in q.layers}
     if len(bits) != 1:
         raise ValueError(f"quantized layers with different weight bits {sorted(bits)}")
@@ -230,7 +230,7 @@ def _qw(a: np.ndarray, s: float, bits: int) -> np.ndarray:
     return out
 
 
-def _bits_of(bits: int | None, hold: LoihiNetwork | None) -> int:
+def _bits_of(bits: int | None, hold: LoihiNetwork | Hold | None) -> int:
     """The weight bits of a quantization: ``bits``, else the held one's, else 8; a held
     quantization at other bits is refused."""
     held = None if hold is None else network_weight_bits(hold)
@@ -242,14 +242,15 @@ def _bits_of(bits: int | None, hold: LoihiNetwork | None) -> int:
     return int(bits)
 
 
-def quantize(net: Network, hold: LoihiNetwork | None = None, bits: int | None = None) -> LoihiNetwork:
+def quantize(net: Network, hold: LoihiNetwork | Hold | None = None, bits: int | None = None) -> LoihiNetwork:
     """Convert a float network to Loihi fixed point (see the module docstring for the scales).
 
     ``hold``: an earlier quantization of the same network structure whose per-layer weight scale
     ``s`` and exponent ``e`` are kept instead of recomputed from ``max|W|`` (weights past the held
     range saturate at the integer limits; the trainer's ``quantize_scale="epoch"`` re-derives such a
-    layer first, :func:`refresh_hold`). ``bits``: the weights' precision, Lava's ``num_weight_bits``
-    (2-8; default 8, or the held quantization's)."""
+    layer first, :func:`refresh_hold`); a :class:`Hold` (:func:`hold_of`) serves as well.
+    ``bits``: the weights' precision, Lava's ``num_weight_bits`` (2-8; default 8, or the held
+    quantization's)."""
     check_loihi_compatible(net)
     if hold is not None and len(hold.layers) != len(net.layers):
         raise ValueError("quantize: the held quantization has another number of layers")
@@ -369,13 +370,53 @@ def dequantized(p: Packed, fx: FixedPacked) -> Packed:
                       beta=((DECAY_UNITY - fx.dv) / DECAY_UNITY).astype(p.beta.dtype))
 
 
-def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
+class HeldFormat(NamedTuple):
+    """What a held quantization keeps of a layer (:func:`quantize`'s and :func:`fixed_of`'s ``hold``
+    read nothing else): its weight exponent, its scale (``v_int / v_float = s 2^e 64``) and the
+    weight bits. A :class:`LoihiLayer` has the same attributes."""
+
+    weight_exp: int
+    scale: float
+    weight_bits: int
+
+    @property
+    def weight_scale(self) -> float:
+        """s, the factor from float weights to the weight mantissas (as :attr:`LoihiLayer.weight_scale`)."""
+        return self.scale / (2.0**self.weight_exp * 64)
+
+
+class Hold(NamedTuple):
+    """The held formats of a network's layers (:func:`hold_of`): a ``hold`` for :func:`quantize`
+    and :func:`fixed_of`, as a :class:`LoihiNetwork` is, without its integer weights."""
+
+    layers: tuple
+
+
+def _held_format(p: Packed, like: Network, l: int, bits: int) -> HeldFormat:
+    """Layer l's format derived from the packed weights ``p`` (its clip level over W and a
+    recurrent V together, :func:`weight_clip`: the values', whatever their layout), as
+    :func:`quantize` derives it from the unpacked layer."""
+    seg = p.WT[int(p.w_off[l]): int(p.w_off[l + 1])]
+    _, e, _, scale, _, _, _ = _layer_format(like.layers[l], bool(p.conv[l, 0]), weight_clip([seg], bits), None,
+                                            None, bits)
+    return HeldFormat(e, scale, bits)
+
+
+def hold_of(p: Packed, like: Network, bits: int = 8) -> Hold:
+    """Every layer's format as :func:`quantize` derives it from the packed weights ``p`` (the
+    trainer's hold at the start of an epoch: no unpacking, no integer weights)."""
+    check_loihi_compatible(like)
+    return Hold(tuple(_held_format(p, like, l, bits) for l in range(len(p.sizes) - 1)))
+
+
+def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork | Hold) -> LoihiNetwork | Hold:
     """``hold`` with every layer whose largest |weight| in ``p`` has outgrown the range its held
-    scale was derived for (``max |w| * s > 254``) re-derived from ``p`` (:func:`quantize`); the
-    other layers keep theirs. ``hold`` itself where none has: a held scale then never saturates a
-    weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md). Below 8 bits ``hold`` itself:
-    the clip (:func:`weight_clip`) saturates the largest weights by design, and re-deriving it as
-    they grow would search the clip at nearly every step; it is derived again at the next epoch."""
+    scale was derived for (``max |w| * s > top``) re-derived from ``p`` (as :func:`quantize` would);
+    the other layers keep theirs (a :class:`Hold`). ``hold`` itself where none has: a held scale then
+    never saturates a weight (``TrainConfig.quantize_scale="epoch"``, docs/loihi.md). Below 8 bits
+    ``hold`` itself: the clip (:func:`weight_clip`) saturates the largest weights by design, and
+    re-deriving it as they grow would search the clip at nearly every step; it is derived again at
+    the next epoch."""
     bits = network_weight_bits(hold)
     if bits < 8:            # the clip saturates the largest weights by design: held for the whole epoch
         return hold
@@ -389,11 +430,11 @@ def refresh_hold(p: Packed, like: Network, hold: LoihiNetwork) -> LoihiNetwork:
             out.append(l)
     if not out:
         return hold
-    fresh = quantize(unpack(p, dt=like.dt, like=like), bits=bits)
-    return LoihiNetwork([fresh.layers[l] if l in out else h for l, h in enumerate(hold.layers)], dt=hold.dt)
+    check_loihi_compatible(like)
+    return Hold(tuple(_held_format(p, like, l, bits) if l in out else h for l, h in enumerate(hold.layers)))
 
 
-def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None, bits: int | None = None) -> FixedPacked:
+def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | Hold | None = None, bits: int | None = None) -> FixedPacked:
     """The Loihi network that float master weights ``p`` quantize to, in ``p``'s packed structure;
     ``like`` gives the layers' constants (beta, threshold, reset), ``hold`` the held scales, ``bits``
     the weights' precision (as :func:`quantize`).
@@ -430,7 +471,7 @@ def fixed_of(p: Packed, like: Network, hold: LoihiNetwork | None = None, bits: i
     return FixedPacked(p, WT, wexp, np.full(L, DECAY_UNITY - 1, np.int64), dvs, vths, bias, scales)
 
 
-def quantized_training_pair(p: Packed, like: Network, hold: LoihiNetwork | None = None,
+def quantized_training_pair(p: Packed, like: Network, hold: LoihiNetwork | Hold | None = None,
                             bits: int | None = None) -> tuple[Packed, FixedPacked]:
     """For one training step on float master weights ``p``: :func:`fixed_of` and the float view
     of it (:func:`dequantized`)."""

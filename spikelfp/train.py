@@ -28,8 +28,7 @@ from .blas import single_threaded_blas
 from .feedback import RULES, get_reward, get_rule
 from .io import Checkpoint, check_checkpoint, load_checkpoint, save_checkpoint, write_json
 from .loadmeter import OtherLoad
-from .loihi import WEIGHT_BITS, evaluate_fixed, fixed_of, quantized_training_pair, refresh_hold
-from .loihi import quantize as quantize_network  # (train's own `quantize` is a setting's name)
+from .loihi import WEIGHT_BITS, evaluate_fixed, fixed_of, hold_of, quantized_training_pair, refresh_hold
 from .network import RESETS, Network
 from .optim import OPTIMIZERS, SCHEDULES, clip_grad_norm, make_schedule
 from .packed import Packed, neuron_segments, pack, unpack
@@ -485,8 +484,7 @@ class Trainer:
                     run_correct, run_loss, fb_norm = 0, 0.0, 0.0
                     # scales held through the epoch: those of its first step's weights, a layer's re-derived
                     # at the step its largest weight outgrows them (so that no weight saturates)
-                    hold = quantize_network(unpack(p, dt=net.dt, like=net), bits=c.weight_bits) \
-                        if c.quantize and c.quantize_scale == "epoch" else None
+                    hold = hold_of(p, net, c.weight_bits) if c.quantize and c.quantize_scale == "epoch" else None
                     for s in range(steps_per_epoch):
                         idx = perm[s * c.batch_size: (s + 1) * c.batch_size]
                         if c.quantize:               # LFP on the Loihi run of the re-quantized weights

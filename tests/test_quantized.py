@@ -308,6 +308,29 @@ def test_refresh_hold_below_8_bits_holds_the_clip_for_the_epoch():
     assert refresh_hold(p._replace(WT=p.WT * 3.0), net, h8) is not h8              # 8 bits: re-derived
 
 
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_hold_of_derives_what_quantize_derives(bits):
+    """The trainer's hold (``hold_of``, from the packed weights, no integer weights) has every
+    layer's exponent and scale exactly as ``quantize`` derives them (dense with a bias, recurrent W
+    and V under one clip, conv and pooling layers); held, either gives the same integers."""
+    import spikelfp
+    from spikelfp.loihi import fixed_of, hold_of
+    from spikelfp.packed import unpack
+
+    rng = np.random.default_rng(5)
+    dense = random_net(rng, [9, 7, 6, 3], bias=True, rec=[False, True, False])
+    conv = spikelfp.Network.from_arch("c4k3s1-p2-d8", (6, 6, 2), 3, seed=4, gain=3.0)
+    for net in (dense, conv):
+        p = pack(net)
+        q, h = quantize(net, bits=bits), hold_of(p, net, bits)
+        assert [(la.weight_exp, la.scale, la.weight_bits) for la in q.layers] == list(h.layers)
+        assert [la.weight_scale for la in q.layers] == [la.weight_scale for la in h.layers]
+        grown = p._replace(WT=p.WT * 1.5)
+        _assert_same_fixed(fixed_of(grown, net, h), fixed_of(grown, net, q))
+        np.testing.assert_array_equal(quantize(unpack(grown, like=net), hold=h).layers[0].weight,
+                                      quantize(unpack(grown, like=net), hold=q).layers[0].weight)
+
 def test_held_scale_training_holds_the_epoch_start_scales(small_digits, monkeypatch):
     """--quantize-scale epoch (the default): the steps of an epoch run the scales quantize() gave
     the weights that epoch started from, except that a layer whose weights outgrow its held range is

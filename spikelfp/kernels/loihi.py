@@ -18,7 +18,7 @@ then added to a (Lava adds the two Dense outputs at the LIF's a_in).
 import numpy as np
 from numba import njit, prange
 
-from .lif import channel_shift, split_index
+from .lif import add_rows, channel_shift, compress_spikes, split_index
 
 UV_MAX = 2**23
 
@@ -26,9 +26,20 @@ UV_MAX = 2**23
 @njit(cache=True, inline="always")
 def _trunc_decay(x, factor):
     p = x * factor
-    if p >= 0:
-        return p >> 12
-    return -((-p) >> 12)
+    return p >> 12 if p >= 0 else -((-p) >> 12)
+
+
+@njit(cache=True, inline="always")
+def _lif_step(a, uj, vp, bias, fu, fv, th):
+    """One neuron's step (the module docstring) on scalars, branch-free: ``a`` its input after the
+    weight exponent, ``uj`` its current, ``vp`` its membrane of the step before *before* reset (the
+    reset is read back as ``vp > th``: a spike's v' = 0). Returns (u', the decayed membrane, v'
+    before reset). The loops keep the loads and stores (so that they vectorise)."""
+    dc = _trunc_decay(uj, fu) + (a << 6)
+    wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
+    wc = dc + 2 * UV_MAX if wc <= -UV_MAX else wc     # Lava re-wraps from the unwrapped value
+    carry = _trunc_decay(0 if vp > th else vp, fv)
+    return wc, carry, min(max(carry + wc + bias, -UV_MAX + 1), UV_MAX - 1)
 
 
 @njit(cache=True)
@@ -50,16 +61,18 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
     fu = 4096 - (du + 1)
     fv = 4096 - dv
     th = vth << 6
+    sl = max(e, 0)       # the weight exponent as two shifts, one of them by 0: a << e, or a >> -e (floor)
+    sr = max(-e, 0)
+    brow = bias_eff[col: col + n_out]
     for j in range(n_out):
         u[j] = 0
         v[j] = 0
+        acc[j] = 0
+        racc[j] = 0
     op[0] = 0
     k = 0
     v0 = w0 + n_in * n_out
     for t in range(T):
-        for j in range(n_out):
-            acc[j] = 0
-            racc[j] = 0
         if is_conv and diag:
             for q in range(ip[pb + t], ip[pb + t + 1]):
                 pin, ch = split_index(ix[q], cin, sh_cin)
@@ -67,7 +80,7 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
                 for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
                     acc[ct_out[m] * cout + ch] += WT[w0 + (ct_k[m] * cin + ch) * cout + ch]
             for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
-                acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
+                acc[j] = ((acc[j] + UV_MAX) & (2 * UV_MAX - 1)) - UV_MAX   # floor mod 2^24, as a mask
         elif is_conv:
             for q in range(ip[pb + t], ip[pb + t + 1]):
                 pin, ch = split_index(ix[q], cin, sh_cin)
@@ -75,64 +88,63 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
                 for m in range(ct_ptr[cst + pin], ct_ptr[cst + pin + 1]):
                     base = w0 + (ct_k[m] * cin + ch) * cout
                     o = ct_out[m] * cout
+                    row = WT[base: base + cout]      # slices vectorise (as the float forward's)
+                    seg = acc[o: o + cout]
                     for j in range(cout):
-                        acc[o + j] += WT[base + j]
+                        seg[j] += row[j]
             for j in range(n_out):          # Lava's signed_clamp(x, 24): a wrap
-                acc[j] = ((acc[j] + UV_MAX) % (2 * UV_MAX)) - UV_MAX
+                acc[j] = ((acc[j] + UV_MAX) & (2 * UV_MAX - 1)) - UV_MAX   # floor mod 2^24, as a mask
         else:
             synops += (ip[pb + t + 1] - ip[pb + t]) * n_out
-            for q in range(ip[pb + t], ip[pb + t + 1]):
-                base = w0 + ix[q] * n_out
-                row = WT[base: base + n_out]
-                for j in range(n_out):
-                    acc[j] += row[j]
+            add_rows(acc, WT, w0, n_out, ix, ip[pb + t], ip[pb + t + 1])    # eight rows a pass: integers, exact
         if rec_l and t > 0:
             synops += (op[t] - op[t - 1]) * n_out
-            for q in range(op[t - 1], op[t]):       # own spikes of step t-1
-                base = v0 + ox[q] * n_out
-                row = WT[base: base + n_out]
-                for j in range(n_out):
-                    racc[j] += row[j]
-        for j in range(n_out):
-            a = acc[j]
-            r = racc[j]
-            if e > 0:
-                a = a << e
-                r = r << e
-            else:
-                a = a >> (-e)
-                r = r >> (-e)
-            if sums:
-                zs[b, 1, col + j] += ((a << 6) + bias_eff[col + j]) / qscale
-            a = a + r
-            dc = _trunc_decay(u[j], fu) + (a << 6)
-            wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
-            if wc <= -UV_MAX:          # Lava re-wraps from the unwrapped value
-                wc = dc + 2 * UV_MAX
-            u[j] = wc
-            carry = _trunc_decay(v[j], fv)
-            vv = carry + wc + bias_eff[col + j]
-            if vv < -UV_MAX + 1:
-                vv = -UV_MAX + 1
-            elif vv > UV_MAX - 1:
-                vv = UV_MAX - 1
+            add_rows(racc, WT, v0, n_out, ox, op[t - 1], op[t])      # own spikes of step t-1
+        # One branch-free pass over the neurons (:func:`_lif_step`); its variants differ only in
+        # what they record, each a loop of its own so that it vectorises (a flag tested inside kept
+        # the loop scalar: 2-3x slower)
+        if not (rec_mem or sums):
             if store:
-                cbuf[t, col + j] = carry / qscale
-                Ibuf[t, col + j] = (vv - carry) / qscale     # input and bias (and the clip) of this step
-            if rec_mem:
-                mem[b, t, col + j] = vv
-            if sums:
-                gq = vv / th
-                zs[b, 0, col + j] += 0.0 if gq < 0.0 else (gq if gq < 1.0 else 1.0)
-            if vv > th:
-                v[j] = 0
-                ox[k] = j
-                k += 1
-                counts[b, col + j] += 1
-                if rec_raster:
-                    raster[b, t, col + j] = 1
+                crow = cbuf[t, col: col + n_out]
+                irow = Ibuf[t, col: col + n_out]
+                for j in range(n_out):
+                    a = ((acc[j] << sl) >> sr) + ((racc[j] << sl) >> sr)
+                    acc[j] = 0
+                    racc[j] = 0
+                    u[j], carry, vv = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
+                    v[j] = vv
+                    crow[j] = carry / qscale
+                    irow[j] = (vv - carry) / qscale     # input and bias (and the clip) of this step
             else:
+                for j in range(n_out):
+                    a = ((acc[j] << sl) >> sr) + ((racc[j] << sl) >> sr)
+                    acc[j] = 0
+                    racc[j] = 0
+                    u[j], carry, v[j] = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
+        else:
+            for j in range(n_out):
+                af = (acc[j] << sl) >> sr
+                a = af + ((racc[j] << sl) >> sr)
+                acc[j] = 0
+                racc[j] = 0
+                u[j], carry, vv = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
                 v[j] = vv
+                if store:
+                    cbuf[t, col + j] = carry / qscale
+                    Ibuf[t, col + j] = (vv - carry) / qscale
+                if rec_mem:
+                    mem[b, t, col + j] = vv
+                if sums:
+                    zs[b, 1, col + j] += ((af << 6) + brow[j]) / qscale
+                    gq = vv / th
+                    zs[b, 0, col + j] += 0.0 if gq < 0.0 else (gq if gq < 1.0 else 1.0)
+        k0 = k
+        k = compress_spikes(v, th, n_out, ox, k)
+        for q in range(k0, k):
+            counts[b, col + ox[q]] += 1
+        if rec_raster:
+            for q in range(k0, k):
+                raster[b, t, col + ox[q]] = 1
         op[t + 1] = k
     return synops
 
