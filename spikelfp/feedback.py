@@ -273,9 +273,9 @@ def _fixed_args(fixed) -> tuple:
     global _NO_FIXED
     if fixed is not None:
         return (True, fixed.WT, fixed.wexp, fixed.du, fixed.dv, fixed.vth, fixed.bias, fixed.scale)
-    if _NO_FIXED is None:
+    if _NO_FIXED is None:      # the dtypes of a FixedPacked's (int32 weights): one compiled kernel for both runs
         i1 = np.zeros(1, np.int64)
-        _NO_FIXED = (False, i1, i1, i1, i1, i1, i1, np.ones(1, np.float64))
+        _NO_FIXED = (False, np.zeros(1, np.int32), i1, i1, i1, i1, i1, np.ones(1, np.float64))
     return _NO_FIXED
 
 

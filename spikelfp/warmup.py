@@ -2,8 +2,9 @@
 
 ``make venv`` runs it once after installing, so the first ``spikelfp train`` starts at full speed
 instead of spending its first epoch in the JIT compiler. It compiles each kernel for the types a
-run passes (float64 and float32 networks of every layer type, both rules, both resets, every optimizer, the Loihi mode,
-the dense-input conversion, the binning and the cochlea). Prints the seconds it took.
+run passes (float64 and float32 networks of every layer type, both rules, both resets, every
+optimizer, the Loihi mode's forward and training at 8 and fewer weight bits, the dense-input
+conversion, the binning and the cochlea). Prints the seconds it took.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def warm_up() -> float:
     from spikelfp import Network, SpikeCount, Temporal, simulate
     from spikelfp.datasets.base import EventDataset
     from spikelfp.datasets.binning import Binning, bin_events
-    from spikelfp.loihi import quantize, simulate_fixed
+    from spikelfp.events import as_event_batch
+    from spikelfp.loihi import hold_of, quantize, quantized_training_pair, simulate_fixed
     from spikelfp.optim import OPTIMIZERS, NeuronAdam
     from spikelfp.packed import neuron_segments, pack
 
@@ -46,6 +48,14 @@ def warm_up() -> float:
         EventBatch.from_dense(dense)
     simulate_fixed(quantize(Network.random([8, 5, 3], seed=0, gain=3.0)), x, raster=True)
     simulate_fixed(quantize(Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0)), x, raster=True)
+    for dtype in (np.float32, np.float64):        # --quantize loihi training: both rules through the integer run
+        for bits in (8, 4):                       # (and the low-bit clip search)
+            for n in (Network.random([8, 5, 3], seed=0, gain=3.0, dtype=dtype),
+                      Network.from_arch("c2k2-r3", (2, 2, 2), 3, seed=0, gain=3.0, dtype=dtype)):
+                p = pack(n)
+                pq, fx = quantized_training_pair(p, n, hold_of(p, n, bits), bits=bits)
+                for rule in (Temporal(), SpikeCount()):
+                    rule.reduce(pq, rule.parts(pq, as_event_batch(x, n.n_in), y, rule.bounds(2), fixed=fx))
     ds = EventDataset.from_samples([(np.array([0, 1], np.int32), np.array([2, 3], np.int32))] * 2, [0, 1], 6, 8, 2)
     ds.batch(np.array([0, 1]))
     bin_events(np.array([1, 2]), np.array([0, 1]), np.array([10.0, 2000.0]), np.array([0, 1]),
