@@ -52,3 +52,17 @@ def test_a_change_in_a_called_file_reaches_the_cached_caller(tmp_path):
         assert any(n.endswith(".nbi") for n in os.listdir(d / "__pycache__"))
         (d / "inner.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef g():\n    return 2\n")
         assert _run(d, guarded) == (12 if guarded else 11)
+
+
+def test_an_unknown_numba_layout_warns_instead_of_failing(monkeypatch):
+    """Where numba keeps its cache locators elsewhere, importing spikelfp still works and says
+    the cache is not guarded (what to delete after an update)."""
+    import pytest
+    from numba.core import caching
+
+    from spikelfp import kernels
+
+    monkeypatch.delattr(caching, "CacheImpl", raising=False)
+    monkeypatch.delattr(caching, "_CacheImpl", raising=False)
+    with pytest.warns(RuntimeWarning, match="not guarded"):
+        kernels._install()

@@ -11,9 +11,10 @@ So the kernels' cache entries are stamped with one fingerprint of *all* the file
 functions call each other (:data:`GUARDED`), computed once when this package is imported (the code
 the process runs): a change in any of them makes numba drop every cached entry of all of them and
 compile again. The guard is a cache locator that numba tries before its own ones
-(``CacheImpl._locator_classes``); it only changes the source stamp, for those files, and keeps
-numba's choice of directory (``NUMBA_CACHE_DIR``, the source tree's ``__pycache__``, or the
-user-wide cache).
+(``CacheImpl._locator_classes``; ``_CacheImpl`` in older numba); it only changes the source stamp,
+for those files, and keeps numba's choice of directory (``NUMBA_CACHE_DIR``, the source tree's
+``__pycache__``, or the user-wide cache). Where a numba keeps its locators elsewhere, importing
+warns and the cache stays unguarded.
 """
 
 from __future__ import annotations
@@ -73,12 +74,22 @@ def _guarded(base):
 def _install() -> None:
     from numba.core import caching
 
-    classes = caching.CacheImpl._locator_classes
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)   # (older numba)
+    mixin = getattr(caching, "_SourceFileBackedLocatorMixin", None)
+    classes = getattr(impl, "_locator_classes", None)
+    if mixin is None or not isinstance(classes, list):
+        import warnings
+
+        warnings.warn("spikelfp: this numba's cache locators are not where spikelfp looks for them, so its "
+                      "kernels' cache is not guarded against stale callees; after updating spikelfp, delete "
+                      "the __pycache__ folders under spikelfp/ (or set NUMBA_CACHE_DIR to a new folder)",
+                      RuntimeWarning, stacklevel=3)
+        return
     if any(getattr(c, "_spikelfp_guard", False) for c in classes):
         return
     guards = []
     for base in list(classes):
-        if issubclass(base, caching._SourceFileBackedLocatorMixin):   # the locators of plain source files
+        if issubclass(base, mixin):      # the locators of plain source files
             g = _guarded(base)
             g._spikelfp_guard = True
             guards.append(g)
