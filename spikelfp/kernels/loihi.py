@@ -42,7 +42,7 @@ def _lif_step(a, uj, vp, bias, fu, fv, th):
     return wc, carry, min(max(carry + wc + bias, -UV_MAX + 1), UV_MAX - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")    # no zero check in its divisions (all by positive scales): they vectorise
 def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, cst, diag, ct_ptr, ct_out, ct_k, e, du,
                 dv, vth, bias_eff, col, u, v, acc, racc, op, ox, counts, b, rec_raster, raster, rec_mem, mem,
                 store, cbuf, Ibuf, qscale, sums, zs):
