@@ -88,6 +88,21 @@ def compress_spikes(v, theta, n_out, oidx, k):
 
 
 @njit(cache=True, inline="always")
+def record_spikes(v, theta, n_out, oidx, k, counts, b, col, rec_raster, raster, t):
+    """Step t's spikes (``v > theta``, :func:`compress_spikes`) appended to ``oidx[k:]``, counted into
+    ``counts[b, col + j]`` and, with ``rec_raster``, set in ``raster[b, t, col + j]``; returns the new
+    k. The float forward and the Loihi integer forward both end each step with it."""
+    k0 = k
+    k = compress_spikes(v, theta, n_out, oidx, k)
+    for q in range(k0, k):
+        counts[b, col + oidx[q]] += 1
+    if rec_raster:
+        for q in range(k0, k):
+            raster[b, t, col + oidx[q]] = 1
+    return k
+
+
+@njit(cache=True, inline="always")
 def channel_shift(cin):
     """log2(cin) when a conv layer's input channel count is a power of two, else -1: the argument
     :func:`split_index` takes."""
@@ -303,13 +318,7 @@ def run_layer(ptr, pbase, idx, T, WT, w0, n_out, v0, cv, bias, has_bias, beta, t
             for j in range(n_out):
                 q = v[j] / theta
                 mrow[j] += 0.0 if q < 0.0 else (q if q < 1.0 else 1.0)
-        k0 = k
-        k = compress_spikes(v, theta, n_out, oidx, k)
-        for q in range(k0, k):
-            counts[b, col + oidx[q]] += 1
-        if rec_raster:
-            for q in range(k0, k):
-                raster[b, t, col + oidx[q]] = 1
+        k = record_spikes(v, theta, n_out, oidx, k, counts, b, col, rec_raster, raster, t)
         optr[t + 1] = k
     return ops
 

@@ -18,7 +18,7 @@ then added to a (Lava adds the two Dense outputs at the LIF's a_in).
 import numpy as np
 from numba import njit, prange
 
-from .lif import add_rows, channel_shift, compress_spikes, split_index
+from .lif import add_rows, channel_shift, record_spikes, split_index
 
 UV_MAX = 2**23
 
@@ -30,11 +30,14 @@ def _trunc_decay(x, factor):
 
 
 @njit(cache=True, inline="always")
-def _lif_step(a, uj, vp, bias, fu, fv, th):
-    """One neuron's step (the module docstring) on scalars, branch-free: ``a`` its input after the
-    weight exponent, ``uj`` its current, ``vp`` its membrane of the step before *before* reset (the
+def _lif_step(aj, rj, uj, vp, bias, sl, sr, fu, fv, th):
+    """One neuron's step (the module docstring) on scalars, branch-free: ``aj`` / ``rj`` its summed
+    feed-forward / recurrent weights, each shifted by the weight exponent (``<< sl >> sr``: one of
+    the two is 0), ``uj`` its current, ``vp`` its membrane of the step before *before* reset (the
     reset is read back as ``vp > th``: a spike's v' = 0). Returns (u', the decayed membrane, v'
-    before reset). The loops keep the loads and stores (so that they vectorise)."""
+    before reset). The loops keep the loads and stores (so that they vectorise: a helper that took
+    the arrays and the index kept them scalar)."""
+    a = ((aj << sl) >> sr) + ((rj << sl) >> sr)
     dc = _trunc_decay(uj, fu) + (a << 6)
     wc = dc - 2 * UV_MAX if dc > UV_MAX else dc
     wc = dc + 2 * UV_MAX if wc <= -UV_MAX else wc     # Lava re-wraps from the unwrapped value
@@ -108,26 +111,23 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
                 crow = cbuf[t, col: col + n_out]
                 irow = Ibuf[t, col: col + n_out]
                 for j in range(n_out):
-                    a = ((acc[j] << sl) >> sr) + ((racc[j] << sl) >> sr)
+                    u[j], carry, vv = _lif_step(acc[j], racc[j], u[j], v[j], brow[j], sl, sr, fu, fv, th)
                     acc[j] = 0
                     racc[j] = 0
-                    u[j], carry, vv = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
                     v[j] = vv
                     crow[j] = carry / qscale
                     irow[j] = (vv - carry) / qscale     # input and bias (and the clip) of this step
             else:
                 for j in range(n_out):
-                    a = ((acc[j] << sl) >> sr) + ((racc[j] << sl) >> sr)
+                    u[j], carry, v[j] = _lif_step(acc[j], racc[j], u[j], v[j], brow[j], sl, sr, fu, fv, th)
                     acc[j] = 0
                     racc[j] = 0
-                    u[j], carry, v[j] = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
         else:
             for j in range(n_out):
-                af = (acc[j] << sl) >> sr
-                a = af + ((racc[j] << sl) >> sr)
+                af = (acc[j] << sl) >> sr            # the feed-forward input alone (the spike-count sums)
+                u[j], carry, vv = _lif_step(acc[j], racc[j], u[j], v[j], brow[j], sl, sr, fu, fv, th)
                 acc[j] = 0
                 racc[j] = 0
-                u[j], carry, vv = _lif_step(a, u[j], v[j], brow[j], fu, fv, th)
                 v[j] = vv
                 if store:
                     cbuf[t, col + j] = carry / qscale
@@ -138,13 +138,7 @@ def fixed_layer(ip, pb, ix, T, WT, w0, n_in, n_out, rec_l, is_conv, cin, cout, c
                     zs[b, 1, col + j] += ((af << 6) + brow[j]) / qscale
                     gq = vv / th
                     zs[b, 0, col + j] += 0.0 if gq < 0.0 else (gq if gq < 1.0 else 1.0)
-        k0 = k
-        k = compress_spikes(v, th, n_out, ox, k)
-        for q in range(k0, k):
-            counts[b, col + ox[q]] += 1
-        if rec_raster:
-            for q in range(k0, k):
-                raster[b, t, col + ox[q]] = 1
+        k = record_spikes(v, th, n_out, ox, k, counts, b, col, rec_raster, raster, t)
         op[t + 1] = k
     return synops
 
