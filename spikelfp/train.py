@@ -242,17 +242,23 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
     seed 0 ended with dense weights 8.5x their init, seeds 1 and 2 with 3x; docs/results.md).
     Every other layer, the output layer among them, is left exactly as drawn; no randomness is used.
     """
+    from .events import EventBatch
     from .simulate import simulate
 
     out = net.copy()
     T = probe.n_steps
     hidden = [l for l in range(len(out) - 1) if getattr(out.layers[l], "trainable", True)]
     for i, l in enumerate(hidden):      # a pooling layer's fixed synapses stay as they are
-        def rate(g, l=l, top=l):
-            trial = out.copy()
-            _scale_layer(trial.layers[l], g)
-            sub = Network(trial.layers[: top + 1], dt=trial.dt)
-            return float(simulate(sub, probe).counts[-1].mean()) / T
+        # The layers below l are final while l is searched: their spikes on the probe are computed
+        # once, and each trial runs from layer l up (the same spikes, in the same order, as the
+        # whole network's run: each layer sees only its input's spikes of the step).
+        x = probe if l == 0 else EventBatch.from_dense(
+            simulate(Network(out.layers[:l], dt=out.dt), probe, raster=True).rasters[-1])
+
+        def rate(g, l=l, top=l, x=x):
+            layers = [la.copy() for la in out.layers[l: top + 1]]
+            _scale_layer(layers[0], g)
+            return float(simulate(Network(layers, dt=out.dt), x).counts[-1].mean()) / T
         r = rate(1.0)
         if r >= target:
             continue

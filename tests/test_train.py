@@ -222,6 +222,62 @@ def test_activation_raises_a_layer_too_quiet_to_drive_the_next(small_digits):
     np.testing.assert_array_equal(same.layers[0].weight, loud.layers[0].weight)
 
 
+def _activate_hidden_reference(net, probe, min_rate=0.01, target=0.05):
+    """activate_hidden as first written: every trial simulates the whole network up to the layer
+    it checks (no spikes of the layers below reused)."""
+    import math
+
+    import spikelfp
+    from spikelfp.train import _scale_layer
+
+    out = net.copy()
+    T = probe.n_steps
+    hidden = [l for l in range(len(out) - 1) if getattr(out.layers[l], "trainable", True)]
+    for i, l in enumerate(hidden):
+        def rate(g, l=l, top=l):
+            trial = out.copy()
+            _scale_layer(trial.layers[l], g)
+            sub = spikelfp.Network(trial.layers[: top + 1], dt=trial.dt)
+            return float(spikelfp.simulate(sub, probe).counts[-1].mean()) / T
+        r = rate(1.0)
+        if r >= target:
+            continue
+        if r >= min_rate and (i + 1 == len(hidden) or rate(1.0, top=hidden[i + 1]) >= min_rate):
+            continue
+        lo, hi = 1.0, 4.0
+        while rate(hi) < target and hi < 1e4:
+            lo, hi = hi, hi * 4.0
+        for _ in range(20):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
+        _scale_layer(out.layers[l], hi)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["c8k3s2-p2-c16k3-d32", "d48-r32-d32"])
+def test_activation_matches_whole_network_trials(small_digits, arch):
+    # activate_hidden runs each trial from the searched layer up, on the spikes of the (final)
+    # layers below: the same factors, to the bit, as simulating the whole prefix every time
+    import spikelfp
+    from spikelfp.train import activate_hidden, probe_batch
+
+    train, _ = small_digits
+    probe = probe_batch(train, 32)
+    net = spikelfp.Network.from_arch(arch, train.input_shape, train.n_classes, seed=4)
+    for la in net.layers[:-1]:
+        if getattr(la, "trainable", True):
+            la.weight *= 0.05                           # every trained hidden layer silent as drawn
+    ref = _activate_hidden_reference(net, probe)
+    out = activate_hidden(net, probe)
+    scaled = 0
+    for a, b, c in zip(out.layers, ref.layers, net.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        if getattr(a, "recurrent", None) is not None:
+            np.testing.assert_array_equal(a.recurrent, b.recurrent)
+        scaled += not np.array_equal(a.weight, c.weight)
+    assert scaled == 3, "vacuous: not every hidden layer was searched"
+
+
 def test_probe_batch_is_drawn_not_the_first_samples(small_digits):
     from spikelfp.train import probe_batch
 
