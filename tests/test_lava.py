@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import random_net
+from conftest import foreground_sigint, random_net
 from spikelfp.backends import lava as lava_backend
 
 from spikelfp.io import Checkpoint, save_checkpoint
@@ -45,7 +45,7 @@ def _alive(pid: int) -> bool:
 def test_float_lava_spikes_identical_to_spikelfp(tmp_path):
     out = run_script(tmp_path, """
         import numpy as np
-        from conftest import random_net, random_input
+        from conftest import foreground_sigint, random_net, random_input
         import spikelfp
         from spikelfp.backends import lava
         res, workers = [], []
@@ -69,7 +69,7 @@ def test_float_lava_spikes_identical_to_spikelfp(tmp_path):
 def test_fixed_lava_bit_exact_with_spikelfp_fixed_mode(tmp_path):
     out = run_script(tmp_path, """
         import numpy as np
-        from conftest import random_net, random_input
+        from conftest import foreground_sigint, random_net, random_input
         from spikelfp.backends import lava
         from spikelfp.loihi import quantize, simulate_fixed
         res, workers = [], []
@@ -127,7 +127,7 @@ def test_exported_file_loads_as_lava_processes_and_runs(tmp_path):
     out = run_script(tmp_path, """
         import multiprocessing
         import numpy as np
-        from conftest import random_net, random_input
+        from conftest import foreground_sigint, random_net, random_input
         import spikelfp
         from spikelfp import compat
         from spikelfp.backends import lava
@@ -182,10 +182,11 @@ def test_lava_parameter_file_errors(tmp_path):
 
 
 def _start_export(model, data_root):
-    """The export in its own session, so the test can always kill everything it started."""
+    """The export in its own session, so the test can always kill everything it started (with
+    SIGINT's default action, as a command started from a terminal has it)."""
     return subprocess.Popen([sys.executable, "-m", "spikelfp", "export", str(model), "--to", "lava", "--check", "300",
                              "--data-root", data_root], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=foreground_sigint)
 
 
 def _wait_for_workers(p, n=3, within=120.0) -> set:
@@ -218,8 +219,8 @@ def _survivors(workers, within=15.0):
     return alive
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.3])
-def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root, delay):
+@pytest.mark.parametrize("delay, how", [(0.0, "SIGTERM"), (0.3, "SIGTERM"), (0.3, "Ctrl-C")])
+def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_root, delay, how):
     model = _trained_model(tmp_path, small_digits)
     p = _start_export(model, data_root)
     workers: set[int] = set()
@@ -228,10 +229,13 @@ def test_sigterm_during_export_leaves_no_workers(tmp_path, small_digits, data_ro
         assert workers, "Lava never started its workers"
         time.sleep(delay)                               # 0: while Lava is still starting its workers
         workers |= _children(p.pid)
-        p.send_signal(signal.SIGTERM)
+        if how == "Ctrl-C":                             # a terminal's Ctrl-C: SIGINT to every process of the
+            os.killpg(p.pid, signal.SIGINT)             # group, Lava's workers (which inherit the handler) too
+        else:
+            p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)                              # must not hang
         survivors = _survivors(workers)
-        assert not survivors, f"Lava workers survived SIGTERM: {survivors}"
+        assert not survivors, f"Lava workers survived {how}: {survivors}"
         assert p.returncode != 0
         assert not [d for d in os.listdir(tempfile.gettempdir()) if d.startswith("spikelfp-lava-")
                     and _owned_by(d, p.pid)]
