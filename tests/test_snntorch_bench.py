@@ -66,15 +66,18 @@ def test_sg_takes_the_lfp_trainers_schedule_step_by_step(small_digits, monkeypat
     step = torch.optim.Adam.step
 
     def recording_step(self, *a, **k):
-        seen.append(self.param_groups[0]["lr"])
+        seen.append((id(self), self.param_groups[0]["lr"]))
         return step(self, *a, **k)
     monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
     bsn.train_sg(train, test, hidden=[8], epochs=2, batch_size=64, lr=3e-3, seed=1, schedule=schedule)
     n_steps = 2 * -(-len(train) // 64)
     want = make_schedule(schedule, 3e-3, n_steps)
-    assert seen == [want(k) for k in range(n_steps)]
+    warm, run = seen[:3], seen[3:]          # the untimed warm-up's throwaway optimizer, then the run's own
+    assert len({i for i, _ in warm}) == 1 and len({i for i, _ in run}) == 1 and warm[0][0] != run[0][0]
+    lrs = [lr for _, lr in run]
+    assert lrs == [want(k) for k in range(n_steps)]
     if schedule != "constant":
-        assert seen[-1] < 3e-3 / 10
+        assert lrs[-1] < 3e-3 / 10
 
 
 def test_sg_starts_from_the_lfp_init(small_digits):
