@@ -9,7 +9,7 @@ was silently lost ("Exception ignored in _releaseLock"), and so was a Ctrl-C tha
 first signal also starts a 1 s interval timer whose SIGALRM raises the interrupt again until
 someone :func:`acknowledge` s it (the command's top level, or the Lava runner as it starts its
 cleanup); after ``GIVE_UP_S`` without acknowledgement every child is killed and the process exits
-(143): nothing can hang for good.
+(128 + the signal: 143 after SIGTERM, 130 after Ctrl-C): nothing can hang for good.
 """
 
 from __future__ import annotations
