@@ -259,19 +259,29 @@ def activate_hidden(net: Network, probe, min_rate: float = 0.01, target: float =
             layers = [la.copy() for la in out.layers[l: top + 1]]
             _scale_layer(layers[0], g)
             return float(simulate(Network(layers, dt=out.dt), x).counts[-1].mean()) / T
-        r = rate(1.0)
-        if r >= target:
-            continue
-        if r >= min_rate and (i + 1 == len(hidden) or rate(1.0, top=hidden[i + 1]) >= min_rate):
-            continue                      # active, and its spikes drive the next hidden layer
-        lo, hi = 1.0, 4.0                 # r = rate(1.0) < target: the search starts one step up
-        while rate(hi) < target and hi < 1e4:
-            lo, hi = hi, hi * 4.0
-        for _ in range(20):
-            mid = math.sqrt(lo * hi)
-            lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
-        _scale_layer(out.layers[l], hi)
+        g = activation_factor(rate, hidden[i + 1] if i + 1 < len(hidden) else None, min_rate, target)
+        if g is not None:
+            _scale_layer(out.layers[l], g)
     return out
+
+
+def activation_factor(rate, above, min_rate: float, target: float) -> float | None:
+    """:func:`activate_hidden`'s decision for one hidden layer: the factor its weights are scaled by,
+    or None to leave it as drawn. ``rate(g, top=None)``: the mean firing rate on the probe of the
+    layer scaled by g (of hidden layer ``top`` above it, when given); ``above``: the next trained
+    hidden layer, or None."""
+    r = rate(1.0)
+    if r >= target:
+        return None
+    if r >= min_rate and (above is None or rate(1.0, top=above) >= min_rate):
+        return None                       # active, and its spikes drive the next hidden layer
+    lo, hi = 1.0, 4.0                     # r = rate(1.0) < target: the search starts one step up
+    while rate(hi) < target and hi < 1e4:
+        lo, hi = hi, hi * 4.0
+    for _ in range(20):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
+    return hi
 
 
 def _scale_layer(layer, g: float) -> None:

@@ -224,11 +224,10 @@ def test_activation_raises_a_layer_too_quiet_to_drive_the_next(small_digits):
 
 def _activate_hidden_reference(net, probe, min_rate=0.01, target=0.05):
     """activate_hidden as first written: every trial simulates the whole network up to the layer
-    it checks (no spikes of the layers below reused)."""
-    import math
-
+    it checks (no spikes of the layers below reused); the same decision and search
+    (:func:`spikelfp.train.activation_factor`)."""
     import spikelfp
-    from spikelfp.train import _scale_layer
+    from spikelfp.train import _scale_layer, activation_factor
 
     out = net.copy()
     T = probe.n_steps
@@ -239,18 +238,9 @@ def _activate_hidden_reference(net, probe, min_rate=0.01, target=0.05):
             _scale_layer(trial.layers[l], g)
             sub = spikelfp.Network(trial.layers[: top + 1], dt=trial.dt)
             return float(spikelfp.simulate(sub, probe).counts[-1].mean()) / T
-        r = rate(1.0)
-        if r >= target:
-            continue
-        if r >= min_rate and (i + 1 == len(hidden) or rate(1.0, top=hidden[i + 1]) >= min_rate):
-            continue
-        lo, hi = 1.0, 4.0
-        while rate(hi) < target and hi < 1e4:
-            lo, hi = hi, hi * 4.0
-        for _ in range(20):
-            mid = math.sqrt(lo * hi)
-            lo, hi = (mid, hi) if rate(mid) < target else (lo, mid)
-        _scale_layer(out.layers[l], hi)
+        g = activation_factor(rate, hidden[i + 1] if i + 1 < len(hidden) else None, min_rate, target)
+        if g is not None:
+            _scale_layer(out.layers[l], g)
     return out
 
 
